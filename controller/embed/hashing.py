@@ -1,0 +1,89 @@
+"""The embedded default embedder: hashed word and character n-grams, no network and no weights.
+
+Each text becomes three bags of features: words, word bigrams and character 3-5-grams of each word
+(padded, like scikit-learn's `char_wb`). Counts are damped (1 + log tf), each bag is normalised on its
+own and weighted, and the features are hashed with a sign bit into `dim` buckets. The vector has no
+corpus statistics in it, so a stored vector never drifts; the index applies inverse document
+frequencies, which it keeps per bucket, to the query at search time (see `controller.index.core`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+
+from controller.embed import Matrix
+
+_TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]", re.IGNORECASE)
+
+# Relative weights of the bags; char n-grams carry most of the signal on short paraphrased requests.
+WORD_WEIGHT = 1.0
+BIGRAM_WEIGHT = 0.5
+CHAR_WEIGHT = 1.4
+VERSION = 1
+
+
+@lru_cache(maxsize=1 << 18)
+def _bucket(feature: str, dim: int) -> int:
+    """A signed bucket: sign in the sign of the result, bucket in its magnitude minus one."""
+    h = zlib.crc32(feature.encode("utf-8"))
+    index = (h >> 1) % dim
+    return index + 1 if h & 1 else -(index + 1)
+
+
+def features(text: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    words = [t.lower() for t in _TOKEN.findall(text)]
+    alnum = [w for w in words if w[0].isalnum() or w[0] == "_"]
+    bigrams = Counter(f"{a} {b}" for a, b in zip(alnum, alnum[1:], strict=False))
+    chars: Counter[str] = Counter()
+    for word in alnum:
+        padded = f" {word} "
+        for n in (3, 4, 5):
+            chars.update(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
+    return Counter(words), bigrams, chars
+
+
+class HashingEmbedder:
+    """Deterministic lexical embedder; `dim` trades memory for fewer hash collisions."""
+
+    query_idf = True
+
+    def __init__(self, dim: int = 1024) -> None:
+        if dim < 16:
+            raise ValueError("hashing dimension must be at least 16")
+        self._dim = dim
+
+    @property
+    def model(self) -> str:
+        return f"hashing-v{VERSION}-d{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed_one(self, text: str) -> Matrix:
+        vector = np.zeros(self._dim, dtype=np.float32)
+        for bag, weight, prefix in zip(features(text), (WORD_WEIGHT, BIGRAM_WEIGHT, CHAR_WEIGHT), "wbc", strict=True):
+            if not bag:
+                continue
+            damped = {f: 1.0 + math.log(c) for f, c in bag.items()}
+            scale = weight / math.sqrt(sum(v * v for v in damped.values()))
+            for feature, value in damped.items():
+                b = _bucket(prefix + feature, self._dim)
+                vector[abs(b) - 1] += math.copysign(value * scale, b)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def embed_sync(self, texts: list[str]) -> Matrix:
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.embed_one(text)
+        return out
+
+    async def embed(self, texts: list[str]) -> Matrix:
+        return self.embed_sync(texts)

@@ -1,0 +1,162 @@
+"""The example index: a growable float32 matrix, a map id -> row, and a readers-writer lock.
+
+Foyle's InMemoryDB, made incremental: `matrix[i]` is the embedding of the example whose id is
+`ids[i]`. Upsert writes one row (capacity doubles when full, so appends are amortised O(d)); delete
+moves the last row into the hole and fixes the map. Nothing here reloads everything, and nothing here
+knows about Kubernetes or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.embed import Matrix
+from controller.index.rwlock import ReadWriteLock
+
+MAX_K = 100
+
+
+class IndexMismatchError(ValueError):
+    """A vector of another dimension or model than the index's."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a search returns about an example, besides its score."""
+
+    namespace: str
+    name: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float
+
+
+class ExampleIndex:
+    """Thread-safe nearest-neighbour index over unit-length vectors of one model."""
+
+    def __init__(self, dim: int, model: str, *, query_idf: bool = False, capacity: int = 1024) -> None:
+        self.dim = dim
+        self.model = model
+        self._query_idf = query_idf
+        self._lock = ReadWriteLock()
+        self._matrix: Matrix = np.zeros((max(1, capacity), dim), dtype=np.float32)
+        self._ns_codes: npt.NDArray[np.int32] = np.zeros(max(1, capacity), dtype=np.int32)
+        self._ns_by_name: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._entries: list[Entry] = []
+        self._rows: dict[str, int] = {}
+        # Document frequency per dimension, for query-side IDF of lexical embedders. Kept per write, so
+        # term statistics follow the learned set without ever re-embedding a stored vector.
+        self._df: npt.NDArray[np.int64] = np.zeros(dim, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._matrix.shape[0])
+
+    def nbytes(self) -> int:
+        return int(self._matrix.nbytes + self._ns_codes.nbytes + self._df.nbytes)
+
+    def ids(self) -> set[str]:
+        with self._lock.read():
+            return set(self._ids)
+
+    def check(self, vector: Matrix, model: str) -> Matrix:
+        """Validate a vector against the index; returns it as contiguous float32."""
+        if model != self.model:
+            raise IndexMismatchError(f"embedding model {model!r} differs from the index's {self.model!r}")
+        v = np.ascontiguousarray(vector, dtype=np.float32)
+        if v.shape != (self.dim,):
+            raise IndexMismatchError(f"embedding has shape {v.shape}, the index expects ({self.dim},)")
+        return v
+
+    def upsert(self, id_: str, vector: Matrix, entry: Entry, model: str) -> None:
+        v = self.check(vector, model)
+        with self._lock.write():
+            row = self._rows.get(id_)
+            if row is None:
+                row = len(self._ids)
+                if row == self._matrix.shape[0]:
+                    self._grow()
+                self._ids.append(id_)
+                self._entries.append(entry)
+                self._rows[id_] = row
+            else:
+                self._df -= self._matrix[row] != 0
+                self._entries[row] = entry
+            self._matrix[row] = v
+            self._df += v != 0
+            self._ns_codes[row] = self._ns_by_name.setdefault(entry.namespace, len(self._ns_by_name))
+
+    def delete(self, id_: str) -> bool:
+        with self._lock.write():
+            row = self._rows.pop(id_, None)
+            if row is None:
+                return False
+            self._df -= self._matrix[row] != 0
+            last = len(self._ids) - 1
+            if row != last:
+                self._matrix[row] = self._matrix[last]
+                self._ns_codes[row] = self._ns_codes[last]
+                self._ids[row] = self._ids[last]
+                self._entries[row] = self._entries[last]
+                self._rows[self._ids[row]] = row
+            self._matrix[last] = 0
+            self._ids.pop()
+            self._entries.pop()
+            return True
+
+    def _grow(self) -> None:
+        capacity = self._matrix.shape[0] * 2
+        matrix = np.zeros((capacity, self.dim), dtype=np.float32)
+        matrix[: len(self._ids)] = self._matrix[: len(self._ids)]
+        codes = np.zeros(capacity, dtype=np.int32)
+        codes[: len(self._ids)] = self._ns_codes[: len(self._ids)]
+        self._matrix, self._ns_codes = matrix, codes
+
+    def _weigh(self, query: Matrix, n: int) -> Matrix:
+        if not self._query_idf or n == 0:
+            return query
+        idf = np.log((1.0 + n) / (1.0 + self._df)).astype(np.float32) + np.float32(1.0)
+        weighted = query * idf * idf
+        norm = np.linalg.norm(weighted)
+        return weighted / norm if norm > 0 else query
+
+    def search(
+        self, query: Matrix, k: int = 3, *, min_score: float = -1.0, namespace: str | None = None
+    ) -> list[Hit]:
+        """Top-k by cosine; `namespace` restricts to one namespace (None searches all)."""
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}")
+        q = np.ascontiguousarray(query, dtype=np.float32)  # a float64 query would upcast the matrix
+        if q.shape != (self.dim,):
+            raise IndexMismatchError(f"query has shape {q.shape}, the index expects ({self.dim},)")
+        with self._lock.read():
+            n = len(self._ids)
+            if n == 0:
+                return []
+            scores = self._matrix[:n] @ self._weigh(q, n)
+            if namespace is not None:
+                code = self._ns_by_name.get(namespace)
+                if code is None:
+                    return []
+                scores[self._ns_codes[:n] != code] = -np.inf
+            k = min(k, n)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [
+                Hit(self._entries[i], float(scores[i]))
+                for i in top
+                if np.isfinite(scores[i]) and scores[i] >= min_score
+            ]

@@ -1,0 +1,72 @@
+"""The learning rule: does a Block teach something, and what Example does it teach?
+
+Pure and deterministic: the kopf handler fetches the Block, calls `decide` and writes the result.
+Every outcome carries a CamelCase reason so that "why did it not learn?" is answered by
+`kubectl get blk` and by one PromQL query over the reconcile counter.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from controller.models import BlockRef, BlockSpec, Doc, ExampleSpec
+
+
+class Reason(enum.StrEnum):
+    LEARNED = "Learned"
+    UNCHANGED = "Unchanged"
+    NOT_EXECUTED = "NotExecuted"
+    EVAL_MODE = "EvalMode"
+    EXECUTION_FAILED = "ExecutionFailed"
+    NO_SUGGESTION = "NoSuggestion"
+    EMPTY = "EmptyCell"
+    INVALID = "Invalid"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which Blocks teach. The defaults are Foyle's: only corrections of a suggestion that ran."""
+
+    learn_without_suggestion: bool = False
+    learn_from_failures: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: Reason
+    message: str
+    example: ExampleSpec | None = None
+
+    @property
+    def teaches(self) -> bool:
+        return self.example is not None
+
+
+def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy()) -> Decision:
+    """Decide from the Block's current spec alone (level-triggered) whether it teaches, and what."""
+    if spec.eval_mode:
+        return Decision(Reason.EVAL_MODE, "Block was produced by an evaluation run.")
+    executed = spec.executed_cell
+    if executed is None:
+        return Decision(Reason.NOT_EXECUTED, "No cell has been executed yet.")
+    if not executed.contents.strip():
+        return Decision(Reason.EMPTY, "The executed cell is empty.")
+    if spec.exit_code not in (None, 0) and not policy.learn_from_failures:
+        return Decision(Reason.EXECUTION_FAILED, f"The execution failed with exit code {spec.exit_code}.")
+    generated = spec.generated_cell
+    if generated is None:
+        if not policy.learn_without_suggestion:
+            return Decision(Reason.NO_SUGGESTION, "The cell was written without a suggestion.")
+        message = "Learned from a cell written without a suggestion."
+    elif generated.contents.strip() == executed.contents.strip():
+        return Decision(Reason.UNCHANGED, "The suggestion was executed unchanged.")
+    else:
+        message = "The person corrected the suggestion before running it."
+    example = ExampleSpec(query=Doc(cells=list(spec.doc.cells)), answer=[executed], block_ref=block)
+    return Decision(Reason.LEARNED, message, example)
+
+
+def example_name(block_name: str) -> str:
+    """The Example's name is derived from its Block, so that there is exactly one and retries find it."""
+    return block_name
