@@ -21,6 +21,7 @@ class Reason(enum.StrEnum):
     EXECUTION_FAILED = "ExecutionFailed"
     NO_SUGGESTION = "NoSuggestion"
     EMPTY = "EmptyCell"
+    NO_CONTEXT = "NoContext"
     INVALID = "Invalid"
 
 
@@ -52,6 +53,8 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy()) -> Decis
         return Decision(Reason.NOT_EXECUTED, "No cell has been executed yet.")
     if not executed.contents.strip():
         return Decision(Reason.EMPTY, "The executed cell is empty.")
+    if not any(c.contents.strip() for c in spec.doc.cells):
+        return Decision(Reason.NO_CONTEXT, "The document has no context to retrieve the cell by.")
     if spec.exit_code not in (None, 0) and not policy.learn_from_failures:
         return Decision(Reason.EXECUTION_FAILED, f"The execution failed with exit code {spec.exit_code}.")
     generated = spec.generated_cell

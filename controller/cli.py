@@ -1,0 +1,117 @@
+"""The `blocklearn` command: one entry point for every process and tool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from controller import __version__, logs
+from controller.settings import Settings
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine; SIGINT and SIGTERM set its stop event so it shuts down cleanly."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for field in ("namespaces", "embedder", "metrics_port", "log_format", "hashing_dim"):
+        value = getattr(args, field, None)
+        if value is not None and value != []:
+            overrides[field] = value
+    return Settings(**overrides)
+
+
+def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
+    p.add_argument(
+        "-n", "--namespace", dest="namespaces", action="append", default=[],
+        help="namespace to watch (repeat for several; default: all namespaces)",
+    )
+    p.add_argument("--embedder", choices=["hashing", "openai"], help="embedder (default: hashing)")
+    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 2048)")
+    if metrics_port:
+        p.add_argument("--metrics-port", type=int, help="Prometheus metrics port, 0 to disable (default: 9090)")
+    p.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
+
+
+def cmd_controller(args: argparse.Namespace) -> None:
+    from controller.operator.run import run
+
+    settings = _settings(args)
+    logs.setup(settings.log_format)
+    _run_until_signal(lambda stop: run(settings, liveness=args.liveness, stop=stop))
+
+
+def cmd_crds(args: argparse.Namespace) -> None:
+    from controller.crds import all_crds, render
+
+    if args.out is None:
+        sys.stdout.write("---\n".join(render(c) for c in all_crds()))
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for crd in all_crds():
+        path = out / f"{crd['metadata']['name']}.yaml"
+        path.write_text(render(crd))
+        print(f"wrote {path}")
+
+
+def cmd_emulator(args: argparse.Namespace) -> None:
+    from controller.kube.serve import serve
+
+    logs.setup(args.log_format or "text")
+    crds = Path(args.crds) if args.crds else None
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    persist = Path(args.persist) if args.persist else None
+    _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blocklearn",
+        description="An operator that makes an AI assistant learn from the cells people correct and run.",
+    )
+    parser.add_argument("--version", action="version", version=f"blocklearn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
+    _add_common(p)
+    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL")
+    p.set_defaults(func=cmd_controller)
+
+    p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
+    p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
+    p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser("emulator", help="serve a local Kubernetes API (kmock) with the CRDs registered")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443, help="port to listen on (default: 8443; 0 picks one)")
+    p.add_argument("--crds", help="directory of CRD YAML files (default: the built-in CRDs)")
+    p.add_argument("--kubeconfig", help="write a kubeconfig pointing at the emulator to this path")
+    p.add_argument("--persist", help="load objects from this file at start and save them at stop")
+    p.add_argument("--log-format", choices=["text", "json"])
+    p.set_defaults(func=cmd_emulator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

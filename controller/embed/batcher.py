@@ -1,0 +1,53 @@
+"""Collects concurrent embedding requests into batches: one call for all Examples waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from controller import metrics
+from controller.embed import Embedder, Matrix
+
+
+class EmbedBatcher:
+    def __init__(self, embedder: Embedder, max_batch: int = 64, wait: float = 0.05) -> None:
+        self._embedder = embedder
+        self._max_batch = max_batch
+        self._wait = wait
+        self._pending: list[tuple[str, asyncio.Future[Matrix]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def embed(self, text: str) -> Matrix:
+        future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
+        self._pending.append((text, future))
+        metrics.embedding_backlog.set(len(self._pending))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self._wait)  # let concurrent handlers join the batch
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                batch = [(t, f) for t, f in batch if not f.done()]  # a cancelled handler waits no more
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                try:
+                    vectors = await self._embedder.embed([t for t, _ in batch])
+                except Exception as exc:  # every waiter gets the failure and retries on its own
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(exc)
+                else:
+                    metrics.embedding_duration_seconds.observe(time.perf_counter() - started)
+                    metrics.embedding_batch_size.observe(len(batch))
+                    for (_, f), v in zip(batch, vectors, strict=True):
+                        if not f.done():
+                            f.set_result(v)
+                metrics.embedding_backlog.set(len(self._pending))

@@ -1,0 +1,73 @@
+"""Calls to the Blocklearn resources through the official Kubernetes client, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from controller import GROUP, VERSION
+
+Obj = dict[str, Any]
+
+
+def api_client(kubeconfig: str | None = None) -> Any:
+    """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return kubernetes.client.ApiClient(configuration)
+
+
+class CustomObjects:
+    """Namespaced custom objects of the blocklearn.dev group; every call runs in a worker thread."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._api = kubernetes.client.CustomObjectsApi(client)
+
+    async def get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await asyncio.to_thread(
+                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create(self, plural: str, namespace: str, body: Obj) -> Obj:
+        return await asyncio.to_thread(
+            self._api.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body
+        )
+
+    async def patch(self, plural: str, namespace: str, name: str, body: Obj) -> Obj:
+        return await asyncio.to_thread(
+            self._api.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, body
+        )
+
+    async def delete(self, plural: str, namespace: str, name: str) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            await asyncio.to_thread(
+                self._api.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def list_sync(self, plural: str, namespace: str | None = None, **kwargs: Any) -> Obj:
+        if namespace:
+            result: Obj = self._api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kwargs)
+        else:
+            result = self._api.list_cluster_custom_object(GROUP, VERSION, plural, **kwargs)
+        return result
+
+    async def list(self, plural: str, namespace: str | None = None) -> Obj:
+        return await asyncio.to_thread(self.list_sync, plural, namespace)

@@ -1,0 +1,536 @@
+"""The local Kubernetes API: kmock's KubernetesEmulator, filled in where the controller relies on it.
+
+kmock 0.8 serves discovery and keeps objects as plain JSON; it gives them no uid, resourceVersion,
+generation or creationTimestamp, lists carry no kind, patches touch status and spec alike, watches
+cannot resume, and owners do not take their dependents with them. This subclass keeps kmock's HTTP
+server, request parsing, discovery and reaction DSL (tests inject faults with it:
+`emulator[kmock.action.UPDATE] << 500` answers before any state changes) and replaces the object
+store with one that has the semantics the operator depends on:
+
+- metadata: uid, resourceVersion (one counter for all objects), generation bumped on spec changes
+  only, creationTimestamp;
+- the status subresource: the main endpoint ignores `status`, `/status` changes only `status`;
+- optimistic concurrency: a write with a stale `metadata.resourceVersion` gets 409 Conflict;
+- CRD structural schemas from `crds/`: unknown fields pruned, wrong types rejected with 422;
+- watches that resume from a resourceVersion, and `410 Gone` once that version was compacted away;
+- finalizers, and the garbage collection of dependents through ownerReferences;
+- list kinds, label selectors, and kubectl's Table format with the CRD's printer columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import copy
+import datetime
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import attrs
+import kmock
+import logging
+
+from controller.kube import schema as structural
+from controller.kube.tables import render_table
+
+Obj = dict[str, Any]
+Key = tuple[str, str | None, str]  # (group/version/plural, namespace, name)
+
+log = logging.getLogger("blocklearn.emulator")
+
+# How many watch events are kept for resuming watches; older versions get 410 Gone.
+EVENT_LOG_SIZE = 50_000
+
+
+@dataclass
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    singular: str
+    namespaced: bool = True
+    shortnames: list[str] = field(default_factory=list)
+    status_subresource: bool = False
+    schema: dict[str, Any] | None = None
+    printer_columns: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.version}/{self.plural}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @classmethod
+    def from_crd(cls, crd: Obj) -> list[ResourceType]:
+        spec = crd["spec"]
+        names = spec["names"]
+        return [
+            cls(
+                group=spec["group"],
+                version=v["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                singular=names.get("singular", names["kind"].lower()),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                shortnames=list(names.get("shortNames", [])),
+                status_subresource="status" in v.get("subresources", {}),
+                schema=v.get("schema", {}).get("openAPIV3Schema"),
+                printer_columns=list(v.get("additionalPrinterColumns", [])),
+            )
+            for v in spec["versions"]
+            if v.get("served", True)
+        ]
+
+
+# Core resources besides our own: kopf posts Events, and waits for namespaces and CRDs to be
+# discoverable before it starts watching anything (even cluster-wide, where it never lists them).
+CORE_TYPES = [
+    ResourceType("", "v1", "events", "Event", "event"),
+    ResourceType("", "v1", "namespaces", "Namespace", "namespace", namespaced=False, shortnames=["ns"]),
+    ResourceType(
+        "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+        "customresourcedefinition", namespaced=False, shortnames=["crd", "crds"],
+    ),
+]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    for term in selector.split(","):
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k.strip()) == v.strip():
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k.strip()) != v.strip():
+                return False
+        elif term.strip().startswith("!"):
+            if term.strip()[1:] in labels:
+                return False
+        elif term.strip() not in labels:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details or {})
+
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """A Kubernetes API for the operator's own resources, with the semantics kopf and kubectl need."""
+
+    _types: dict[str, ResourceType] = attrs.field(factory=dict, init=False)
+    _store: dict[Key, Obj] = attrs.field(factory=dict, init=False)
+    _rv: int = attrs.field(default=0, init=False)
+    # The event log, ordered by resourceVersion (one version per event), for resuming watches.
+    _log: list[tuple[str, Obj]] = attrs.field(factory=list, init=False)
+    _log_rvs: list[int] = attrs.field(factory=list, init=False)
+    _compacted_rv: int = attrs.field(default=0, init=False)
+    # Replaced on every event: watchers wait on the one they saw last, so no wake-up is missed.
+    _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.fallback[kmock.method.PUT] << self._serve_replace
+        for rtype in CORE_TYPES:
+            self.register(rtype)
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def register(self, rtype: ResourceType) -> None:
+        self._types[rtype.key] = rtype
+        self.resources[rtype.key] = kmock.ResourceInfo(
+            kind=rtype.kind,
+            singular=rtype.singular,
+            namespaced=rtype.namespaced,
+            shortnames=set(rtype.shortnames),
+            verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+            subresources={"status"} if rtype.status_subresource else set(),
+        )
+
+    def register_crds(self, crds: Iterable[Obj]) -> None:
+        crd_type = self._types["apiextensions.k8s.io/v1/customresourcedefinitions"]
+        for crd in crds:
+            for rtype in ResourceType.from_crd(crd):
+                self.register(rtype)
+            stored = copy.deepcopy(crd)
+            stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+            stored["metadata"]["resourceVersion"] = self._bump()
+            self._store[(crd_type.key, None, crd["metadata"]["name"])] = stored
+
+    # -- direct access, for tests and persistence --------------------------------------------------
+
+    def objects_of(self, plural_key: str, namespace: str | None = None) -> list[Obj]:
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in sorted(self._store.items(), key=lambda kv: str(kv[0]))
+            if k == plural_key and (namespace is None or ns == namespace)
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"resourceVersion": self._rv, "objects": [[list(k), o] for k, o in self._store.items()]}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self._rv = int(data["resourceVersion"])
+        self._compacted_rv = self._rv  # a watch from before the restart must relist
+        for key, obj in data["objects"]:
+            self._store[(key[0], key[1], key[2])] = obj
+
+    def compact(self, keep: int = 0) -> None:
+        """Forget all but `keep` events, like etcd compaction: resuming older watches gets 410 Gone."""
+        drop = max(0, len(self._log) - keep)
+        if drop:
+            self._compacted_rv = self._log_rvs[drop - 1]
+            del self._log[:drop], self._log_rvs[:drop]
+        if not keep:
+            self._compacted_rv = self._rv
+
+    # -- request plumbing --------------------------------------------------------------------------
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        log.debug("Served request: method=%s url=%s", request.method, request.url)
+        # Skip KubernetesEmulator._handle: it changes state before reactions run, so an injected
+        # 500 would still have written. Here state changes only inside the fallback handlers below.
+        return await kmock.KubernetesScaffold._handle(self, request)
+
+    def _rtype(self, request: kmock.Request) -> ResourceType:
+        res = request.resource
+        key = f"{res.group}/{res.version}/{res.plural}" if res is not None else ""
+        if key not in self._types:
+            raise kmock.KubernetesResourceNotFoundError()
+        return self._types[key]
+
+    def _bump(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _emit(self, rtype: ResourceType, type_: str, obj: Obj) -> None:
+        self._log.append((rtype.key, {"type": type_, "object": copy.deepcopy(obj)}))
+        self._log_rvs.append(self._rv)
+        if len(self._log) > EVENT_LOG_SIZE:
+            self.compact(keep=EVENT_LOG_SIZE // 2)
+        self._tick.set()
+        self._tick = asyncio.Event()
+
+    def _validate(self, rtype: ResourceType, obj: Obj) -> Obj:
+        if rtype.schema is None:
+            return obj
+        meta = obj.get("metadata", {})
+        body = {k: v for k, v in obj.items() if k != "metadata"}
+        pruned, errors = structural.prune_and_validate(rtype.schema, body)
+        if errors:
+            name = meta.get("name", "")
+            raise _status(
+                422,
+                "Invalid",
+                f'{rtype.kind}.{rtype.group} "{name}" is invalid: ' + "; ".join(errors[:20]),
+                name=name,
+                group=rtype.group,
+                kind=rtype.kind,
+            )
+        return {**pruned, "metadata": meta, "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+
+    # -- verbs -------------------------------------------------------------------------------------
+
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        obj = self._store.get((rtype.key, request.namespace, request.name or ""))
+        if obj is None:
+            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        return obj
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        selector = request.params.get("labelSelector")
+        items = [
+            o
+            for (k, ns, _), o in self._store.items()
+            if k == rtype.key and (request.namespace is None or ns == request.namespace)
+            if _selector_matches(selector, o["metadata"].get("labels", {}))
+        ]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        if "as=Table" in request.headers.get("Accept", ""):
+            return render_table(rtype.printer_columns, items, str(self._rv))
+        return {
+            "apiVersion": rtype.api_version,
+            "kind": f"{rtype.kind}List",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
+
+    async def _serve_create(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        obj = request.data
+        if not isinstance(obj, dict):
+            raise _status(400, "BadRequest", "the request body is not a JSON object")
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        name = meta.get("name")
+        if not name:
+            raise _status(422, "Invalid", "metadata.name: Required value")
+        if rtype.namespaced:
+            meta["namespace"] = request.namespace or meta.get("namespace") or "default"
+        key = (rtype.key, meta.get("namespace"), name)
+        if key in self._store:
+            raise _status(409, "AlreadyExists", f'{rtype.plural}.{rtype.group} "{name}" already exists')
+        if rtype.status_subresource:
+            obj.pop("status", None)
+        obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        obj = self._validate(rtype, obj)
+        meta = obj["metadata"]
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        meta.pop("deletionTimestamp", None)
+        meta["resourceVersion"] = self._bump()
+        self._store[key] = obj
+        self._emit(rtype, "ADDED", obj)
+        return kmock.Response(status=201, payload=obj)
+
+    async def _serve_update(self, request: kmock.Request) -> Any:
+        """PATCH: JSON merge patch (kopf, kubectl apply for custom resources) or JSON patch."""
+        rtype = self._rtype(request)
+        key = (rtype.key, request.namespace, request.name or "")
+        current = self._store.get(key)
+        if current is None:
+            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        patch = request.data
+        ctype = request.headers.get("Content-Type", "")
+        if "json-patch" in ctype:
+            desired = _apply_json_patch(current, patch)
+        elif isinstance(patch, dict):
+            precondition = (patch.get("metadata") or {}).get("resourceVersion")
+            if precondition and precondition != current["metadata"]["resourceVersion"]:
+                raise self._conflict(rtype, request.name)
+            desired = merge_patch(current, patch)
+        else:
+            raise _status(400, "BadRequest", "the patch is not a JSON object")
+        return self._write(rtype, key, current, desired, request.subresource)
+
+    async def _serve_replace(self, request: kmock.Request) -> Any:
+        """PUT: replace the object, guarded by its resourceVersion."""
+        rtype = self._rtype(request)
+        key = (rtype.key, request.namespace, request.name or "")
+        current = self._store.get(key)
+        if current is None:
+            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        desired = request.data
+        if not isinstance(desired, dict):
+            raise _status(400, "BadRequest", "the request body is not a JSON object")
+        given = (desired.get("metadata") or {}).get("resourceVersion")
+        if not given:
+            raise _status(422, "Invalid", "metadata.resourceVersion: must be specified for an update")
+        if given != current["metadata"]["resourceVersion"]:
+            raise self._conflict(rtype, request.name)
+        return self._write(rtype, key, current, copy.deepcopy(desired), request.subresource)
+
+    def _conflict(self, rtype: ResourceType, name: str | None) -> kmock.KubernetesError:
+        return _status(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {rtype.plural}.{rtype.group} "{name}": '
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+
+    def _write(self, rtype: ResourceType, key: Key, current: Obj, desired: Obj, sub: str | None) -> Any:
+        if rtype.status_subresource and sub == "status":
+            desired = {**current, "status": desired.get("status")}
+            if desired["status"] is None:
+                desired.pop("status")
+        elif rtype.status_subresource:
+            desired = {k: v for k, v in desired.items() if k != "status"}
+            if "status" in current:
+                desired["status"] = current["status"]
+        # Identity and server-owned fields are not the client's to change.
+        meta = dict(desired.get("metadata") or {})
+        for owned in ("uid", "creationTimestamp", "generation", "resourceVersion", "name", "namespace"):
+            if owned in current["metadata"]:
+                meta[owned] = current["metadata"][owned]
+        if "deletionTimestamp" in current["metadata"]:
+            meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"]
+        desired["metadata"] = meta
+        desired["apiVersion"], desired["kind"] = rtype.api_version, rtype.kind
+        desired = self._validate(rtype, desired)
+        if desired == current:
+            return current  # a no-op write changes nothing, not even the resourceVersion
+        if _spec_of(desired) != _spec_of(current):
+            desired["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        desired["metadata"]["resourceVersion"] = self._bump()
+        if desired["metadata"].get("deletionTimestamp") and not desired["metadata"].get("finalizers"):
+            return self._remove(rtype, key, desired)
+        self._store[key] = desired
+        self._emit(rtype, "MODIFIED", desired)
+        return desired
+
+    async def _serve_delete(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        key = (rtype.key, request.namespace, request.name or "")
+        current = self._store.get(key)
+        if current is None:
+            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        options = request.data if isinstance(request.data, dict) else {}
+        orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
+        if current["metadata"].get("finalizers"):
+            if not current["metadata"].get("deletionTimestamp"):
+                current = copy.deepcopy(current)
+                current["metadata"]["deletionTimestamp"] = _now()
+                current["metadata"]["resourceVersion"] = self._bump()
+                self._store[key] = current
+                self._emit(rtype, "MODIFIED", current)
+            return current
+        return self._remove(rtype, key, current, orphan=orphan)
+
+    def _remove(self, rtype: ResourceType, key: Key, obj: Obj, orphan: bool = False) -> Obj:
+        self._store.pop(key, None)
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._emit(rtype, "DELETED", obj)
+        if not orphan:
+            self._collect_dependents(obj["metadata"]["uid"])
+        return obj
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """Background garbage collection: delete what the removed object owned."""
+        for dkey, dependent in list(self._store.items()):
+            owners = dependent["metadata"].get("ownerReferences") or []
+            if any(ref.get("uid") == owner_uid for ref in owners):
+                rtype = self._types[dkey[0]]
+                if dependent["metadata"].get("finalizers"):
+                    dependent = copy.deepcopy(dependent)
+                    dependent["metadata"]["deletionTimestamp"] = _now()
+                    dependent["metadata"]["resourceVersion"] = self._bump()
+                    self._store[dkey] = dependent
+                    self._emit(rtype, "MODIFIED", dependent)
+                else:
+                    self._remove(rtype, dkey, dependent)
+
+    async def _serve_watch(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        since = request.params.get("resourceVersion") or ""
+        if since not in ("", "0") and (not since.isdigit() or int(since) < self._compacted_rv):
+            return self._gone(since)
+        return self._watch(rtype, request, since)
+
+    async def _gone(self, since: str) -> AsyncIterator[Any]:
+        yield {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": 410,
+                "reason": "Expired",
+                "message": f"too old resource version: {since} ({self._compacted_rv})",
+            },
+        }
+
+    async def _watch(self, rtype: ResourceType, request: kmock.Request, since: str) -> AsyncIterator[Any]:
+        yield b""  # send the headers now, even if nothing happens for a while
+        selector = request.params.get("labelSelector")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+        def visible(obj: Obj) -> bool:
+            meta = obj["metadata"]
+            return (request.namespace is None or meta.get("namespace") == request.namespace) and (
+                _selector_matches(selector, meta.get("labels", {}))
+            )
+
+        if since in ("", "0"):
+            seen = self._rv
+            for (k, _, _), obj in list(self._store.items()):
+                if k == rtype.key and visible(obj):
+                    yield {"type": "ADDED", "object": obj}
+        else:
+            seen = int(since)
+        while True:
+            tick = self._tick
+            if seen < self._compacted_rv:
+                async for gone in self._gone(str(seen)):
+                    yield gone
+                return
+            start = bisect.bisect_right(self._log_rvs, seen)
+            pending = list(zip(self._log_rvs[start:], self._log[start:], strict=True))
+            for rv, (key, event) in pending:
+                seen = rv
+                if key == rtype.key and visible(event["object"]):
+                    yield event
+            if pending:
+                continue  # events may have arrived while this stream was writing
+            remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(tick.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+
+
+def _spec_of(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+_POINTER_ESCAPE = re.compile(r"~[01]")
+
+
+def _apply_json_patch(target: Obj, ops: Any) -> Obj:
+    """RFC 6902, the operations kubectl and kopf send: add, replace, remove, test."""
+    if not isinstance(ops, list):
+        raise _status(400, "BadRequest", "a JSON patch must be a list of operations")
+    doc = copy.deepcopy(target)
+    for op in ops:
+        parts = [
+            _POINTER_ESCAPE.sub(lambda m: "~" if m.group() == "~0" else "/", p)
+            for p in str(op.get("path", "")).split("/")[1:]
+        ]
+        parent: Any = doc
+        for p in parts[:-1]:
+            parent = parent[int(p)] if isinstance(parent, list) else parent.setdefault(p, {})
+        last = parts[-1] if parts else ""
+        kind = op.get("op")
+        if kind in ("add", "replace"):
+            if isinstance(parent, list):
+                idx = len(parent) if last == "-" else int(last)
+                parent.insert(idx, op["value"]) if kind == "add" else parent.__setitem__(idx, op["value"])
+            else:
+                parent[last] = op["value"]
+        elif kind == "remove":
+            del parent[int(last) if isinstance(parent, list) else last]
+        elif kind == "test":
+            actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if actual != op.get("value"):
+                raise _status(422, "Invalid", f"test operation failed at {op.get('path')}")
+        else:
+            raise _status(400, "BadRequest", f"unsupported JSON patch operation {kind!r}")
+    return doc
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)

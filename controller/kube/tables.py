@@ -1,0 +1,55 @@
+"""kubectl's server-side Table format, from a CRD's additionalPrinterColumns."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_FILTER = re.compile(r"^\[\?\(@\.(\w+)==[\"'](.*)[\"']\)\]$")
+
+
+def jsonpath(obj: Any, path: str) -> Any:
+    """The subset of JSONPath printer columns use: `.a.b`, `.a[0]` and `.a[?(@.k=="v")].b`."""
+    current: Any = obj
+    for token in re.findall(r"\.[\w-]+|\[[^\]]*\]", path):
+        if current is None:
+            return None
+        if token.startswith("."):
+            current = current.get(token[1:]) if isinstance(current, dict) else None
+        elif m := _FILTER.match(token):
+            key, value = m.groups()
+            found = [i for i in current or [] if isinstance(i, dict) and str(i.get(key)) == value]
+            current = found[0] if found else None
+        elif token[1:-1].isdigit():
+            idx = int(token[1:-1])
+            current = current[idx] if isinstance(current, list) and idx < len(current) else None
+    return current
+
+
+def render_table(columns: list[dict[str, Any]], items: list[dict[str, Any]], rv: str) -> dict[str, Any]:
+    definitions = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
+    definitions += [
+        {
+            "name": c["name"],
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description", ""),
+            "priority": c.get("priority", 0),
+        }
+        for c in columns
+    ]
+    rows = []
+    for item in items:
+        cells: list[Any] = [item["metadata"]["name"]]
+        for c in columns:
+            value = jsonpath(item, c["jsonPath"])
+            cells.append("<none>" if value is None else value)
+        partial = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": item["metadata"]}
+        rows.append({"cells": cells, "object": partial})
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": definitions,
+        "rows": rows,
+    }

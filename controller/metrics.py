@@ -1,0 +1,55 @@
+"""Prometheus metrics, named like controller-runtime's with a blocklearn_ prefix; labels are bounded."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from controller import __version__
+
+_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+build_info = Info("blocklearn_build", "Version, embedder and model of this process.")
+
+reconcile_total = Counter(
+    "blocklearn_reconcile_total", "Reconciles by resource and result.", ["resource", "result"]
+)
+reconcile_errors_total = Counter("blocklearn_reconcile_errors_total", "Failed reconciles.", ["resource"])
+reconcile_duration_seconds = Histogram(
+    "blocklearn_reconcile_duration_seconds", "Time to reconcile one object.", ["resource"], buckets=_SECONDS
+)
+reconcile_retries_total = Counter(
+    "blocklearn_reconcile_retries_total", "Reconciles that will be retried after a backoff.", ["resource"]
+)
+block_decisions_total = Counter(
+    "blocklearn_block_decisions_total", "What the learning rule decided, by reason.", ["reason"]
+)
+examples_embedded_total = Counter("blocklearn_examples_embedded_total", "Examples embedded.")
+embedding_duration_seconds = Histogram(
+    "blocklearn_embedding_duration_seconds", "Time of one embedding batch.", buckets=_SECONDS
+)
+embedding_batch_size = Histogram(
+    "blocklearn_embedding_batch_size", "Texts per embedding batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+embedder_errors_total = Counter("blocklearn_embedder_errors_total", "Embedder failures.", ["reason"])
+embedding_backlog = Gauge("blocklearn_embedding_backlog", "Examples waiting for an embedding.")
+query_truncations_total = Counter(
+    "blocklearn_query_truncations_total", "Contexts cut to the embedding size limit."
+)
+
+index_size = Gauge("blocklearn_index_size", "Examples in the index.")
+index_ready = Gauge("blocklearn_index_ready", "1 once the first full list is in the index.")
+search_total = Counter("blocklearn_search_total", "Searches by result.", ["result"])
+search_duration_seconds = Histogram(
+    "blocklearn_search_duration_seconds", "Time to answer one search.", buckets=_SECONDS
+)
+watch_restarts_total = Counter("blocklearn_index_watch_restarts_total", "Watch streams restarted.")
+relists_total = Counter("blocklearn_index_relists_total", "Full lists that reconciled the index.")
+learning_latency_seconds = Histogram(
+    "blocklearn_learning_latency_seconds",
+    "From a Block's change to its Example being searchable.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+)
+
+
+def set_build_info(embedder_model: str, component: str) -> None:
+    build_info.info({"version": __version__, "model": embedder_model, "component": component})

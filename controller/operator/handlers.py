@@ -1,0 +1,293 @@
+"""kopf handlers: thin layers that fetch, call the pure logic and write the result.
+
+Both reconcilers are level-triggered (kopf's reconciliation recipe): resume, create, update and a
+periodic timer all call one idempotent function that reads the object's current state and converges.
+Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from controller import API_VERSION, BLOCKS, EXAMPLES, GROUP, VERSION, metrics
+from controller.conditions import now_rfc3339, set_condition
+from controller.embed import Embedder, EmbedderError
+from controller.embed.batcher import EmbedBatcher
+from controller.embed.codec import encode, text_hash
+from controller.embed.text import query_text
+from controller.kube.client import CustomObjects
+from controller.learning import Policy, Reason, decide, example_name
+from controller.models import BlockRef, BlockSpec, ExampleSpec
+from controller.settings import Settings
+
+SOURCE_CHANGED = f"{GROUP}/source-changed-at"
+BLOCK_LABEL = f"{GROUP}/block"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line a person can act on: `spec.executedCell.contents: Input should be a valid string`."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{where}: {err['msg']}")
+    more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
+class Backoff:
+    """Exponential retry delays with a cap: 1s, 2s, 4s, ... up to `cap`."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self.base, self.cap = base, cap
+
+    def delay(self, retry: int) -> float:
+        return float(min(self.cap, self.base * 2 ** min(retry, 30)))
+
+
+class Reconcilers:
+    """The Block and Example reconcilers, with their dependencies, registered on a kopf registry."""
+
+    def __init__(self, settings: Settings, api: CustomObjects, embedder: Embedder) -> None:
+        self.settings = settings
+        self.api = api
+        self.embedder = embedder
+        self.policy = Policy(**settings.policy_kwargs())
+        self.backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
+        self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
+        self._waiting: set[str] = set()  # Examples whose embedding is missing or stale
+
+    # -- Block -> Example --------------------------------------------------------------------------
+
+    async def reconcile_block(
+        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+    ) -> None:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            result = await self._reconcile_block(body, patch, logger, retry)
+        finally:
+            metrics.reconcile_total.labels("block", result).inc()
+            metrics.reconcile_duration_seconds.labels("block").observe(time.perf_counter() - started)
+
+    async def _reconcile_block(
+        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+    ) -> str:
+        meta = body.meta
+        name, namespace = meta["name"], meta["namespace"]
+        generation = meta.get("generation")
+        conditions = list(body.status.get("conditions", []))
+        try:
+            spec = BlockSpec.model_validate(dict(body.spec))
+        except ValidationError as exc:
+            message = describe_validation_error(exc)
+            await self._converge_example(namespace, name, None, body, logger, retry)
+            conditions = set_condition(conditions, "Ready", "False", Reason.INVALID, message, generation)
+            conditions = set_condition(conditions, "Learned", "False", Reason.INVALID, message, generation)
+            patch.status["conditions"] = conditions
+            patch.status["observedGeneration"] = generation
+            patch.status["exampleRef"] = None
+            metrics.block_decisions_total.labels(Reason.INVALID.value).inc()
+            kopf.warn(body, reason=Reason.INVALID.value, message=message)
+            logger.warning(f"Rejected Block: {message}")
+            raise kopf.PermanentError(message) from None  # retried only when the Block changes
+
+        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy)
+        await self._converge_example(namespace, name, decision.example, body, logger, retry)
+        learned = "True" if decision.teaches else "False"
+        conditions = set_condition(conditions, "Ready", "True", "Reconciled", "Block reconciled.", generation)
+        conditions = set_condition(
+            conditions, "Learned", learned, decision.reason.value, decision.message, generation
+        )
+        patch.status["conditions"] = conditions
+        patch.status["observedGeneration"] = generation
+        patch.status["exampleRef"] = example_name(name) if decision.teaches else None
+        metrics.block_decisions_total.labels(decision.reason.value).inc()
+        return "success"
+
+    async def _converge_example(
+        self,
+        namespace: str,
+        block_name: str,
+        example: ExampleSpec | None,
+        block: kopf.Body,
+        logger: logging.Logger | kopf.ObjectLogger,
+        retry: int,
+    ) -> None:
+        """Make exactly the desired Example exist (or none), whatever exists now."""
+        name = example_name(block_name)
+        try:
+            current = await self.api.get(EXAMPLES, namespace, name)
+            if example is None:
+                if current is not None and _owned_by(current, block):
+                    await self.api.delete(EXAMPLES, namespace, name)
+                    logger.info(f"Deleted Example: namespace={namespace} name={name} block={block_name}")
+                return
+            desired_spec = example.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if current is None:
+                desired = {
+                    "apiVersion": API_VERSION,
+                    "kind": "Example",
+                    "metadata": {
+                        "name": name,
+                        "labels": {BLOCK_LABEL: block_name},
+                        "annotations": {SOURCE_CHANGED: _source_changed_at(block)},
+                    },
+                    "spec": desired_spec,
+                }
+                kopf.adopt(desired, owner=block)
+                try:
+                    await self.api.create(EXAMPLES, namespace, desired)
+                    logger.info(f"Created Example: namespace={namespace} name={name} block={block_name}")
+                    return
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                current = await self.api.get(EXAMPLES, namespace, name)  # lost a race: compare and patch
+                if current is None:
+                    raise kopf.TemporaryError("Example vanished while being created", delay=1)
+            if current.get("spec") != desired_spec:
+                await self.api.patch(
+                    EXAMPLES,
+                    namespace,
+                    name,
+                    {
+                        "metadata": {"annotations": {SOURCE_CHANGED: _source_changed_at(block)}},
+                        "spec": desired_spec,
+                    },
+                )
+                logger.info(f"Updated Example: namespace={namespace} name={name} block={block_name}")
+        except ApiException as exc:
+            metrics.reconcile_errors_total.labels("block").inc()
+            metrics.reconcile_retries_total.labels("block").inc()
+            if exc.status in (400, 403, 422):
+                # The API refused what we wrote: retrying will not help until something changes.
+                raise kopf.PermanentError(f"The API refused the Example ({exc.status}): {exc.reason}") from exc
+            raise kopf.TemporaryError(
+                f"Kubernetes API error {exc.status} on Example {namespace}/{name}",
+                delay=self.backoff.delay(retry),
+            ) from exc
+
+    # -- Example -> embedding ----------------------------------------------------------------------
+
+    async def reconcile_example(
+        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+    ) -> None:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            result = await self._reconcile_example(body, patch, logger, retry)
+        finally:
+            metrics.reconcile_total.labels("example", result).inc()
+            metrics.reconcile_duration_seconds.labels("example").observe(time.perf_counter() - started)
+
+    async def _reconcile_example(
+        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+    ) -> str:
+        meta, status = body.meta, body.status
+        key = f"{meta['namespace']}/{meta['name']}"
+        generation = meta.get("generation")
+        conditions = list(status.get("conditions", []))
+        try:
+            spec = ExampleSpec.model_validate(dict(body.spec))
+        except ValidationError as exc:
+            message = describe_validation_error(exc)
+            patch.status["conditions"] = set_condition(
+                conditions, "Embedded", "False", Reason.INVALID, message, generation
+            )
+            kopf.warn(body, reason=Reason.INVALID.value, message=message)
+            raise kopf.PermanentError(message) from None
+        text, truncated = query_text(spec.query.cells)
+        wanted = text_hash(text, self.embedder.model)
+        if status.get("textHash") == wanted and status.get("embedding"):
+            self._waiting.discard(key)
+            metrics.embedding_backlog.set(len(self._waiting))
+            return "unchanged"
+        self._waiting.add(key)
+        metrics.embedding_backlog.set(len(self._waiting))
+        if truncated:
+            metrics.query_truncations_total.inc()
+        try:
+            vector = await self.batcher.embed(text)
+        except EmbedderError as exc:
+            metrics.embedder_errors_total.labels(exc.reason).inc()
+            metrics.reconcile_retries_total.labels("example").inc()
+            patch.status["conditions"] = set_condition(
+                conditions, "Embedded", "False", "EmbedderError", str(exc), generation
+            )
+            raise kopf.TemporaryError(str(exc), delay=self.backoff.delay(retry)) from exc
+        patch.status.update(
+            {
+                "embedding": encode(vector),
+                "embeddingDim": int(vector.shape[0]),
+                "embeddingModel": self.embedder.model,
+                "textHash": wanted,
+                "embeddedAt": now_rfc3339(),
+                "sourceChangedAt": meta.get("annotations", {}).get(SOURCE_CHANGED),
+                "conditions": set_condition(
+                    conditions, "Embedded", "True", "Embedded", f"Embedded with {self.embedder.model}.", generation
+                ),
+            }
+        )
+        self._waiting.discard(key)
+        metrics.embedding_backlog.set(len(self._waiting))
+        metrics.examples_embedded_total.inc()
+        logger.info(f"Embedded Example: namespace={meta['namespace']} name={meta['name']} truncated={truncated}")
+        return "success"
+
+    def forget_example(self, namespace: str, name: str) -> None:
+        self._waiting.discard(f"{namespace}/{name}")
+        metrics.embedding_backlog.set(len(self._waiting))
+
+    # -- registration ------------------------------------------------------------------------------
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        resync = self.settings.resync_seconds
+
+        @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)
+        @kopf.on.create(GROUP, VERSION, BLOCKS, registry=registry)
+        @kopf.on.update(GROUP, VERSION, BLOCKS, field="spec", registry=registry)
+        async def block(body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any) -> None:
+            await self.reconcile_block(body, patch, logger, retry)
+
+        # The timer re-derives the state to heal drift (an Example deleted by hand comes back).
+        @kopf.timer(GROUP, VERSION, BLOCKS, interval=resync, initial_delay=resync, idle=resync, registry=registry)
+        async def block_resync(
+            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+        ) -> None:
+            await self.reconcile_block(body, patch, logger, retry)
+
+        @kopf.on.resume(GROUP, VERSION, EXAMPLES, registry=registry)
+        @kopf.on.create(GROUP, VERSION, EXAMPLES, registry=registry)
+        @kopf.on.update(GROUP, VERSION, EXAMPLES, field="spec", registry=registry)
+        async def example(
+            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+        ) -> None:
+            await self.reconcile_example(body, patch, logger, retry)
+
+        @kopf.timer(GROUP, VERSION, EXAMPLES, interval=resync, initial_delay=resync, idle=resync, registry=registry)
+        async def example_resync(
+            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+        ) -> None:
+            await self.reconcile_example(body, patch, logger, retry)
+
+        @kopf.on.delete(GROUP, VERSION, EXAMPLES, optional=True, registry=registry)
+        async def example_gone(meta: kopf.Meta, **_: Any) -> None:
+            self.forget_example(meta["namespace"], meta["name"])
+
+
+def _owned_by(obj: dict[str, Any], owner: kopf.Body) -> bool:
+    uid = owner.meta.get("uid")
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
+
+
+def _source_changed_at(block: kopf.Body) -> str:
+    """When the Block's current content appeared: its creation, or now for a later generation."""
+    if block.meta.get("generation", 1) == 1 and block.meta.get("creationTimestamp"):
+        return str(block.meta["creationTimestamp"])
+    return now_rfc3339()

@@ -1,0 +1,76 @@
+"""`blocklearn controller`: the kopf operator process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from controller import GROUP, metrics
+from controller.embed.factory import build_embedder
+from controller.embed.openai import OpenAIEmbedder
+from controller.kube.client import CustomObjects, api_client
+from controller.operator.handlers import Reconcilers
+from controller.settings import Settings
+
+log = logging.getLogger("blocklearn.controller")
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    # Handler progress and the diff base live in annotations: status is pruned by the structural
+    # schema, so kopf's default status storage would lose its state there (kopf #574).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Watches that hang silently never recover on their own (kopf #585, #698, #204): the server ends
+    # each watch after 5 minutes and the client gives up 30 s later, so a dead stream is replaced.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    # Events tell `kubectl describe blk` what happened; info and above is what a person reads.
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = 8
+
+
+async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Event | None = None) -> None:
+    embedder = build_embedder(settings)
+    if isinstance(embedder, OpenAIEmbedder):
+        await embedder.probe()
+    api = CustomObjects(api_client())
+    registry = kopf.OperatorRegistry()
+    Reconcilers(settings, api, embedder).register(registry)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.probe(id="examples_waiting", registry=registry)
+    def waiting(**_: Any) -> float:
+        return float(metrics.embedding_backlog._value.get())
+
+    metrics.set_build_info(embedder.model, "controller")
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port)
+    log.info(
+        "Started controller: namespaces=%s embedder=%s metrics_port=%s",
+        ",".join(settings.namespaces) or "*",
+        embedder.model,
+        settings.metrics_port,
+    )
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
+        stop_flag=stop,
+    )

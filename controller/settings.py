@@ -1,0 +1,38 @@
+"""All of Blocklearn's own configuration in one model, read from BLOCKLEARN_* env vars and flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLOCKLEARN_", extra="ignore")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty watches all namespaces."
+    )
+    embedder: Literal["hashing", "openai"] = Field(default="hashing", description="Which embedder to use.")
+    hashing_dim: int = Field(default=2048, ge=16, le=65536, description="Dimension of the hashing embedder.")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible API.")
+    openai_model: str = Field(default="text-embedding-3-small", description="Embedding model name.")
+    openai_api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
+    openai_api_key_file: str | None = Field(default=None, description="File (a mounted Secret) with the key.")
+    embed_timeout_seconds: float = Field(default=30.0, gt=0)
+    embed_batch_size: int = Field(default=64, ge=1, le=2048)
+    embed_batch_wait_seconds: float = Field(default=0.05, ge=0, description="How long a batch waits to fill.")
+    learn_without_suggestion: bool = False
+    learn_from_failures: bool = False
+    resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics server.")
+    log_format: Literal["text", "json"] = "text"
+
+    def policy_kwargs(self) -> dict[str, bool]:
+        return {
+            "learn_without_suggestion": self.learn_without_suggestion,
+            "learn_from_failures": self.learn_from_failures,
+        }
