@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import kmock
+import pytest
+
+from controller.crds import all_crds
+from controller.kube.emulator import Emulator
+
+
+class Api:
+    """A small HTTP client for the emulator, for tests."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    def path(self, plural: str, namespace: str = "default", name: str = "", sub: str = "") -> str:
+        p = f"{self.base}/apis/blocklearn.dev/v1alpha1/namespaces/{namespace}/{plural}"
+        return p + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+    async def call(self, method: str, url: str, body: object = None, ctype: str = "application/merge-patch+json",
+                   headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        hdrs = {"Content-Type": ctype if method == "PATCH" else "application/json", **(headers or {})}
+        async with self.session.request(method, url, json=body, headers=hdrs) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator()
+    emu.register_crds(all_crds())
+    async with emu, kmock.Server(emu):
+        yield emu
+
+
+@pytest.fixture
+async def api(emulator: Emulator) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, str(emulator.url).rstrip("/"))
+
+
+def block_body(name: str, generated: str = "kubectl get pods", executed: str = "kubectl get pods -A",
+               doc: str = "list every pod") -> dict:
+    return {
+        "apiVersion": "blocklearn.dev/v1alpha1",
+        "kind": "Block",
+        "metadata": {"name": name},
+        "spec": {
+            "doc": {"cells": [{"kind": "markup", "contents": doc}]},
+            "generatedCell": {"kind": "code", "language": "bash", "contents": generated},
+            "executedCell": {"kind": "code", "language": "bash", "contents": executed},
+            "exitCode": 0,
+        },
+    }

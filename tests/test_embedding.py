@@ -1,0 +1,94 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from controller.embed import Embedder
+from controller.embed.batcher import EmbedBatcher
+from controller.embed.codec import decode, encode, text_hash
+from controller.embed.hashing import HashingEmbedder
+from controller.embed.text import MAX_QUERY_CHARS, query_text
+from controller.models import Cell
+
+
+def test_codec_round_trips_little_endian_float32() -> None:
+    v = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    data = encode(v)
+    assert np.array_equal(decode(data, 384), v)
+    assert np.frombuffer(__import__("base64").b64decode(data), dtype="<f4")[0] == v[0]
+    with pytest.raises(ValueError, match="dimension 384, expected 8"):
+        decode(data, 8)
+    with pytest.raises(ValueError):
+        decode("not base64!!")
+
+
+def test_text_hash_changes_with_text_and_model() -> None:
+    assert text_hash("a", "m1") == text_hash("a", "m1")
+    assert text_hash("a", "m1") != text_hash("b", "m1")
+    assert text_hash("a", "m1") != text_hash("a", "m2")
+
+
+def test_query_walks_back_over_markup_from_the_last_cell() -> None:
+    cells = [
+        Cell(kind="markup", contents="old context"),
+        Cell(kind="code", language="bash", contents="echo old"),
+        Cell(kind="markup", contents="# Debugging"),
+        Cell(kind="markup", contents="why is my pod pending?"),
+    ]
+    text, truncated = query_text(cells)
+    assert text == "# Debugging\n\nwhy is my pod pending?"
+    assert not truncated
+    with_code_last = [*cells, Cell(kind="code", language="bash", contents="kubectl describe pod x")]
+    text, _ = query_text(with_code_last)
+    assert text.endswith("```bash\nkubectl describe pod x\n```")
+    assert "echo old" not in text
+
+
+def test_over_long_queries_keep_their_end_and_say_so() -> None:
+    cells = [Cell(kind="markup", contents="x" * (MAX_QUERY_CHARS * 2) + " the request")]
+    text, truncated = query_text(cells)
+    assert truncated and len(text) == MAX_QUERY_CHARS and text.endswith("the request")
+
+
+def test_hashing_embedder_is_deterministic_unit_length_and_lexical() -> None:
+    e = HashingEmbedder(512)
+    assert isinstance(e, Embedder)
+    a, b, c, empty = e.embed_sync(["list pods in a namespace", "list the pods of a namespace", "compress a tar file", ""])
+    assert a.dtype == np.float32 and a.shape == (512,)
+    assert np.isclose(np.linalg.norm(a), 1.0)
+    assert np.array_equal(a, HashingEmbedder(512).embed_sync(["list pods in a namespace"])[0])
+    assert float(a @ b) > float(a @ c) + 0.2
+    assert not empty.any()
+    assert e.model == "hashing-v1-d512" != HashingEmbedder(1024).model
+
+
+class CountingEmbedder:
+    model = "count"
+    dim = 2
+    query_idf = False
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.fail = False
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(len(texts))
+        if self.fail:
+            raise RuntimeError("down")
+        return np.array([[len(t), 1] for t in texts], dtype=np.float32)
+
+
+async def test_batcher_groups_concurrent_requests_and_routes_results() -> None:
+    inner = CountingEmbedder()
+    batcher = EmbedBatcher(inner, max_batch=4, wait=0.01)
+    results = await asyncio.gather(*(batcher.embed("x" * i) for i in range(10)))
+    assert [int(r[0]) for r in results] == list(range(10))
+    assert sum(inner.batches) == 10 and max(inner.batches) <= 4 and len(inner.batches) == 3
+
+
+async def test_batcher_gives_every_waiter_the_failure() -> None:
+    inner = CountingEmbedder()
+    inner.fail = True
+    batcher = EmbedBatcher(inner, max_batch=8, wait=0.0)
+    outcomes = await asyncio.gather(*(batcher.embed("a") for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)

@@ -1,0 +1,61 @@
+import pytest
+
+from controller.learning import Policy, Reason, decide, example_name
+from controller.models import BlockRef, BlockSpec
+
+REF = BlockRef(name="b", uid="u-1")
+
+
+def spec(**fields: object) -> BlockSpec:
+    base: dict[str, object] = {
+        "doc": {"cells": [{"kind": "markup", "contents": "list pods in kube-system"}]},
+        "generatedCell": {"kind": "code", "language": "bash", "contents": "kubectl get pods"},
+        "executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get pods -n kube-system"},
+        "exitCode": 0,
+    }
+    base.update(fields)
+    return BlockSpec.model_validate({k: v for k, v in base.items() if v is not None})
+
+
+def test_a_correction_teaches_one_example_with_the_doc_and_the_executed_cell() -> None:
+    decision = decide(spec(), REF)
+    assert decision.reason is Reason.LEARNED
+    assert decision.example is not None
+    assert decision.example.answer[0].contents == "kubectl get pods -n kube-system"
+    assert decision.example.query.cells[0].contents == "list pods in kube-system"
+    assert decision.example.block_ref == REF
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"executedCell": {"kind": "code", "contents": "  kubectl get pods \n"}}, Reason.UNCHANGED),
+        ({"executedCell": None}, Reason.NOT_EXECUTED),
+        ({"evalMode": True}, Reason.EVAL_MODE),
+        ({"exitCode": 2}, Reason.EXECUTION_FAILED),
+        ({"generatedCell": None}, Reason.NO_SUGGESTION),
+        ({"executedCell": {"kind": "code", "contents": "   "}}, Reason.EMPTY),
+        ({"doc": {"cells": []}}, Reason.NO_CONTEXT),
+    ],
+)
+def test_blocks_that_do_not_teach_say_why(fields: dict[str, object], reason: Reason) -> None:
+    decision = decide(spec(**fields), REF)
+    assert decision.reason is reason
+    assert decision.example is None
+    assert decision.message
+
+
+def test_settings_can_learn_from_unsuggested_cells_and_failures() -> None:
+    policy = Policy(learn_without_suggestion=True, learn_from_failures=True)
+    assert decide(spec(generatedCell=None), REF, policy).teaches
+    assert decide(spec(exitCode=1), REF, policy).teaches
+    # eval blocks never teach, whatever the settings
+    assert not decide(spec(evalMode=True), REF, policy).teaches
+
+
+def test_eval_mode_wins_over_every_other_reason() -> None:
+    assert decide(spec(evalMode=True, executedCell=None), REF).reason is Reason.EVAL_MODE
+
+
+def test_the_example_is_named_after_its_block() -> None:
+    assert example_name("blk-1") == "blk-1"
