@@ -50,6 +50,12 @@ class CustomObjects:
             self._api.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, body
         )
 
+    async def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> Obj:
+        return await asyncio.to_thread(
+            self._api.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, plural, name, {"status": status},
+        )
+
     async def delete(self, plural: str, namespace: str, name: str) -> bool:
         """Delete; False when it was already gone."""
         try:

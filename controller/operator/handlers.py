@@ -64,19 +64,36 @@ class Reconcilers:
 
     # -- Block -> Example --------------------------------------------------------------------------
 
+    async def _write_status(self, plural: str, body: kopf.Body, fields: dict[str, Any], retry: int) -> None:
+        """Write status ourselves, not through kopf's patch: when kopf's own status patch fails
+        (a 409 or a 5xx), kopf logs it and moves on, and the status stays lost until the next resync.
+        Here a failed write fails the handler, and kopf retries it with backoff."""
+        if all(body.status.get(k) == v for k, v in fields.items()):
+            return  # converged: running the reconcile again writes nothing
+        try:
+            await self.api.patch_status(plural, body.meta["namespace"], body.meta["name"], fields)
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile: nothing left to report on
+            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
+            metrics.reconcile_retries_total.labels(plural[:-1]).inc()
+            raise kopf.TemporaryError(
+                f"Kubernetes API error {exc.status} writing status", delay=self.backoff.delay(retry)
+            ) from exc
+
     async def reconcile_block(
-        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
     ) -> None:
         started = time.perf_counter()
         result = "error"
         try:
-            result = await self._reconcile_block(body, patch, logger, retry)
+            result = await self._reconcile_block(body, logger, retry)
         finally:
             metrics.reconcile_total.labels("block", result).inc()
             metrics.reconcile_duration_seconds.labels("block").observe(time.perf_counter() - started)
 
     async def _reconcile_block(
-        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
     ) -> str:
         meta = body.meta
         name, namespace = meta["name"], meta["namespace"]
@@ -89,9 +106,8 @@ class Reconcilers:
             await self._converge_example(namespace, name, None, body, logger, retry)
             conditions = set_condition(conditions, "Ready", "False", Reason.INVALID, message, generation)
             conditions = set_condition(conditions, "Learned", "False", Reason.INVALID, message, generation)
-            patch.status["conditions"] = conditions
-            patch.status["observedGeneration"] = generation
-            patch.status["exampleRef"] = None
+            fields = {"conditions": conditions, "observedGeneration": generation, "exampleRef": None}
+            await self._write_status(BLOCKS, body, fields, retry)
             metrics.block_decisions_total.labels(Reason.INVALID.value).inc()
             kopf.warn(body, reason=Reason.INVALID.value, message=message)
             logger.warning(f"Rejected Block: {message}")
@@ -104,9 +120,9 @@ class Reconcilers:
         conditions = set_condition(
             conditions, "Learned", learned, decision.reason.value, decision.message, generation
         )
-        patch.status["conditions"] = conditions
-        patch.status["observedGeneration"] = generation
-        patch.status["exampleRef"] = example_name(name) if decision.teaches else None
+        ref = example_name(name) if decision.teaches else None
+        fields = {"conditions": conditions, "observedGeneration": generation, "exampleRef": ref}
+        await self._write_status(BLOCKS, body, fields, retry)
         metrics.block_decisions_total.labels(decision.reason.value).inc()
         return "success"
 
@@ -176,18 +192,18 @@ class Reconcilers:
     # -- Example -> embedding ----------------------------------------------------------------------
 
     async def reconcile_example(
-        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
     ) -> None:
         started = time.perf_counter()
         result = "error"
         try:
-            result = await self._reconcile_example(body, patch, logger, retry)
+            result = await self._reconcile_example(body, logger, retry)
         finally:
             metrics.reconcile_total.labels("example", result).inc()
             metrics.reconcile_duration_seconds.labels("example").observe(time.perf_counter() - started)
 
     async def _reconcile_example(
-        self, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
     ) -> str:
         meta, status = body.meta, body.status
         key = f"{meta['namespace']}/{meta['name']}"
@@ -197,9 +213,8 @@ class Reconcilers:
             spec = ExampleSpec.model_validate(dict(body.spec))
         except ValidationError as exc:
             message = describe_validation_error(exc)
-            patch.status["conditions"] = set_condition(
-                conditions, "Embedded", "False", Reason.INVALID, message, generation
-            )
+            invalid = set_condition(conditions, "Embedded", "False", Reason.INVALID, message, generation)
+            await self._write_status(EXAMPLES, body, {"conditions": invalid}, retry)
             kopf.warn(body, reason=Reason.INVALID.value, message=message)
             raise kopf.PermanentError(message) from None
         text, truncated = query_text(spec.query.cells)
@@ -217,11 +232,12 @@ class Reconcilers:
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
             metrics.reconcile_retries_total.labels("example").inc()
-            patch.status["conditions"] = set_condition(
-                conditions, "Embedded", "False", "EmbedderError", str(exc), generation
-            )
+            failing = set_condition(conditions, "Embedded", "False", "EmbedderError", str(exc), generation)
+            await self._write_status(EXAMPLES, body, {"conditions": failing}, retry)
             raise kopf.TemporaryError(str(exc), delay=self.backoff.delay(retry)) from exc
-        patch.status.update(
+        await self._write_status(
+            EXAMPLES,
+            body,
             {
                 "embedding": encode(vector),
                 "embeddingDim": int(vector.shape[0]),
@@ -232,7 +248,8 @@ class Reconcilers:
                 "conditions": set_condition(
                     conditions, "Embedded", "True", "Embedded", f"Embedded with {self.embedder.model}.", generation
                 ),
-            }
+            },
+            retry,
         )
         self._waiting.discard(key)
         metrics.embedding_backlog.set(len(self._waiting))
@@ -252,29 +269,29 @@ class Reconcilers:
         @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)
         @kopf.on.create(GROUP, VERSION, BLOCKS, registry=registry)
         @kopf.on.update(GROUP, VERSION, BLOCKS, field="spec", registry=registry)
-        async def block(body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any) -> None:
-            await self.reconcile_block(body, patch, logger, retry)
+        async def block(body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any) -> None:
+            await self.reconcile_block(body, logger, retry)
 
         # The timer re-derives the state to heal drift (an Example deleted by hand comes back).
         @kopf.timer(GROUP, VERSION, BLOCKS, interval=resync, initial_delay=resync, idle=resync, registry=registry)
         async def block_resync(
-            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
         ) -> None:
-            await self.reconcile_block(body, patch, logger, retry)
+            await self.reconcile_block(body, logger, retry)
 
         @kopf.on.resume(GROUP, VERSION, EXAMPLES, registry=registry)
         @kopf.on.create(GROUP, VERSION, EXAMPLES, registry=registry)
         @kopf.on.update(GROUP, VERSION, EXAMPLES, field="spec", registry=registry)
         async def example(
-            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
         ) -> None:
-            await self.reconcile_example(body, patch, logger, retry)
+            await self.reconcile_example(body, logger, retry)
 
         @kopf.timer(GROUP, VERSION, EXAMPLES, interval=resync, initial_delay=resync, idle=resync, registry=registry)
         async def example_resync(
-            body: kopf.Body, patch: kopf.Patch, logger: kopf.ObjectLogger, retry: int, **_: Any
+            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
         ) -> None:
-            await self.reconcile_example(body, patch, logger, retry)
+            await self.reconcile_example(body, logger, retry)
 
         @kopf.on.delete(GROUP, VERSION, EXAMPLES, optional=True, registry=registry)
         async def example_gone(meta: kopf.Meta, **_: Any) -> None:

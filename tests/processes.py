@@ -1,0 +1,76 @@
+"""Real processes for end-to-end tests: started on free ports, logs kept, always stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name, self.args = name, args
+        self.log = log_dir / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "controller", *self.args], stdout=handle, stderr=subprocess.STDOUT, env=self.env
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30, what: str = "condition",
+                     logs: list[Process] | None = None) -> T:
+    """Poll an async check until it returns something truthy; fail with the processes' logs."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = result
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    details = "\n".join(f"--- {p.name}\n{p.tail()}" for p in logs or [])
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{details}")

@@ -1,0 +1,204 @@
+"""The real `blocklearn controller` process against the emulator over HTTP."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import numpy as np
+import pytest
+
+from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.conftest import Api, block_body
+from tests.processes import Process, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+
+
+@pytest.fixture
+def controller_factory(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+    started: list[Process] = []
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+
+    def start(name: str = "controller", **env: str) -> Process:
+        proc = Process(
+            name,
+            ["controller", "--metrics-port", str(free_port()), "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp_path,
+            {"KUBECONFIG": str(config), "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2", "BLOCKLEARN_HASHING_DIM": "256", **env},
+        )
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+async def controller(controller_factory: Any) -> AsyncIterator[Process]:
+    yield controller_factory()
+
+
+async def get(api: Api, plural: str, name: str) -> dict | None:
+    code, obj = await api.call("GET", api.path(plural, name=name))
+    return obj if code == 200 else None
+
+
+def condition(obj: dict | None, type_: str) -> dict | None:
+    for cond in (obj or {}).get("status", {}).get("conditions", []):
+        if cond["type"] == type_:
+            return cond
+    return None
+
+
+async def embedded_example(api: Api, name: str) -> dict | None:
+    ex = await get(api, "examples", name)
+    return ex if ex and ex.get("status", {}).get("embedding") else None
+
+
+async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(api: Api, controller: Process) -> None:
+    _, block = await api.call("POST", api.path("blocks"), block_body("b1"))
+    ex = await eventually(lambda: embedded_example(api, "b1"), what="embedded Example", logs=[controller])
+    assert ex["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
+    assert ex["spec"]["query"]["cells"][0]["contents"] == "list every pod"
+    assert ex["spec"]["blockRef"] == {"name": "b1", "uid": block["metadata"]["uid"]}
+    [owner] = ex["metadata"]["ownerReferences"]
+    assert owner["uid"] == block["metadata"]["uid"] and owner["controller"] is True
+    status = ex["status"]
+    vector = np.frombuffer(base64.b64decode(status["embedding"]), dtype="<f4")
+    assert vector.shape == (status["embeddingDim"],) == (256,)
+    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
+    assert status["embeddingModel"] == "hashing-v1-d256" and status["textHash"]
+    assert condition(ex, "Embedded")["status"] == "True"
+
+    blk = await eventually(lambda: _learned(api, "b1"), what="Learned condition", logs=[controller])
+    assert blk["status"]["exampleRef"] == "b1"
+    assert blk["status"]["observedGeneration"] == 1
+    assert condition(blk, "Ready")["status"] == "True"
+
+
+async def _learned(api: Api, name: str, status: str = "True") -> dict | None:
+    blk = await get(api, "blocks", name)
+    cond = condition(blk, "Learned")
+    return blk if cond and cond["status"] == status else None
+
+
+async def test_edits_update_or_remove_the_example_and_deletion_cascades(api: Api, controller: Process) -> None:
+    await api.call("POST", api.path("blocks"), block_body("b1"))
+    first = await eventually(lambda: embedded_example(api, "b1"), what="Example", logs=[controller])
+
+    # A new context: the Example follows and is embedded again.
+    await api.call("PATCH", api.path("blocks", name="b1"),
+                   {"spec": {"doc": {"cells": [{"kind": "markup", "contents": "show pods on every node"}]}}})
+
+    async def re_embedded() -> dict | None:
+        ex = await embedded_example(api, "b1")
+        return ex if ex and ex["status"]["textHash"] != first["status"]["textHash"] else None
+
+    ex = await eventually(re_embedded, what="re-embedded Example", logs=[controller])
+    assert ex["spec"]["query"]["cells"][0]["contents"] == "show pods on every node"
+    assert ex["metadata"]["uid"] == first["metadata"]["uid"]  # updated in place, never duplicated
+
+    # Executed == generated: nothing to learn any more, the Example goes.
+    await api.call("PATCH", api.path("blocks", name="b1"),
+                   {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get pods"}}})
+    blk = await eventually(lambda: _learned(api, "b1", "False"), what="Unchanged", logs=[controller])
+    assert condition(blk, "Learned")["reason"] == "Unchanged"
+    assert "exampleRef" not in blk["status"]
+    assert await get(api, "examples", "b1") is None
+
+    # Teaching again, then deleting the Block: the Example is collected with it.
+    await api.call("PATCH", api.path("blocks", name="b1"),
+                   {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get po -A"}}})
+    await eventually(lambda: embedded_example(api, "b1"), what="Example again", logs=[controller])
+    await api.call("DELETE", api.path("blocks", name="b1"))
+
+    async def gone() -> bool:
+        # kopf holds a finalizer on the Block for its resync timer and releases it promptly (kopf #1305)
+        return await get(api, "blocks", "b1") is None and await get(api, "examples", "b1") is None
+
+    await eventually(gone, what="Block and Example gone", logs=[controller])
+
+
+async def test_an_invalid_block_is_reported_and_does_not_stop_the_others(
+    api: Api, emulator: Emulator, controller: Process
+) -> None:
+    bad = block_body("bad")
+    bad["spec"]["executedAt"] = "yesterday"  # a string, so the CRD schema lets it through
+    bad["spec"]["executedCell"]["contents"] = "x\x00y"
+    assert (await api.call("POST", api.path("blocks"), bad))[0] == 201
+    for i in range(5):
+        await api.call("POST", api.path("blocks"), block_body(f"good-{i}", executed=f"kubectl get pods -n ns{i}"))
+
+    async def invalid() -> dict | None:
+        blk = await get(api, "blocks", "bad")
+        cond = condition(blk, "Ready")
+        return blk if cond and cond["reason"] == "Invalid" else None
+
+    blk = await eventually(invalid, what="Invalid condition", logs=[controller])
+    message = condition(blk, "Ready")["message"]
+    assert "spec.executedAt" in message and "not an RFC 3339 time" in message
+    assert "spec.executedCell.contents" in message and "NUL" in message
+    for i in range(5):
+        await eventually(lambda i=i: embedded_example(api, f"good-{i}"), what=f"good-{i}", logs=[controller])
+    assert await get(api, "examples", "bad") is None
+    events = emulator.objects_of("/v1/events", "default")
+    assert any(e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "bad" for e in events)
+
+    # Fixing the Block is the change that makes it reconcile again.
+    await api.call("PATCH", api.path("blocks", name="bad"),
+                   {"spec": {"executedAt": "2024-06-01T00:00:00Z",
+                             "executedCell": {"kind": "code", "language": "bash", "contents": "kubectl top pods"}}})
+    await eventually(lambda: embedded_example(api, "bad"), what="fixed Block learns", logs=[controller])
+
+
+async def test_resync_heals_an_example_deleted_by_hand(api: Api, controller_factory: Any) -> None:
+    proc = controller_factory(BLOCKLEARN_RESYNC_SECONDS="1")
+    await api.call("POST", api.path("blocks"), block_body("b1"))
+    first = await eventually(lambda: embedded_example(api, "b1"), what="Example", logs=[proc])
+    await api.call("DELETE", api.path("examples", name="b1"))
+
+    async def recreated() -> dict | None:
+        ex = await embedded_example(api, "b1")
+        return ex if ex and ex["metadata"]["uid"] != first["metadata"]["uid"] else None
+
+    again = await eventually(recreated, timeout=30, what="Example back", logs=[proc])
+    assert again["spec"] == first["spec"]
+
+
+class FailFirst:
+    """A kmock filter that matches the first `n` requests it is asked about, then no more."""
+
+    def __init__(self, n: int, match: Any) -> None:
+        self.n, self.match, self.seen = n, match, 0
+
+    def __call__(self, request: kmock.Request) -> bool:
+        if self.seen < self.n and self.match(request):
+            self.seen += 1
+            return True
+        return False
+
+
+async def test_api_errors_and_conflicts_are_retried_without_duplicates(
+    api: Api, emulator: Emulator, controller_factory: Any
+) -> None:
+    creates = FailFirst(3, lambda r: r.method == "POST" and r.resource and r.resource.plural == "examples")
+    conflicts = FailFirst(3, lambda r: r.method == "PATCH" and r.subresource == "status")
+    emulator[creates] << 500
+    emulator[conflicts] << kmock.KubernetesError(status=409, reason="Conflict", message="injected conflict")
+    proc = controller_factory()
+    for i in range(3):
+        await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
+    for i in range(3):
+        await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}", logs=[proc])
+        await eventually(lambda i=i: _learned(api, f"b{i}"), what=f"b{i} learned", logs=[proc])
+    assert creates.seen == 3 and conflicts.seen == 3
+    assert sorted(o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES)) == ["b0", "b1", "b2"]
