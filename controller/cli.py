@@ -38,13 +38,19 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
     p.add_argument(
-        "-n", "--namespace", dest="namespaces", action="append", default=[],
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[],
         help="namespace to watch (repeat for several; default: all namespaces)",
     )
     p.add_argument("--embedder", choices=["hashing", "openai"], help="embedder (default: hashing)")
-    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 2048)")
+    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
-        p.add_argument("--metrics-port", type=int, help="Prometheus metrics port, 0 to disable (default: 9090)")
+        p.add_argument(
+            "--metrics-port", type=int, help="Prometheus metrics port, 0 to disable (default: 9090)"
+        )
     p.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
 
 
@@ -53,7 +59,8 @@ def cmd_controller(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     logs.setup(settings.log_format)
-    _run_until_signal(lambda stop: run(settings, liveness=args.liveness, stop=stop))
+    # kopf handles SIGINT and SIGTERM itself; a second handler would only race it.
+    asyncio.run(run(settings, liveness=args.liveness))
 
 
 def cmd_crds(args: argparse.Namespace) -> None:
@@ -80,6 +87,29 @@ def cmd_emulator(args: argparse.Namespace) -> None:
     _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
 
 
+def cmd_backfill(args: argparse.Namespace) -> None:
+    import json
+
+    from controller.backfill import backfill, parse_time
+    from controller.kube.client import CustomObjects, api_client
+
+    logs.setup("text")
+    try:
+        since = parse_time(args.since)
+    except ValueError as exc:
+        raise SystemExit(f"blocklearn backfill: --since: {exc}") from None
+    api = CustomObjects(api_client(args.kubeconfig))
+    report = asyncio.run(backfill(api, since, args.namespace))
+    print(
+        json.dumps(report.__dict__)
+        if args.output == "json"
+        else f"listed {report.listed} Blocks, {report.selected} changed since {args.since}: "
+        f"{report.requested} reconciles requested, {report.gone} gone meanwhile, {report.failed} failed"
+    )
+    if report.failed:
+        sys.exit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blocklearn",
@@ -96,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
     p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser("backfill", help="re-reconcile every Block changed after a time")
+    p.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")
+    p.add_argument("-n", "--namespace", help="only this namespace (default: all)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or in-cluster)")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("emulator", help="serve a local Kubernetes API (kmock) with the CRDs registered")
     p.add_argument("--host", default="127.0.0.1")

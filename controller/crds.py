@@ -125,7 +125,12 @@ def block_crd() -> dict[str, Any]:
                 "jsonPath": '.status.conditions[?(@.type=="Learned")].reason',
                 "description": "Why the Block did or did not teach.",
             },
-            {"name": "Example", "type": "string", "jsonPath": ".status.exampleRef", "description": "Example."},
+            {
+                "name": "Example",
+                "type": "string",
+                "jsonPath": ".status.exampleRef",
+                "description": "Example.",
+            },
             _age(),
         ],
     )
@@ -141,7 +146,12 @@ def example_crd() -> dict[str, Any]:
         "A few-shot example learned from a Block: its context (query) and the executed cell (answer).",
         [
             _condition_column("Embedded", "Embedded", "Whether the embedding is present and current."),
-            {"name": "Model", "type": "string", "jsonPath": ".status.embeddingModel", "description": "Embedder."},
+            {
+                "name": "Model",
+                "type": "string",
+                "jsonPath": ".status.embeddingModel",
+                "description": "Embedder.",
+            },
             {
                 "name": "Block",
                 "type": "string",

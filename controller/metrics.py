@@ -28,7 +28,9 @@ embedding_duration_seconds = Histogram(
     "blocklearn_embedding_duration_seconds", "Time of one embedding batch.", buckets=_SECONDS
 )
 embedding_batch_size = Histogram(
-    "blocklearn_embedding_batch_size", "Texts per embedding batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+    "blocklearn_embedding_batch_size",
+    "Texts per embedding batch.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 embedder_errors_total = Counter("blocklearn_embedder_errors_total", "Embedder failures.", ["reason"])
 embedding_backlog = Gauge("blocklearn_embedding_backlog", "Examples waiting for an embedding.")

@@ -25,9 +25,7 @@ class Cell(Resource):
 
     kind: Literal["markup", "code"] = Field(description="Whether the cell is prose (markup) or code.")
     language: str = Field(default="", description="Language of a code cell, for example bash or python.")
-    contents: Annotated[str, Field(max_length=MAX_CELL_CHARS)] = Field(
-        description="The text of the cell."
-    )
+    contents: Annotated[str, Field(max_length=MAX_CELL_CHARS)] = Field(description="The text of the cell.")
     outputs: list[Annotated[str, Field(max_length=MAX_CELL_CHARS)]] = Field(
         default_factory=list, max_length=MAX_OUTPUTS, description="Text outputs the cell produced."
     )

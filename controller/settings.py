@@ -15,7 +15,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; empty watches all namespaces."
     )
     embedder: Literal["hashing", "openai"] = Field(default="hashing", description="Which embedder to use.")
-    hashing_dim: int = Field(default=2048, ge=16, le=65536, description="Dimension of the hashing embedder.")
+    hashing_dim: int = Field(default=4096, ge=16, le=65536, description="Dimension of the hashing embedder.")
     openai_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible API.")
     openai_model: str = Field(default="text-embedding-3-small", description="Embedding model name.")
     openai_api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")

@@ -20,8 +20,14 @@ class Api:
         p = f"{self.base}/apis/blocklearn.dev/v1alpha1/namespaces/{namespace}/{plural}"
         return p + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
-    async def call(self, method: str, url: str, body: object = None, ctype: str = "application/merge-patch+json",
-                   headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    async def call(
+        self,
+        method: str,
+        url: str,
+        body: object = None,
+        ctype: str = "application/merge-patch+json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict]:
         hdrs = {"Content-Type": ctype if method == "PATCH" else "application/json", **(headers or {})}
         async with self.session.request(method, url, json=body, headers=hdrs) as resp:
             return resp.status, await resp.json(content_type=None)
@@ -41,8 +47,12 @@ async def api(emulator: Emulator) -> AsyncIterator[Api]:
         yield Api(session, str(emulator.url).rstrip("/"))
 
 
-def block_body(name: str, generated: str = "kubectl get pods", executed: str = "kubectl get pods -A",
-               doc: str = "list every pod") -> dict:
+def block_body(
+    name: str,
+    generated: str = "kubectl get pods",
+    executed: str = "kubectl get pods -A",
+    doc: str = "list every pod",
+) -> dict:
     return {
         "apiVersion": "blocklearn.dev/v1alpha1",
         "kind": "Block",

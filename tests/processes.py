@@ -32,9 +32,17 @@ class Process:
     def start(self) -> Process:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", *self.args], stdout=handle, stderr=subprocess.STDOUT, env=self.env
+            [sys.executable, "-m", "controller", *self.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         return self
+
+    async def exited(self, timeout: float = 60) -> int:
+        """Wait for exit without blocking the event loop (the emulator may be serving in it)."""
+        assert self.proc is not None
+        return await asyncio.to_thread(self.proc.wait, timeout)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -55,11 +63,17 @@ class Process:
         self.stop(signal.SIGKILL)
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+        return (
+            "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+        )
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30, what: str = "condition",
-                     logs: list[Process] | None = None) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float = 30,
+    what: str = "condition",
+    logs: list[Process] | None = None,
+) -> T:
     """Poll an async check until it returns something truthy; fail with the processes' logs."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -13,7 +13,9 @@ def test_committed_crds_match_the_models() -> None:
     for crd in all_crds():
         path = CRDS / f"{crd['metadata']['name']}.yaml"
         assert path.exists(), f"{path} is missing: run `blocklearn crds --out crds`"
-        assert path.read_text() == render(crd), f"{path} drifted from the models: run `blocklearn crds --out crds`"
+        assert path.read_text() == render(crd), (
+            f"{path} drifted from the models: run `blocklearn crds --out crds`"
+        )
 
 
 def _walk(node: dict, path: str = "") -> list[str]:
@@ -50,10 +52,19 @@ def test_status_fields_survive_pruning() -> None:
     """kopf #574: a status field the schema does not declare is silently dropped by the server."""
     ex = yaml.safe_load((CRDS / "examples.blocklearn.dev.yaml").read_text())
     schema = ex["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    status = {"embedding": "AAAA", "embeddingDim": 1, "embeddingModel": "m", "textHash": "h",
-              "embeddedAt": "t", "sourceChangedAt": "t", "conditions": [], "kopf": {"x": 1}}
-    pruned, errors = prune_and_validate(schema, {"spec": {"query": {}, "answer": [], "blockRef": {"name": "b"}},
-                                                 "status": status})
+    status = {
+        "embedding": "AAAA",
+        "embeddingDim": 1,
+        "embeddingModel": "m",
+        "textHash": "h",
+        "embeddedAt": "t",
+        "sourceChangedAt": "t",
+        "conditions": [],
+        "kopf": {"x": 1},
+    }
+    pruned, errors = prune_and_validate(
+        schema, {"spec": {"query": {}, "answer": [], "blockRef": {"name": "b"}}, "status": status}
+    )
     assert not errors
     assert "kopf" not in pruned["status"]
     assert {k: v for k, v in status.items() if k != "kopf"} == pruned["status"]

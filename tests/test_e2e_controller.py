@@ -30,9 +30,20 @@ def controller_factory(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
     def start(name: str = "controller", **env: str) -> Process:
         proc = Process(
             name,
-            ["controller", "--metrics-port", str(free_port()), "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            [
+                "controller",
+                "--metrics-port",
+                str(free_port()),
+                "--liveness",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ],
             tmp_path,
-            {"KUBECONFIG": str(config), "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2", "BLOCKLEARN_HASHING_DIM": "256", **env},
+            {
+                "KUBECONFIG": str(config),
+                "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+                "BLOCKLEARN_HASHING_DIM": "256",
+                **env,
+            },
         )
         started.append(proc.start())
         return proc
@@ -64,7 +75,9 @@ async def embedded_example(api: Api, name: str) -> dict | None:
     return ex if ex and ex.get("status", {}).get("embedding") else None
 
 
-async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(api: Api, controller: Process) -> None:
+async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(
+    api: Api, controller: Process
+) -> None:
     _, block = await api.call("POST", api.path("blocks"), block_body("b1"))
     ex = await eventually(lambda: embedded_example(api, "b1"), what="embedded Example", logs=[controller])
     assert ex["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
@@ -91,13 +104,18 @@ async def _learned(api: Api, name: str, status: str = "True") -> dict | None:
     return blk if cond and cond["status"] == status else None
 
 
-async def test_edits_update_or_remove_the_example_and_deletion_cascades(api: Api, controller: Process) -> None:
+async def test_edits_update_or_remove_the_example_and_deletion_cascades(
+    api: Api, controller: Process
+) -> None:
     await api.call("POST", api.path("blocks"), block_body("b1"))
     first = await eventually(lambda: embedded_example(api, "b1"), what="Example", logs=[controller])
 
     # A new context: the Example follows and is embedded again.
-    await api.call("PATCH", api.path("blocks", name="b1"),
-                   {"spec": {"doc": {"cells": [{"kind": "markup", "contents": "show pods on every node"}]}}})
+    await api.call(
+        "PATCH",
+        api.path("blocks", name="b1"),
+        {"spec": {"doc": {"cells": [{"kind": "markup", "contents": "show pods on every node"}]}}},
+    )
 
     async def re_embedded() -> dict | None:
         ex = await embedded_example(api, "b1")
@@ -108,16 +126,22 @@ async def test_edits_update_or_remove_the_example_and_deletion_cascades(api: Api
     assert ex["metadata"]["uid"] == first["metadata"]["uid"]  # updated in place, never duplicated
 
     # Executed == generated: nothing to learn any more, the Example goes.
-    await api.call("PATCH", api.path("blocks", name="b1"),
-                   {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get pods"}}})
+    await api.call(
+        "PATCH",
+        api.path("blocks", name="b1"),
+        {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get pods"}}},
+    )
     blk = await eventually(lambda: _learned(api, "b1", "False"), what="Unchanged", logs=[controller])
     assert condition(blk, "Learned")["reason"] == "Unchanged"
     assert "exampleRef" not in blk["status"]
     assert await get(api, "examples", "b1") is None
 
     # Teaching again, then deleting the Block: the Example is collected with it.
-    await api.call("PATCH", api.path("blocks", name="b1"),
-                   {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get po -A"}}})
+    await api.call(
+        "PATCH",
+        api.path("blocks", name="b1"),
+        {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get po -A"}}},
+    )
     await eventually(lambda: embedded_example(api, "b1"), what="Example again", logs=[controller])
     await api.call("DELETE", api.path("blocks", name="b1"))
 
@@ -136,7 +160,9 @@ async def test_an_invalid_block_is_reported_and_does_not_stop_the_others(
     bad["spec"]["executedCell"]["contents"] = "x\x00y"
     assert (await api.call("POST", api.path("blocks"), bad))[0] == 201
     for i in range(5):
-        await api.call("POST", api.path("blocks"), block_body(f"good-{i}", executed=f"kubectl get pods -n ns{i}"))
+        await api.call(
+            "POST", api.path("blocks"), block_body(f"good-{i}", executed=f"kubectl get pods -n ns{i}")
+        )
 
     async def invalid() -> dict | None:
         blk = await get(api, "blocks", "bad")
@@ -154,9 +180,16 @@ async def test_an_invalid_block_is_reported_and_does_not_stop_the_others(
     assert any(e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "bad" for e in events)
 
     # Fixing the Block is the change that makes it reconcile again.
-    await api.call("PATCH", api.path("blocks", name="bad"),
-                   {"spec": {"executedAt": "2024-06-01T00:00:00Z",
-                             "executedCell": {"kind": "code", "language": "bash", "contents": "kubectl top pods"}}})
+    await api.call(
+        "PATCH",
+        api.path("blocks", name="bad"),
+        {
+            "spec": {
+                "executedAt": "2024-06-01T00:00:00Z",
+                "executedCell": {"kind": "code", "language": "bash", "contents": "kubectl top pods"},
+            }
+        },
+    )
     await eventually(lambda: embedded_example(api, "bad"), what="fixed Block learns", logs=[controller])
 
 
@@ -202,3 +235,54 @@ async def test_api_errors_and_conflicts_are_retried_without_duplicates(
         await eventually(lambda i=i: _learned(api, f"b{i}"), what=f"b{i} learned", logs=[proc])
     assert creates.seen == 3 and conflicts.seen == 3
     assert sorted(o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES)) == ["b0", "b1", "b2"]
+
+
+async def test_backfill_re_reconciles_blocks_changed_since_a_time(
+    api: Api, emulator: Emulator, controller: Process, tmp_path: Path
+) -> None:
+    for i in range(4):
+        await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl logs pod-{i}"))
+    for i in range(4):
+        await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}", logs=[controller])
+    # Simulate drift the controller has not noticed (its resync is 5 minutes away): Examples lost.
+    controller.stop()
+    for i in range(4):
+        await api.call("DELETE", api.path("examples", name=f"b{i}"))
+    await eventually(lambda: _none_left(emulator), what="Examples gone")
+    restarted = Process("controller-2", controller.args, tmp_path, controller.env).start()
+    try:
+        # on restart kopf resumes every Block, so the Examples come back without a backfill too...
+        for i in range(4):
+            await eventually(
+                lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i} resumed", logs=[restarted]
+            )
+        for i in range(4):
+            await api.call("DELETE", api.path("examples", name=f"b{i}"))
+        await eventually(lambda: _none_left(emulator), what="Examples gone again")
+        # ...but while it runs, only a change brings a Block back before the resync: the backfill.
+        proc = Process(
+            "backfill",
+            ["backfill", "--since", "2000-01-01T00:00:00Z", "-o", "json"],
+            tmp_path,
+            {"KUBECONFIG": controller.env["KUBECONFIG"]},
+        ).start()
+        assert await proc.exited() == 0, proc.tail()
+        assert '"selected": 4, "requested": 4' in proc.log.read_text()
+        for i in range(4):
+            await eventually(
+                lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i} backfilled", logs=[restarted]
+            )
+        future = Process(
+            "backfill-none",
+            ["backfill", "--since", "2999-01-01T00:00:00Z"],
+            tmp_path,
+            {"KUBECONFIG": controller.env["KUBECONFIG"]},
+        ).start()
+        assert await future.exited() == 0, future.tail()
+        assert "listed 4 Blocks, 0 changed since" in future.log.read_text()
+    finally:
+        restarted.stop()
+
+
+async def _none_left(emulator: Emulator) -> bool:
+    return not emulator.objects_of(EXAMPLES)

@@ -53,7 +53,9 @@ def test_over_long_queries_keep_their_end_and_say_so() -> None:
 def test_hashing_embedder_is_deterministic_unit_length_and_lexical() -> None:
     e = HashingEmbedder(512)
     assert isinstance(e, Embedder)
-    a, b, c, empty = e.embed_sync(["list pods in a namespace", "list the pods of a namespace", "compress a tar file", ""])
+    a, b, c, empty = e.embed_sync(
+        ["list pods in a namespace", "list the pods of a namespace", "compress a tar file", ""]
+    )
     assert a.dtype == np.float32 and a.shape == (512,)
     assert np.isclose(np.linalg.norm(a), 1.0)
     assert np.array_equal(a, HashingEmbedder(512).embed_sync(["list pods in a namespace"])[0])

@@ -37,7 +37,9 @@ async def test_status_subresource_separates_spec_and_status(api: Api) -> None:
     _, obj = await api.call("PATCH", api.path("blocks", name="b1"), {"status": {"exampleRef": "x"}})
     assert "status" not in obj
     _, obj = await api.call(
-        "PATCH", api.path("blocks", name="b1", sub="status"), {"status": {"exampleRef": "x"}, "spec": {"exitCode": 9}}
+        "PATCH",
+        api.path("blocks", name="b1", sub="status"),
+        {"status": {"exampleRef": "x"}, "spec": {"exitCode": 9}},
     )
     assert obj["status"]["exampleRef"] == "x" and obj["spec"]["exitCode"] == 0
     assert obj["metadata"]["generation"] == 1
@@ -48,7 +50,9 @@ async def test_stale_resource_versions_conflict(api: Api) -> None:
     stale = obj["metadata"]["resourceVersion"]
     await api.call("PATCH", api.path("blocks", name="b1"), {"spec": {"exitCode": 1}})
     code, err = await api.call(
-        "PATCH", api.path("blocks", name="b1"), {"metadata": {"resourceVersion": stale}, "spec": {"exitCode": 2}}
+        "PATCH",
+        api.path("blocks", name="b1"),
+        {"metadata": {"resourceVersion": stale}, "spec": {"exitCode": 2}},
     )
     assert code == 409 and err["reason"] == "Conflict"
     code, _ = await api.call("PUT", api.path("blocks", name="b1"), obj)
@@ -72,8 +76,13 @@ async def test_schema_rejects_wrong_types_and_prunes_unknown_fields(api: Api) ->
 
 async def test_json_patch_is_applied(api: Api) -> None:
     await api.call("POST", api.path("blocks"), block_body("b1"))
-    ops = [{"op": "replace", "path": "/spec/exitCode", "value": 4}, {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}]
-    code, obj = await api.call("PATCH", api.path("blocks", name="b1"), ops, ctype="application/json-patch+json")
+    ops = [
+        {"op": "replace", "path": "/spec/exitCode", "value": 4},
+        {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+    ]
+    code, obj = await api.call(
+        "PATCH", api.path("blocks", name="b1"), ops, ctype="application/json-patch+json"
+    )
     assert code == 200 and obj["spec"]["exitCode"] == 4 and obj["metadata"]["labels"] == {"x": "y"}
 
 
@@ -89,10 +98,21 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
     assert [o["metadata"]["name"] for o in lst["items"]] == ["b2"]
     _, everywhere = await api.call("GET", f"{api.base}/apis/blocklearn.dev/v1alpha1/blocks")
     assert len(everywhere["items"]) == 3
-    await api.call("PATCH", api.path("blocks", name="b1", sub="status"),
-                   {"status": {"exampleRef": "b1", "conditions": [
-                       {"type": "Learned", "status": "True", "reason": "Learned", "lastTransitionTime": "t"}]}})
-    _, table = await api.call("GET", api.path("blocks"), headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    await api.call(
+        "PATCH",
+        api.path("blocks", name="b1", sub="status"),
+        {
+            "status": {
+                "exampleRef": "b1",
+                "conditions": [
+                    {"type": "Learned", "status": "True", "reason": "Learned", "lastTransitionTime": "t"}
+                ],
+            }
+        },
+    )
+    _, table = await api.call(
+        "GET", api.path("blocks"), headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    )
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Learned", "Reason", "Example", "Age"]
     assert table["rows"][0]["cells"][:4] == ["b1", "True", "Learned", "b1"]
@@ -101,11 +121,21 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
 
 async def test_deleting_an_owner_collects_its_dependents(api: Api) -> None:
     _, owner = await api.call("POST", api.path("blocks"), block_body("b1"))
-    ref = {"apiVersion": "blocklearn.dev/v1alpha1", "kind": "Block", "name": "b1",
-           "uid": owner["metadata"]["uid"], "controller": True}
-    example = {"metadata": {"name": "b1", "ownerReferences": [ref]},
-               "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "b1"}}}
-    unrelated = {"metadata": {"name": "other"}, "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "x"}}}
+    ref = {
+        "apiVersion": "blocklearn.dev/v1alpha1",
+        "kind": "Block",
+        "name": "b1",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+    }
+    example = {
+        "metadata": {"name": "b1", "ownerReferences": [ref]},
+        "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "b1"}},
+    }
+    unrelated = {
+        "metadata": {"name": "other"},
+        "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "x"}},
+    }
     assert (await api.call("POST", api.path("examples"), example))[0] == 201
     assert (await api.call("POST", api.path("examples"), unrelated))[0] == 201
     code, _ = await api.call("DELETE", api.path("blocks", name="b1"))
@@ -142,7 +172,10 @@ async def test_watch_resumes_from_a_resource_version(api: Api) -> None:
     await api.call("POST", api.path("blocks"), block_body("b2"))
     await api.call("DELETE", api.path("blocks", name="b1"))
     events = await _read_events(api, api.path("blocks") + f"?watch=true&resourceVersion={since}", 2)
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b2"), ("DELETED", "b1")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "b2"),
+        ("DELETED", "b1"),
+    ]
 
 
 async def test_watch_without_version_starts_with_the_current_objects_then_streams(api: Api) -> None:
@@ -164,8 +197,9 @@ async def test_watch_from_a_compacted_version_is_gone(api: Api, emulator: Emulat
 
 
 async def test_watch_ends_after_its_timeout(api: Api) -> None:
-    async with api.session.get(api.path("blocks") + "?watch=true&timeoutSeconds=1",
-                               timeout=aiohttp.ClientTimeout(total=10)) as resp:
+    async with api.session.get(
+        api.path("blocks") + "?watch=true&timeoutSeconds=1", timeout=aiohttp.ClientTimeout(total=10)
+    ) as resp:
         assert await resp.read() == b""
 
 
@@ -180,4 +214,6 @@ async def test_snapshot_and_restore_keep_objects_and_versions(api: Api, emulator
     await api.call("POST", api.path("blocks"), block_body("b1"))
     copy = Emulator()
     copy.restore(json.loads(json.dumps(emulator.snapshot())))
-    assert copy.objects_of("blocklearn.dev/v1alpha1/blocks") == emulator.objects_of("blocklearn.dev/v1alpha1/blocks")
+    assert copy.objects_of("blocklearn.dev/v1alpha1/blocks") == emulator.objects_of(
+        "blocklearn.dev/v1alpha1/blocks"
+    )

@@ -27,6 +27,10 @@ class EmbedBatcher:
         self._wake.set()
         return await future
 
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()

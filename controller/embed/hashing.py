@@ -9,6 +9,7 @@ frequencies, which it keeps per bucket, to the query at search time (see `contro
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zlib
@@ -39,7 +40,7 @@ def _bucket(feature: str, dim: int) -> int:
 def features(text: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
     words = [t.lower() for t in _TOKEN.findall(text)]
     alnum = [w for w in words if w[0].isalnum() or w[0] == "_"]
-    bigrams = Counter(f"{a} {b}" for a, b in zip(alnum, alnum[1:], strict=False))
+    bigrams = Counter(f"{a} {b}" for a, b in itertools.pairwise(alnum))
     chars: Counter[str] = Counter()
     for word in alnum:
         padded = f" {word} "
@@ -68,7 +69,9 @@ class HashingEmbedder:
 
     def embed_one(self, text: str) -> Matrix:
         vector = np.zeros(self._dim, dtype=np.float32)
-        for bag, weight, prefix in zip(features(text), (WORD_WEIGHT, BIGRAM_WEIGHT, CHAR_WEIGHT), "wbc", strict=True):
+        for bag, weight, prefix in zip(
+            features(text), (WORD_WEIGHT, BIGRAM_WEIGHT, CHAR_WEIGHT), "wbc", strict=True
+        ):
             if not bag:
                 continue
             damped = {f: 1.0 + math.log(c) for f, c in bag.items()}

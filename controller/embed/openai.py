@@ -18,7 +18,9 @@ RETRIES = 3
 class OpenAIEmbedder:
     query_idf = False
 
-    def __init__(self, base_url: str, model: str, api_key: str, timeout: float, dim: int | None = None) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str, timeout: float, dim: int | None = None
+    ) -> None:
         self._url = base_url.rstrip("/") + "/embeddings"
         self._model = model
         self._key = api_key
@@ -59,7 +61,9 @@ class OpenAIEmbedder:
                     session.post(self._url, json=body, headers=headers) as resp,
                 ):
                     if resp.status >= 500 or resp.status == 429:
-                        raise EmbedderError(f"http_{resp.status}", f"embedding endpoint answered {resp.status}")
+                        raise EmbedderError(
+                            f"http_{resp.status}", f"embedding endpoint answered {resp.status}"
+                        )
                     if resp.status >= 400:
                         # A client error will not pass by retrying: the key or the request is wrong.
                         text = (await resp.text())[:200]
@@ -80,7 +84,9 @@ class OpenAIEmbedder:
             except aiohttp.ClientError as exc:
                 last = EmbedderError("connection", f"embedding endpoint unreachable: {exc}")
             except (KeyError, ValueError, TypeError) as exc:
-                raise EmbedderError("bad_response", f"embedding endpoint sent a malformed answer: {exc}") from exc
+                raise EmbedderError(
+                    "bad_response", f"embedding endpoint sent a malformed answer: {exc}"
+                ) from exc
             await asyncio.sleep(0.5 * 2**attempt)
         assert last is not None
         raise last

@@ -19,6 +19,8 @@ from controller.embed import Matrix
 from controller.index.rwlock import ReadWriteLock
 
 MAX_K = 100
+# Query terms are weighted by idf**IDF_POWER; tuned on nl2bash dev (bench/embedder_quality.py).
+IDF_POWER = 4
 
 
 class IndexMismatchError(ValueError):
@@ -129,7 +131,7 @@ class ExampleIndex:
         if not self._query_idf or n == 0:
             return query
         idf = np.log((1.0 + n) / (1.0 + self._df)).astype(np.float32) + np.float32(1.0)
-        weighted = query * idf * idf
+        weighted = query * idf**IDF_POWER
         norm = np.linalg.norm(weighted)
         return weighted / norm if norm > 0 else query
 

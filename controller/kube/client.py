@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -17,9 +17,11 @@ def api_client(kubeconfig: str | None = None) -> Any:
     """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
     return kubernetes.client.ApiClient(configuration)
 
 
@@ -28,13 +30,15 @@ class CustomObjects:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self._api = kubernetes.client.CustomObjectsApi(client)
+        # Typed as Any: the generated client declares `object` for every custom-object answer.
+        self._api: Any = kubernetes.client.CustomObjectsApi(client)
 
     async def get(self, plural: str, namespace: str, name: str) -> Obj | None:
         try:
-            return await asyncio.to_thread(
+            obj = await asyncio.to_thread(
                 self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
             )
+            return cast(Obj, obj)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -53,7 +57,12 @@ class CustomObjects:
     async def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> Obj:
         return await asyncio.to_thread(
             self._api.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, plural, name, {"status": status},
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": status},
         )
 
     async def delete(self, plural: str, namespace: str, name: str) -> bool:

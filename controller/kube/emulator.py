@@ -24,6 +24,7 @@ import bisect
 import copy
 import datetime
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -32,7 +33,7 @@ from typing import Any
 
 import attrs
 import kmock
-import logging
+from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
 
 from controller.kube import schema as structural
 from controller.kube.tables import render_table
@@ -95,8 +96,13 @@ CORE_TYPES = [
     ResourceType("", "v1", "events", "Event", "event"),
     ResourceType("", "v1", "namespaces", "Namespace", "namespace", namespaced=False, shortnames=["ns"]),
     ResourceType(
-        "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-        "customresourcedefinition", namespaced=False, shortnames=["crd", "crds"],
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        "customresourcedefinition",
+        namespaced=False,
+        shortnames=["crd", "crds"],
     ),
 ]
 
@@ -312,7 +318,7 @@ class Emulator(kmock.KubernetesEmulator):
         meta["resourceVersion"] = self._bump()
         self._store[key] = obj
         self._emit(rtype, "ADDED", obj)
-        return kmock.Response(status=201, payload=obj)
+        return Response(status=201, payload=obj)
 
     async def _serve_update(self, request: kmock.Request) -> Any:
         """PATCH: JSON merge patch (kopf, kubectl apply for custom resources) or JSON patch."""
@@ -431,7 +437,8 @@ class Emulator(kmock.KubernetesEmulator):
                 else:
                     self._remove(rtype, dkey, dependent)
 
-    async def _serve_watch(self, request: kmock.Request) -> Any:
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:  # type: ignore[override]
+        # A coroutine that returns a stream, so that an unknown resource is a plain 404 response.
         rtype = self._rtype(request)
         since = request.params.get("resourceVersion") or ""
         if since not in ("", "0") and (not since.isdigit() or int(since) < self._compacted_rv):

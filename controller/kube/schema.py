@@ -25,7 +25,9 @@ def prune_and_validate(schema: dict[str, Any], value: Any, path: str = "") -> tu
         return value, [] if schema.get("nullable") else [f"{path or '.'}: must not be null"]
     kind = schema.get("type")
     if kind is not None:
-        ok = isinstance(value, _TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
+        ok = isinstance(value, _TYPES[kind]) and not (
+            kind in ("integer", "number") and isinstance(value, bool)
+        )
         if not ok:
             return value, [f"{path or '.'}: expected {kind}, got {type(value).__name__}"]
     if "enum" in schema and value not in schema["enum"]:

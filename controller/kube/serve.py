@@ -23,7 +23,11 @@ def load_crds(directory: Path | None) -> list[dict[str, Any]]:
         return all_crds()
     docs = []
     for path in sorted(directory.glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition"]
+        docs += [
+            d
+            for d in yaml.safe_load_all(path.read_text())
+            if d and d.get("kind") == "CustomResourceDefinition"
+        ]
     if not docs:
         raise SystemExit(f"no CustomResourceDefinitions found in {directory}")
     return docs
@@ -39,7 +43,11 @@ def kubeconfig(server: str, namespace: str = "default") -> str:
             "contexts": [
                 {
                     "name": "blocklearn-local",
-                    "context": {"cluster": "blocklearn-local", "user": "blocklearn-local", "namespace": namespace},
+                    "context": {
+                        "cluster": "blocklearn-local",
+                        "user": "blocklearn-local",
+                        "namespace": namespace,
+                    },
                 }
             ],
             "current-context": "blocklearn-local",

@@ -44,7 +44,11 @@ def render_table(columns: list[dict[str, Any]], items: list[dict[str, Any]], rv:
         for c in columns:
             value = jsonpath(item, c["jsonPath"])
             cells.append("<none>" if value is None else value)
-        partial = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": item["metadata"]}
+        partial = {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": item["metadata"],
+        }
         rows.append({"cells": cells, "object": partial})
     return {
         "apiVersion": "meta.k8s.io/v1",

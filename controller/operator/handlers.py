@@ -7,6 +7,7 @@ Running it twice changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -82,7 +83,7 @@ class Reconcilers:
             ) from exc
 
     async def reconcile_block(
-        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> None:
         started = time.perf_counter()
         result = "error"
@@ -93,7 +94,7 @@ class Reconcilers:
             metrics.reconcile_duration_seconds.labels("block").observe(time.perf_counter() - started)
 
     async def _reconcile_block(
-        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> str:
         meta = body.meta
         name, namespace = meta["name"], meta["namespace"]
@@ -132,7 +133,7 @@ class Reconcilers:
         block_name: str,
         example: ExampleSpec | None,
         block: kopf.Body,
-        logger: logging.Logger | kopf.ObjectLogger,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
         retry: int,
     ) -> None:
         """Make exactly the desired Example exist (or none), whatever exists now."""
@@ -183,7 +184,9 @@ class Reconcilers:
             metrics.reconcile_retries_total.labels("block").inc()
             if exc.status in (400, 403, 422):
                 # The API refused what we wrote: retrying will not help until something changes.
-                raise kopf.PermanentError(f"The API refused the Example ({exc.status}): {exc.reason}") from exc
+                raise kopf.PermanentError(
+                    f"The API refused the Example ({exc.status}): {exc.reason}"
+                ) from exc
             raise kopf.TemporaryError(
                 f"Kubernetes API error {exc.status} on Example {namespace}/{name}",
                 delay=self.backoff.delay(retry),
@@ -192,7 +195,7 @@ class Reconcilers:
     # -- Example -> embedding ----------------------------------------------------------------------
 
     async def reconcile_example(
-        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> None:
         started = time.perf_counter()
         result = "error"
@@ -203,7 +206,7 @@ class Reconcilers:
             metrics.reconcile_duration_seconds.labels("example").observe(time.perf_counter() - started)
 
     async def _reconcile_example(
-        self, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger, retry: int
+        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> str:
         meta, status = body.meta, body.status
         key = f"{meta['namespace']}/{meta['name']}"
@@ -246,7 +249,12 @@ class Reconcilers:
                 "embeddedAt": now_rfc3339(),
                 "sourceChangedAt": meta.get("annotations", {}).get(SOURCE_CHANGED),
                 "conditions": set_condition(
-                    conditions, "Embedded", "True", "Embedded", f"Embedded with {self.embedder.model}.", generation
+                    conditions,
+                    "Embedded",
+                    "True",
+                    "Embedded",
+                    f"Embedded with {self.embedder.model}.",
+                    generation,
                 ),
             },
             retry,
@@ -254,7 +262,9 @@ class Reconcilers:
         self._waiting.discard(key)
         metrics.embedding_backlog.set(len(self._waiting))
         metrics.examples_embedded_total.inc()
-        logger.info(f"Embedded Example: namespace={meta['namespace']} name={meta['name']} truncated={truncated}")
+        logger.info(
+            f"Embedded Example: namespace={meta['namespace']} name={meta['name']} truncated={truncated}"
+        )
         return "success"
 
     def forget_example(self, namespace: str, name: str) -> None:
@@ -263,19 +273,45 @@ class Reconcilers:
 
     # -- registration ------------------------------------------------------------------------------
 
-    def register(self, registry: kopf.OperatorRegistry) -> None:
-        resync = self.settings.resync_seconds
+    async def resync_forever(self, namespaces: list[str]) -> None:
+        """Re-derive every object's state periodically, healing drift (an Example deleted by hand).
 
+        Not a kopf timer: timers put a finalizer on every object, and then no Block or Example can be
+        deleted while the controller is not running (kopf #1305, #833). Like controller-runtime's
+        SyncPeriod, this lists and reconciles by id, and writes only where something differs.
+        """
+        log = logging.getLogger("blocklearn.resync")
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            counts = {"blocks": 0, "examples": 0, "failed": 0}
+            for plural, reconcile in ((BLOCKS, self.reconcile_block), (EXAMPLES, self.reconcile_example)):
+                scopes: list[str | None] = [*namespaces] or [None]
+                for namespace in scopes:
+                    try:
+                        items = (await self.api.list(plural, namespace)).get("items", [])
+                    except ApiException as exc:
+                        log.warning("Failed to list for resync: plural=%s status=%s", plural, exc.status)
+                        continue
+                    for raw in items:
+                        try:
+                            await reconcile(kopf.Body(raw), log, 0)
+                            counts[plural] += 1
+                        except (kopf.TemporaryError, kopf.PermanentError, ApiException, EmbedderError):
+                            counts["failed"] += 1  # the next resync or the next change retries it
+            log.info(
+                "Resynced: blocks=%d examples=%d failed=%d",
+                counts["blocks"],
+                counts["examples"],
+                counts["failed"],
+            )
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
         @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)
         @kopf.on.create(GROUP, VERSION, BLOCKS, registry=registry)
-        @kopf.on.update(GROUP, VERSION, BLOCKS, field="spec", registry=registry)
-        async def block(body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any) -> None:
-            await self.reconcile_block(body, logger, retry)
-
-        # The timer re-derives the state to heal drift (an Example deleted by hand comes back).
-        @kopf.timer(GROUP, VERSION, BLOCKS, interval=resync, initial_delay=resync, idle=resync, registry=registry)
-        async def block_resync(
-            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
+        # Any change but status: a spec edit, or an annotation from `blocklearn backfill` or an analyzer.
+        @kopf.on.update(GROUP, VERSION, BLOCKS, registry=registry)
+        async def block(
+            body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int, **_: Any
         ) -> None:
             await self.reconcile_block(body, logger, retry)
 
@@ -283,13 +319,7 @@ class Reconcilers:
         @kopf.on.create(GROUP, VERSION, EXAMPLES, registry=registry)
         @kopf.on.update(GROUP, VERSION, EXAMPLES, field="spec", registry=registry)
         async def example(
-            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
-        ) -> None:
-            await self.reconcile_example(body, logger, retry)
-
-        @kopf.timer(GROUP, VERSION, EXAMPLES, interval=resync, initial_delay=resync, idle=resync, registry=registry)
-        async def example_resync(
-            body: kopf.Body, logger: kopf.ObjectLogger, retry: int, **_: Any
+            body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int, **_: Any
         ) -> None:
             await self.reconcile_example(body, logger, retry)
 

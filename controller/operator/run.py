@@ -17,14 +17,17 @@ from controller.operator.handlers import Reconcilers
 from controller.settings import Settings
 
 log = logging.getLogger("blocklearn.controller")
+KOPF_PREFIX = f"kopf.{GROUP}"
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Handler progress and the diff base live in annotations: status is pruned by the structural
-    # schema, so kopf's default status storage would lose its state there (kopf #574).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # schema, so kopf's default status storage would lose its state there (kopf #574). The prefix
+    # is not ours: kopf ignores changes to every annotation under its storage prefix, and
+    # `blocklearn backfill` asks for a reconcile with an annotation under blocklearn.dev/.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     # Watches that hang silently never recover on their own (kopf #585, #698, #204): the server ends
     # each watch after 5 minutes and the client gives up 30 s later, so a dead stream is replaced.
@@ -43,7 +46,8 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         await embedder.probe()
     api = CustomObjects(api_client())
     registry = kopf.OperatorRegistry()
-    Reconcilers(settings, api, embedder).register(registry)
+    reconcilers = Reconcilers(settings, api, embedder)
+    reconcilers.register(registry)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -66,11 +70,23 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         embedder.model,
         settings.metrics_port,
     )
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=True,
-        liveness_endpoint=liveness,
-        stop_flag=stop,
-    )
+    resync = asyncio.create_task(reconcilers.resync_forever(settings.namespaces))
+
+    # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
+    # stop ours as soon as kopf begins to clean up.
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        resync.cancel()
+        reconcilers.batcher.close()
+
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+            stop_flag=stop,
+        )
+    finally:
+        resync.cancel()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command (README and .ci/run): installs what the tests need, then lint, types and tests.
+# Extra arguments go to pytest, e.g. `hack/test.sh -k emulator`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hack/venv.sh
+. .venv/bin/activate
+
+echo "== ruff"; ruff check controller tests bench; ruff format --check controller tests bench
+echo "== mypy"; mypy
+echo "== pytest"; python -m pytest "$@"

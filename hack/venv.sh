@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with its test extras, idempotently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+stamp=.venv/.blocklearn-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet -e '.[test]'
+  touch "$stamp"
+fi
