@@ -110,6 +110,23 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_index(args: argparse.Namespace) -> None:
+    from controller.index.run import run
+
+    settings = _settings(args)
+    logs.setup(settings.log_format)
+    _run_until_signal(lambda stop: run(settings, args.host, args.port, stop))
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    import json
+
+    from controller.search_cli import format_table, search
+
+    result = search(args.url, args.query, args.k, args.namespace)
+    print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blocklearn",
@@ -122,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL")
     p.set_defaults(func=cmd_controller)
+
+    p = sub.add_parser("index", help="run the index sidecar: watch Examples, serve nearest-neighbour search")
+    _add_common(p, metrics_port=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=8081, help="port of the search API and /metrics (default: 8081)"
+    )
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="find the past corrections nearest to a request")
+    p.add_argument("query", help='the request, e.g. "list pods in kube-system"')
+    p.add_argument("-k", type=int, default=3, help="how many examples (default: 3)")
+    p.add_argument("-n", "--namespace", help="only examples from this namespace")
+    p.add_argument(
+        "--url", default="http://127.0.0.1:8081", help="index URL (default: http://127.0.0.1:8081)"
+    )
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")

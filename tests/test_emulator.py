@@ -217,3 +217,15 @@ async def test_snapshot_and_restore_keep_objects_and_versions(api: Api, emulator
     assert copy.objects_of("blocklearn.dev/v1alpha1/blocks") == emulator.objects_of(
         "blocklearn.dev/v1alpha1/blocks"
     )
+
+
+async def test_dropped_watches_end_and_can_resume(api: Api, emulator: Emulator) -> None:
+    _, b1 = await api.call("POST", api.path("blocks"), block_body("b1"))
+    url = api.path("blocks") + f"?watch=true&resourceVersion={b1['metadata']['resourceVersion']}"
+    async with api.session.get(url) as resp:
+        await asyncio.sleep(0.1)
+        emulator.drop_watches()
+        assert await asyncio.wait_for(resp.read(), 5) == b""
+    await api.call("POST", api.path("blocks"), block_body("b2"))
+    [event] = await _read_events(api, url, 1)
+    assert event["object"]["metadata"]["name"] == "b2"

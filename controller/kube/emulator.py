@@ -161,6 +161,7 @@ class Emulator(kmock.KubernetesEmulator):
     _compacted_rv: int = attrs.field(default=0, init=False)
     # Replaced on every event: watchers wait on the one they saw last, so no wake-up is missed.
     _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    _watch_epoch: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -217,6 +218,12 @@ class Emulator(kmock.KubernetesEmulator):
             del self._log[:drop], self._log_rvs[:drop]
         if not keep:
             self._compacted_rv = self._rv
+
+    def drop_watches(self) -> None:
+        """End every open watch stream, as a restarting API server or a broken proxy would."""
+        self._watch_epoch += 1
+        self._tick.set()
+        self._tick = asyncio.Event()
 
     # -- request plumbing --------------------------------------------------------------------------
 
@@ -477,8 +484,11 @@ class Emulator(kmock.KubernetesEmulator):
                     yield {"type": "ADDED", "object": obj}
         else:
             seen = int(since)
+        epoch = self._watch_epoch
         while True:
             tick = self._tick
+            if epoch != self._watch_epoch:
+                return
             if seen < self._compacted_rv:
                 async for gone in self._gone(str(seen)):
                     yield gone

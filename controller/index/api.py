@@ -1,0 +1,132 @@
+"""The search API of the index sidecar: POST /v1/search, /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import prometheus_client
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller import metrics
+from controller.embed import Embedder, EmbedderError
+from controller.embed.text import query_text
+from controller.index.core import MAX_K, ExampleIndex
+from controller.models import Cell
+
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_K = 3  # Foyle's number of few-shot examples
+
+
+class CellsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cells: list[Cell] = Field(min_length=1)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    query: str | CellsQuery = Field(description="Text, or notebook cells as in a Block's doc.")
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="How many examples to return.")
+    namespace: str | None = Field(default=None, description="Only examples from this namespace.")
+    min_score: float = Field(default=-1.0, ge=-1.0, le=1.0, alias="minScore")
+
+    def text(self) -> str:
+        if isinstance(self.query, str):
+            return query_text([Cell(kind="markup", contents=self.query)])[0]
+        return query_text(self.query.cells)[0]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+def build_app(
+    index: ExampleIndex, embedder: Embedder, ready: Callable[[], bool], alive: Callable[[], bool]
+) -> web.Application:
+    async def search(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+                result = "bad_request"
+                return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+            raw = await request.content.read(MAX_BODY_BYTES + 1)
+            if len(raw) > MAX_BODY_BYTES:
+                result = "bad_request"
+                return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                result = "bad_request"
+                return _error(400, f"request body is not valid JSON: {exc}")
+            try:
+                req = SearchRequest.model_validate(body)
+            except ValidationError as exc:
+                result = "bad_request"
+                return _error(400, _describe(exc))
+            text = req.text()
+            if not text.strip():
+                result = "bad_request"
+                return _error(400, "query is empty")
+            if not ready():
+                result = "not_ready"
+                return _error(503, "the index has not finished its first list yet")
+            try:
+                [vector] = await embedder.embed([text])
+            except EmbedderError as exc:
+                result = "embedder_error"
+                return _error(502, f"could not embed the query: {exc}")
+            hits = await asyncio.to_thread(
+                index.search, vector, req.k, min_score=req.min_score, namespace=req.namespace
+            )
+            result = "ok" if hits else "empty"
+            return web.json_response(
+                {
+                    "results": [
+                        {
+                            "namespace": h.entry.namespace,
+                            "name": h.entry.name,
+                            "score": round(h.score, 6),
+                            "query": h.entry.payload.get("query"),
+                            "answer": h.entry.payload.get("answer"),
+                            "blockRef": h.entry.payload.get("blockRef"),
+                        }
+                        for h in hits
+                    ],
+                    "model": index.model,
+                    "indexSize": len(index),
+                }
+            )
+        finally:
+            metrics.search_total.labels(result).inc()
+            metrics.search_duration_seconds.observe(time.perf_counter() - started)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": alive()}, status=200 if alive() else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = ready()
+        return web.json_response({"ready": ok, "indexSize": len(index)}, status=200 if ok else 503)
+
+    async def metrics_endpoint(_: web.Request) -> web.Response:
+        data = prometheus_client.generate_latest()
+        return web.Response(body=data, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/v1/search", search)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app

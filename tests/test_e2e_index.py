@@ -1,0 +1,223 @@
+"""Emulator + the real controller and index processes: learn, search, forget, survive a cut watch."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import kmock
+import pytest
+
+from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.conftest import Api, block_body
+from tests.processes import Process, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
+
+
+class System:
+    def __init__(self, emulator: Emulator, tmp: Path) -> None:
+        self.config = tmp / "kubeconfig"
+        self.config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+        self.tmp = tmp
+        self.index_port = free_port()
+        env = {"KUBECONFIG": str(self.config), **ENV}
+        self.controller = Process(
+            "controller",
+            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp,
+            env,
+        )
+        self.index = Process("index", ["index", "--port", str(self.index_port)], tmp, env)
+        self.url = f"http://127.0.0.1:{self.index_port}"
+
+    def get(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+        except OSError:
+            return 0, {}
+
+    def metrics(self) -> str:
+        # Blocking is fine here: the index is another process and never waits on this event loop.
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    async def search(self, query: str, k: int = 3) -> dict:
+        proc = Process(
+            "search", ["search", query, "-k", str(k), "--url", self.url, "-o", "json"], self.tmp
+        ).start()
+        assert await proc.exited() == 0, proc.tail()
+        out = proc.log.read_text()
+        proc.log.unlink()
+        return json.loads(out)
+
+    @property
+    def logs(self) -> list[Process]:
+        return [self.controller, self.index]
+
+
+@pytest.fixture
+def system(emulator: Emulator, tmp_path: Path) -> Iterator[System]:
+    s = System(emulator, tmp_path)
+    s.controller.start()
+    s.index.start()
+    yield s
+    s.index.stop()
+    s.controller.stop()
+
+
+async def ready(system: System) -> bool:
+    return system.get("/readyz")[0] == 200
+
+
+def indexed_names(system: System) -> set[str]:
+    """What the index holds, read through its own API: a search for everything, k=max."""
+    req = urllib.request.Request(
+        system.url + "/v1/search",
+        data=json.dumps({"query": "pods", "k": 100}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        body = json.load(resp)
+    return {r["name"] for r in body["results"]}
+
+
+def embedded(emulator: Emulator) -> set[str]:
+    return {
+        o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES) if o.get("status", {}).get("embedding")
+    }
+
+
+async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
+    api: Api, system: System
+) -> None:
+    await eventually(lambda: ready(system), what="index ready", logs=system.logs)
+    await api.call(
+        "POST",
+        api.path("blocks"),
+        block_body(
+            "kube-logs",
+            doc="show the logs of the crashing coredns pod in kube-system",
+            generated="kubectl logs coredns",
+            executed="kubectl logs -n kube-system deploy/coredns --previous",
+        ),
+    )
+    await api.call(
+        "POST",
+        api.path("blocks"),
+        block_body(
+            "tar",
+            doc="archive the build directory",
+            generated="tar cf build",
+            executed="tar czf build.tgz build/",
+        ),
+    )
+
+    async def found() -> dict | None:
+        result = await system.search("logs of the coredns pod that keeps crashing", k=1)
+        return result if result["results"] and result["results"][0]["name"] == "kube-logs" else None
+
+    result = await eventually(found, what="search finds the correction", logs=system.logs)
+    assert (
+        result["results"][0]["answer"][0]["contents"]
+        == "kubectl logs -n kube-system deploy/coredns --previous"
+    )
+    assert result["results"][0]["blockRef"]["name"] == "kube-logs"
+
+    table = Process(
+        "search-table", ["search", "archive my build folder", "--url", system.url], system.tmp
+    ).start()
+    assert await table.exited() == 0
+    text = table.log.read_text()
+    assert text.splitlines()[0].split() == ["SCORE", "NAMESPACE/NAME", "QUERY", "ANSWER"]
+    assert "default/tar" in text.splitlines()[1] and "tar czf build.tgz build/" in text
+
+    await api.call("DELETE", api.path("blocks", name="kube-logs"))
+
+    async def forgotten() -> bool:
+        result = await system.search("logs of the coredns pod that keeps crashing", k=5)
+        return all(r["name"] != "kube-logs" for r in result["results"])
+
+    await eventually(forgotten, what="deleted Block forgotten", logs=system.logs)
+    metrics_text = system.metrics()
+    assert metric(metrics_text, "blocklearn_learning_latency_seconds_count") >= 2
+    assert metric(metrics_text, "blocklearn_index_size") == 1
+
+
+async def test_index_converges_after_a_dropped_watch_and_410(
+    api: Api, emulator: Emulator, system: System
+) -> None:
+    for i in range(6):
+        await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
+    await eventually(lambda: _same(system, emulator, 6), what="first sync", logs=system.logs)
+
+    # Cut every watch and refuse the index's new ones (not kopf's: the controller must keep working),
+    # change the world in the gap, and compact the history so that resuming is impossible.
+    refuse = {"on": True}
+
+    def index_watch(r: kmock.Request) -> bool:
+        return (
+            refuse["on"]
+            and r.params.get("watch") == "true"
+            and not r.headers.get("User-Agent", "").startswith("kopf")
+        )
+
+    emulator[index_watch] << 500
+    emulator.drop_watches()
+    for i in range(3):
+        await api.call("DELETE", api.path("blocks", name=f"b{i}"))
+    for i in range(6, 9):
+        await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
+    await eventually(
+        lambda: _embedded_are(emulator, {f"b{i}" for i in range(3, 9)}),
+        what="controller converged",
+        logs=system.logs,
+    )
+    emulator.compact()
+    refuse["on"] = False
+
+    await eventually(lambda: _same(system, emulator, 6), what="index converged", timeout=60, logs=system.logs)
+    assert indexed_names(system) == {f"b{i}" for i in range(3, 9)}
+    metrics_text = system.metrics()
+    assert metric(metrics_text, "blocklearn_index_relists_total") >= 2  # the first list, and after the gap
+    assert metric(metrics_text, "blocklearn_index_watch_restarts_total") >= 1
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not exported")
+
+
+async def _same(system: System, emulator: Emulator, count: int) -> bool:
+    names = embedded(emulator)
+    return len(names) == count and system.get("/readyz")[0] == 200 and indexed_names(system) == names
+
+
+async def _embedded_are(emulator: Emulator, names: set[str]) -> bool:
+    return embedded(emulator) == names
+
+
+async def test_index_is_not_ready_until_the_api_answers(emulator: Emulator, tmp_path: Path) -> None:
+    emulator[kmock.action.LIST] << 503
+    s = System(emulator, tmp_path)
+    s.index.start()
+    try:
+        await eventually(lambda: _answers(s), what="index serving", logs=[s.index])
+        assert s.get("/readyz")[0] == 503
+        assert s.get("/healthz")[0] == 200
+    finally:
+        s.index.stop()
+
+
+async def _answers(system: System) -> bool:
+    return system.get("/readyz")[0] != 0

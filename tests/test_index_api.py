@@ -1,0 +1,101 @@
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from controller.embed.hashing import HashingEmbedder
+from controller.index.api import build_app
+from controller.index.core import Entry, ExampleIndex
+
+EMBEDDER = HashingEmbedder(256)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient]:
+    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model, query_idf=True)
+    docs = {
+        "a": ("list pods in kube-system", "kubectl get pods -n kube-system", "team-a"),
+        "b": ("compress a directory", "tar czf dir.tgz dir", "team-a"),
+        "c": ("list pods in kube-system", "kubectl -n kube-system get po", "team-b"),
+    }
+    for name, (doc, cmd, ns) in docs.items():
+        [v] = await EMBEDDER.embed([doc])
+        index.upsert(
+            f"{ns}/{name}",
+            v,
+            Entry(
+                ns,
+                name,
+                {
+                    "query": {"cells": [{"kind": "markup", "contents": doc}]},
+                    "answer": [{"kind": "code", "contents": cmd}],
+                    "blockRef": {"name": name},
+                },
+            ),
+            EMBEDDER.model,
+        )
+    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_search_returns_the_nearest_examples_with_their_answers(client: TestClient) -> None:
+    resp = await client.post(
+        "/v1/search", json={"query": "show the pods of kube-system", "namespace": "team-a"}
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["indexSize"] == 3 and body["model"] == EMBEDDER.model
+    first = body["results"][0]
+    assert (first["namespace"], first["name"]) == ("team-a", "a")
+    assert first["answer"][0]["contents"] == "kubectl get pods -n kube-system"
+    assert set(first) == {"namespace", "name", "score", "query", "answer", "blockRef"}
+    assert len(body["results"]) == 2  # k defaults to 3, team-a has 2
+
+
+async def test_cells_queries_and_k(client: TestClient) -> None:
+    cells = [{"kind": "markup", "contents": "compress a folder"}]
+    body = await (await client.post("/v1/search", json={"query": {"cells": cells}, "k": 1})).json()
+    assert [r["name"] for r in body["results"]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "fragment"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"query": ""}', 400, "query is empty"),
+        (b'{"query": "   "}', 400, "query is empty"),
+        (b'{"query": "x", "k": 0}', 400, "k"),
+        (b'{"query": "x", "k": 1000000}', 400, "k"),
+        (b'{"query": 5}', 400, "query"),
+        (b'{"k": 3}', 400, "query"),
+        (b'{"query": "x", "bogus": 1}', 400, "bogus"),
+        (b'{"query": {"cells": []}}', 400, "cells"),
+        (b"[1, 2]", 400, "Input should be"),
+        (b'{"query": "' + b"x" * (2 * 1024 * 1024) + b'"}', 413, "over"),
+    ],
+)
+async def test_bad_requests_get_a_message_that_says_what_is_wrong(
+    client: TestClient, payload: bytes, status: int, fragment: str
+) -> None:
+    resp = await client.post("/v1/search", data=payload, headers={"Content-Type": "application/json"})
+    assert resp.status == status
+    assert fragment in (await resp.json())["error"]
+
+
+async def test_health_readiness_and_metrics(client: TestClient) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["indexSize"] == 3
+    await client.post("/v1/search", json={"query": "pods"})
+    text = await (await client.get("/metrics")).text()
+    assert 'blocklearn_search_total{result="ok"}' in text
+    assert "blocklearn_search_duration_seconds_bucket" in text
+
+
+async def test_not_ready_until_the_first_list() -> None:
+    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    app = build_app(index, EMBEDDER, ready=lambda: False, alive=lambda: True)
+    async with TestClient(TestServer(app)) as c:
+        assert (await c.get("/readyz")).status == 503
+        assert (await c.post("/v1/search", json={"query": "pods"})).status == 503

@@ -1,0 +1,76 @@
+import numpy as np
+from prometheus_client import REGISTRY
+
+from controller.embed.codec import encode
+from controller.index.core import ExampleIndex
+from controller.index.watch import IndexSync
+
+DIM, MODEL = 4, "m"
+
+
+def example(
+    name: str,
+    seed: int = 0,
+    ns: str = "default",
+    model: str = MODEL,
+    embedded: bool = True,
+    changed_at: str | None = None,
+    text_hash: str = "h",
+) -> dict:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    status = {
+        "embedding": encode(v / np.linalg.norm(v)),
+        "embeddingModel": model,
+        "embeddingDim": DIM,
+        "textHash": text_hash,
+    }
+    if changed_at:
+        status["sourceChangedAt"] = changed_at
+    return {
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {
+            "query": {"cells": [{"kind": "markup", "contents": name}]},
+            "answer": [],
+            "blockRef": {"name": name},
+        },
+        "status": status if embedded else {},
+    }
+
+
+def test_apply_upserts_embedded_examples_and_removes_the_rest() -> None:
+    sync = IndexSync(ExampleIndex(DIM, MODEL))
+    assert sync.apply(example("a")) == "upserted"
+    assert sync.apply(example("b", model="other")) == "ignored"
+    assert sync.apply(example("c", embedded=False)) == "ignored"
+    assert sync.index.ids() == {"default/a"}
+    assert sync.apply(example("a", model="other")) == "deleted"  # re-embedded with another model
+    assert sync.apply(example("a"), deleted=True) == "ignored"
+    bad = example("d")
+    bad["status"]["embedding"] = encode(np.ones(DIM + 1, dtype=np.float32))
+    assert sync.apply(bad) == "rejected" and sync.index.ids() == set()
+
+
+def test_reconcile_leaves_exactly_the_listed_set() -> None:
+    sync = IndexSync(ExampleIndex(DIM, MODEL))
+    for name in "abc":
+        sync.apply(example(name))
+    sync.reconcile([example("b"), example("d"), example("e", embedded=False)])
+    assert sync.index.ids() == {"default/b", "default/d"}
+
+
+def _latency_count() -> float:
+    return REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_count") or 0.0
+
+
+def test_learning_latency_is_observed_once_per_new_text_on_live_events() -> None:
+    sync = IndexSync(ExampleIndex(DIM, MODEL), clock=lambda: 1_700_000_010.0)
+    changed = "2023-11-14T22:13:20Z"  # 1_700_000_000
+    before = _latency_count()
+    sync.reconcile([example("a", changed_at=changed)])  # a relist is not a learning event
+    assert _latency_count() == before
+    sync.apply(example("b", changed_at=changed))
+    sync.apply(example("b", changed_at=changed))  # same text: not learned twice
+    assert _latency_count() == before + 1
+    sync.apply(example("b", changed_at=changed, text_hash="h2"))
+    assert _latency_count() == before + 2
+    assert (REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_bucket", {"le": "10.0"}) or 0) >= 2
