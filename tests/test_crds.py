@@ -77,3 +77,12 @@ def test_wrong_types_are_rejected_with_their_path() -> None:
     assert ".spec.exitCode: expected integer, got str" in errors
     assert any(e.startswith(".spec.doc.cells[0].kind") for e in errors)
     assert ".spec.doc.cells[0].contents: Required value" in errors
+
+
+def test_strict_field_validation_rejects_unknown_fields_instead_of_pruning() -> None:
+    blk = yaml.safe_load((CRDS / "blocks.blocklearn.dev.yaml").read_text())
+    schema = blk["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    body = {"spec": {"exitCod": 0, "doc": {"cells": []}}}
+    assert prune_and_validate(schema, body)[1] == []
+    _, errors = prune_and_validate(schema, body, strict=True)
+    assert errors == [".spec.exitCod: field not declared in schema"]

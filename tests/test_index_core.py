@@ -48,8 +48,8 @@ def test_swap_delete_moves_the_last_row_into_the_hole() -> None:
         ix.upsert(f"e{i}", unit(i), entry(f"e{i}"), MODEL)
     ix.delete("e0")
     assert ix._rows["e2"] == 0
-    assert np.array_equal(ix._matrix[0], unit(2))
-    assert not ix._matrix[2].any()  # the freed row is cleared
+    assert np.array_equal(ix._matrix_t[:, 0], unit(2))
+    assert not ix._matrix_t[:, 2].any()  # the freed row is cleared
     consistent(ix)
 
 
@@ -120,7 +120,7 @@ def test_any_sequence_of_operations_matches_a_plain_dict(sequence: list[tuple[st
     consistent(ix)
     assert ix.ids() == set(model)
     for id_, vector in model.items():
-        assert np.array_equal(ix._matrix[ix._rows[id_]], vector)
+        assert np.array_equal(ix.vector(id_), vector)
     expected_df = sum(((v != 0).astype(np.int64) for v in model.values()), np.zeros(DIM, dtype=np.int64))
     assert np.array_equal(ix._df, expected_df)
 

@@ -1,9 +1,14 @@
 """The example index: a growable float32 matrix, a map id -> row, and a readers-writer lock.
 
-Foyle's InMemoryDB, made incremental: `matrix[i]` is the embedding of the example whose id is
-`ids[i]`. Upsert writes one row (capacity doubles when full, so appends are amortised O(d)); delete
-moves the last row into the hole and fixes the map. Nothing here reloads everything, and nothing here
-knows about Kubernetes or HTTP.
+Foyle's InMemoryDB, made incremental: row i (stored as column i, see below) is the embedding of the
+example whose id is `ids[i]`. Upsert writes one row (capacity doubles when full, so appends are
+amortised O(d)); delete moves the last row into the hole and fixes the map. Nothing here reloads
+everything, and nothing here knows about Kubernetes or HTTP.
+
+The matrix is stored transposed, d x capacity: a single-query search is then `q @ M[:, :n]`, which
+OpenBLAS runs twice as fast as the row-major `M[:n] @ q` on one thread (6.2 ms against 13 ms at
+100k x 384, as fast as FAISS's flat index; bench/index_bench.py). A row write becomes a strided
+column write, still O(d): about 4 us.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class ExampleIndex:
         self.model = model
         self._query_idf = query_idf
         self._lock = ReadWriteLock()
-        self._matrix: Matrix = np.zeros((max(1, capacity), dim), dtype=np.float32)
+        self._matrix_t: Matrix = np.zeros((dim, max(1, capacity)), dtype=np.float32)
         self._ns_codes: npt.NDArray[np.int32] = np.zeros(max(1, capacity), dtype=np.int32)
         self._ns_by_name: dict[str, int] = {}
         self._ids: list[str] = []
@@ -65,10 +70,16 @@ class ExampleIndex:
 
     @property
     def capacity(self) -> int:
-        return int(self._matrix.shape[0])
+        return int(self._matrix_t.shape[1])
 
     def nbytes(self) -> int:
-        return int(self._matrix.nbytes + self._ns_codes.nbytes + self._df.nbytes)
+        return int(self._matrix_t.nbytes + self._ns_codes.nbytes + self._df.nbytes)
+
+    def vector(self, id_: str) -> Matrix | None:
+        """A copy of the stored vector of an example, or None."""
+        with self._lock.read():
+            row = self._rows.get(id_)
+            return None if row is None else self._matrix_t[:, row].copy()
 
     def ids(self) -> set[str]:
         with self._lock.read():
@@ -89,16 +100,16 @@ class ExampleIndex:
             row = self._rows.get(id_)
             if row is None:
                 row = len(self._ids)
-                if row == self._matrix.shape[0]:
+                if row == self._matrix_t.shape[1]:
                     self._grow()
                 self._ids.append(id_)
                 self._entries.append(entry)
                 self._rows[id_] = row
             else:
-                self._df -= self._matrix[row] != 0
+                self._count_terms(self._matrix_t[:, row], -1)
                 self._entries[row] = entry
-            self._matrix[row] = v
-            self._df += v != 0
+            self._matrix_t[:, row] = v
+            self._count_terms(v, +1)
             self._ns_codes[row] = self._ns_by_name.setdefault(entry.namespace, len(self._ns_by_name))
 
     def delete(self, id_: str) -> bool:
@@ -106,26 +117,30 @@ class ExampleIndex:
             row = self._rows.pop(id_, None)
             if row is None:
                 return False
-            self._df -= self._matrix[row] != 0
+            self._count_terms(self._matrix_t[:, row], -1)
             last = len(self._ids) - 1
             if row != last:
-                self._matrix[row] = self._matrix[last]
+                self._matrix_t[:, row] = self._matrix_t[:, last]
                 self._ns_codes[row] = self._ns_codes[last]
                 self._ids[row] = self._ids[last]
                 self._entries[row] = self._entries[last]
                 self._rows[self._ids[row]] = row
-            self._matrix[last] = 0
+            self._matrix_t[:, last] = 0
             self._ids.pop()
             self._entries.pop()
             return True
 
+    def _count_terms(self, vector: Matrix, sign: int) -> None:
+        if self._query_idf:  # only lexical embedders use document frequencies
+            self._df[vector != 0] += sign
+
     def _grow(self) -> None:
-        capacity = self._matrix.shape[0] * 2
-        matrix = np.zeros((capacity, self.dim), dtype=np.float32)
-        matrix[: len(self._ids)] = self._matrix[: len(self._ids)]
+        capacity = self._matrix_t.shape[1] * 2
+        matrix_t = np.zeros((self.dim, capacity), dtype=np.float32)
+        matrix_t[:, : len(self._ids)] = self._matrix_t[:, : len(self._ids)]
         codes = np.zeros(capacity, dtype=np.int32)
         codes[: len(self._ids)] = self._ns_codes[: len(self._ids)]
-        self._matrix, self._ns_codes = matrix, codes
+        self._matrix_t, self._ns_codes = matrix_t, codes
 
     def _weigh(self, query: Matrix, n: int) -> Matrix:
         if not self._query_idf or n == 0:
@@ -148,14 +163,14 @@ class ExampleIndex:
             n = len(self._ids)
             if n == 0:
                 return []
-            scores = self._matrix[:n] @ self._weigh(q, n)
+            scores = self._weigh(q, n) @ self._matrix_t[:, :n]
             if namespace is not None:
                 code = self._ns_by_name.get(namespace)
                 if code is None:
                     return []
                 scores[self._ns_codes[:n] != code] = -np.inf
             k = min(k, n)
-            top = np.argpartition(-scores, k - 1)[:k]
+            top = np.argpartition(scores, n - k)[n - k :]
             top = top[np.argsort(-scores[top], kind="stable")]
             return [
                 Hit(self._entries[i], float(scores[i]))

@@ -166,6 +166,10 @@ class Emulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.fallback[kmock.method.PUT] << self._serve_replace
+        # kubectl validates `apply` against the OpenAPI v3 documents and reads them for `explain`.
+        self.fallback["get", re.compile(r"/openapi/v3/?")] << self._serve_openapi_index
+        self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_group
+        self.fallback["get", re.compile(r"/openapi/v2/?")] << self._serve_openapi_v2
         for rtype in CORE_TYPES:
             self.register(rtype)
 
@@ -191,6 +195,114 @@ class Emulator(kmock.KubernetesEmulator):
             stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
             stored["metadata"]["resourceVersion"] = self._bump()
             self._store[(crd_type.key, None, crd["metadata"]["name"])] = stored
+
+    # -- discovery ---------------------------------------------------------------------------------
+
+    async def _serve_version(self, request: kmock.Request) -> Any:
+        """APIResourceList as the real server writes it: subresources carry no short names."""
+        res = request.resource
+        group = res.group if res is not None else ""
+        version = res.version if res is not None else ""
+        types = [t for t in self._types.values() if t.group == group and t.version == version]
+        if not types and group != "":
+            raise kmock.KubernetesResourceNotFoundError()
+        resources: list[Obj] = []
+        for t in types:
+            base = {"singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind}
+            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+            resources.append(
+                {
+                    "name": t.plural,
+                    **base,
+                    "shortNames": t.shortnames,
+                    "verbs": verbs,
+                    "categories": ["blocklearn"] if t.group == "blocklearn.dev" else [],
+                }
+            )
+            if t.status_subresource:
+                resources.append(
+                    {
+                        "name": f"{t.plural}/status",
+                        **base,
+                        "singularName": "",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "apiVersion": "v1",
+            "kind": "APIResourceList",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
+
+    def _openapi_gvs(self) -> dict[str, list[ResourceType]]:
+        gvs: dict[str, list[ResourceType]] = {}
+        for t in self._types.values():
+            if t.schema is not None:
+                gvs.setdefault(f"apis/{t.group}/{t.version}", []).append(t)
+        return gvs
+
+    async def _serve_openapi_index(self, request: kmock.Request) -> Any:
+        return {
+            "paths": {
+                gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={self._rv}"} for gv in self._openapi_gvs()
+            }
+        }
+
+    def _openapi_schemas(self, types: Iterable[ResourceType]) -> Obj:
+        schemas: Obj = {}
+        for t in types:
+            schema = copy.deepcopy(t.schema or {})
+            schema["properties"]["metadata"] = {
+                "type": "object",
+                "description": "Standard object metadata.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
+            schema["x-kubernetes-group-version-kind"] = [
+                {"group": t.group, "version": t.version, "kind": t.kind}
+            ]
+            name = ".".join(reversed(t.group.split("."))) + f".{t.version}.{t.kind}"
+            schemas[name] = schema
+        return schemas
+
+    async def _serve_openapi_v2(self, request: kmock.Request) -> Any:
+        types = [t for ts in self._openapi_gvs().values() for t in ts]
+        return {
+            "swagger": "2.0",
+            "info": {"title": "Blocklearn local Kubernetes API", "version": "v1"},
+            "paths": {},
+            "definitions": self._openapi_schemas(types),
+        }
+
+    async def _serve_openapi_group(self, request: kmock.Request) -> Any:
+        gv = request.url.path.removeprefix("/openapi/v3/")
+        types = self._openapi_gvs().get(gv)
+        if types is None:
+            raise _status(404, "NotFound", f"no OpenAPI document for {gv}")
+        schemas = self._openapi_schemas(types)
+        # kubectl looks for a PATCH that takes fieldValidation: then it leaves validation to the
+        # server (fieldValidation=Strict) instead of downloading the protobuf OpenAPI v2 document.
+        paths: Obj = {}
+        for t in types:
+            gvk = {"group": t.group, "version": t.version, "kind": t.kind}
+            ops = {
+                verb: {
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OK"}},
+                }
+                for verb in ("patch", "put")
+            }
+            prefix = (
+                f"/apis/{t.group}/{t.version}/namespaces/{{namespace}}" if t.namespaced else f"/apis/{gv[5:]}"
+            )
+            paths[f"{prefix}/{t.plural}/{{name}}"] = ops
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Blocklearn local Kubernetes API", "version": "v1"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }
 
     # -- direct access, for tests and persistence --------------------------------------------------
 
@@ -252,14 +364,21 @@ class Emulator(kmock.KubernetesEmulator):
         self._tick.set()
         self._tick = asyncio.Event()
 
-    def _validate(self, rtype: ResourceType, obj: Obj) -> Obj:
+    def _validate(self, rtype: ResourceType, obj: Obj, strict: bool = False) -> Obj:
         if rtype.schema is None:
             return obj
         meta = obj.get("metadata", {})
         body = {k: v for k, v in obj.items() if k != "metadata"}
-        pruned, errors = structural.prune_and_validate(rtype.schema, body)
+        pruned, errors = structural.prune_and_validate(rtype.schema, body, strict=strict)
         if errors:
             name = meta.get("name", "")
+            # kubectl prints `causes`, one line per field, after "The Block "x" is invalid".
+            causes = []
+            for err in errors[:20]:
+                field, _, message = err.partition(": ")
+                if not message:
+                    field, message = "", err
+                causes.append({"reason": "FieldValueInvalid", "message": message, "field": field.lstrip(".")})
             raise _status(
                 422,
                 "Invalid",
@@ -267,6 +386,7 @@ class Emulator(kmock.KubernetesEmulator):
                 name=name,
                 group=rtype.group,
                 kind=rtype.kind,
+                causes=causes,
             )
         return {**pruned, "metadata": meta, "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
 
@@ -318,7 +438,7 @@ class Emulator(kmock.KubernetesEmulator):
         if rtype.status_subresource:
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
-        obj = self._validate(rtype, obj)
+        obj = self._validate(rtype, obj, _strict(request))
         meta = obj["metadata"]
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         meta.pop("deletionTimestamp", None)
@@ -345,7 +465,7 @@ class Emulator(kmock.KubernetesEmulator):
             desired = merge_patch(current, patch)
         else:
             raise _status(400, "BadRequest", "the patch is not a JSON object")
-        return self._write(rtype, key, current, desired, request.subresource)
+        return self._write(rtype, key, current, desired, request.subresource, _strict(request))
 
     async def _serve_replace(self, request: kmock.Request) -> Any:
         """PUT: replace the object, guarded by its resourceVersion."""
@@ -362,7 +482,7 @@ class Emulator(kmock.KubernetesEmulator):
             raise _status(422, "Invalid", "metadata.resourceVersion: must be specified for an update")
         if given != current["metadata"]["resourceVersion"]:
             raise self._conflict(rtype, request.name)
-        return self._write(rtype, key, current, copy.deepcopy(desired), request.subresource)
+        return self._write(rtype, key, current, copy.deepcopy(desired), request.subresource, _strict(request))
 
     def _conflict(self, rtype: ResourceType, name: str | None) -> kmock.KubernetesError:
         return _status(
@@ -372,7 +492,9 @@ class Emulator(kmock.KubernetesEmulator):
             "the object has been modified; please apply your changes to the latest version and try again",
         )
 
-    def _write(self, rtype: ResourceType, key: Key, current: Obj, desired: Obj, sub: str | None) -> Any:
+    def _write(
+        self, rtype: ResourceType, key: Key, current: Obj, desired: Obj, sub: str | None, strict: bool = False
+    ) -> Any:
         if rtype.status_subresource and sub == "status":
             desired = {**current, "status": desired.get("status")}
             if desired["status"] is None:
@@ -390,7 +512,7 @@ class Emulator(kmock.KubernetesEmulator):
             meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"]
         desired["metadata"] = meta
         desired["apiVersion"], desired["kind"] = rtype.api_version, rtype.kind
-        desired = self._validate(rtype, desired)
+        desired = self._validate(rtype, desired, strict)
         if desired == current:
             return current  # a no-op write changes nothing, not even the resourceVersion
         if _spec_of(desired) != _spec_of(current):
@@ -508,6 +630,10 @@ class Emulator(kmock.KubernetesEmulator):
                 await asyncio.wait_for(tick.wait(), timeout=remaining)
             except TimeoutError:
                 return
+
+
+def _strict(request: kmock.Request) -> bool:
+    return str(request.params.get("fieldValidation", "")).lower() == "strict"
 
 
 def _spec_of(obj: Obj) -> Obj:

@@ -19,8 +19,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def prune_and_validate(schema: dict[str, Any], value: Any, path: str = "") -> tuple[Any, list[str]]:
-    """Return the pruned value and a list of `path: problem` errors (empty when valid)."""
+def prune_and_validate(
+    schema: dict[str, Any], value: Any, path: str = "", strict: bool = False
+) -> tuple[Any, list[str]]:
+    """Return the pruned value and a list of `path: problem` errors (empty when valid).
+
+    `strict` is the API server's fieldValidation=Strict: an unknown field is an error, not pruned.
+    """
     if value is None:
         return value, [] if schema.get("nullable") else [f"{path or '.'}: must not be null"]
     kind = schema.get("type")
@@ -40,19 +45,21 @@ def prune_and_validate(schema: dict[str, Any], value: Any, path: str = "") -> tu
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key in props:
-                out[key], errs = prune_and_validate(props[key], item, f"{path}.{key}")
+                out[key], errs = prune_and_validate(props[key], item, f"{path}.{key}", strict)
                 errors += errs
             elif isinstance(extra, dict):
-                out[key], errs = prune_and_validate(extra, item, f"{path}.{key}")
+                out[key], errs = prune_and_validate(extra, item, f"{path}.{key}", strict)
                 errors += errs
             elif keep_unknown:
                 out[key] = item
+            elif strict:
+                errors.append(f"{path}.{key}: field not declared in schema")
         errors += [f"{path}.{key}: Required value" for key in schema.get("required", []) if key not in value]
         return out, errors
     if isinstance(value, list) and "items" in schema:
         items = []
         for i, item in enumerate(value):
-            pruned, errs = prune_and_validate(schema["items"], item, f"{path}[{i}]")
+            pruned, errs = prune_and_validate(schema["items"], item, f"{path}[{i}]", strict)
             items.append(pruned)
             errors += errs
         return items, errors

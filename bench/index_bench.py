@@ -1,0 +1,188 @@
+"""Index benchmark: search latency, per-row writes against a full reload, and memory, beside FAISS.
+
+Each contender runs in its own process (OpenMP and OpenBLAS runtimes mixed in one process gave
+latency spikes), on the same seeded data: N unit vectors of d=384 and 200 perturbed queries.
+
+    python -m bench.index_bench [--sizes 10000 100000 1000000] [--no-faiss]
+
+numpy's OpenBLAS is set to one thread once at start (a threadpool_limits call per search costs
+0.5 ms); FAISS's IndexFlatIP runs with one OpenMP thread (a single query split across threads is
+slower on 2 cores since faiss 1.14.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+DIM = 384
+QUERIES = 200
+K = 10
+
+
+def data(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(42)
+    matrix = rng.standard_normal((n, DIM), dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    picks = rng.integers(0, n, QUERIES)
+    queries = matrix[picks] + 0.3 * rng.standard_normal((QUERIES, DIM), dtype=np.float32) / np.sqrt(DIM)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return matrix, queries.astype(np.float32)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = np.array(samples) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def worker_numpy(n: int) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from controller.index.core import Entry, ExampleIndex
+
+    matrix, queries = data(n)
+    base_rss = rss_mb()
+    index = ExampleIndex(DIM, "bench")
+    entries = [Entry("bench", f"e{i}") for i in range(n)]
+    started = time.perf_counter()
+    for i in range(n):
+        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+    build_s = time.perf_counter() - started
+    index_rss = rss_mb() - base_rss
+
+    # per-row writes: update 1000 existing rows, delete 1000 and insert them back
+    ops = 1000
+    started = time.perf_counter()
+    for i in range(ops):
+        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+    update_us = (time.perf_counter() - started) / ops * 1e6
+    started = time.perf_counter()
+    for i in range(ops):
+        index.delete(f"e{i}")
+    delete_us = (time.perf_counter() - started) / ops * 1e6
+    for i in range(ops):
+        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+
+    # what the seed's InMemoryDB does on every change: rebuild the matrix and the map from all rows
+    rows = [matrix[i] for i in range(n)]
+    started = time.perf_counter()
+    rebuilt = np.vstack(rows)
+    id_map = {f"e{i}": i for i in range(n)}
+    reload_ms = (time.perf_counter() - started) * 1000
+    del rebuilt, id_map, rows
+
+    samples, results = [], []
+    for q in queries:
+        t = time.perf_counter()
+        hits = index.search(q, K)
+        samples.append(time.perf_counter() - t)
+        results.append([int(h.entry.name[1:]) for h in hits])
+
+    # read-bandwidth floor: the time to stream the stored matrix once
+    view = index._matrix_t[:, : len(index)]
+    floor = []
+    for _ in range(20):
+        t = time.perf_counter()
+        view.max()
+        floor.append(time.perf_counter() - t)
+    raw_mb = n * DIM * 4 / 2**20
+    return {
+        "contender": "blocklearn (numpy fp32)",
+        "n": n,
+        **percentiles(samples),
+        "floor_ms": float(np.median(floor) * 1000),
+        "upsert_us": update_us,
+        "delete_us": delete_us,
+        "build_s": build_s,
+        "reload_ms": reload_ms,
+        "bytes_per_example": index.nbytes() / n,
+        "rss_mb": index_rss,
+        "raw_mb": raw_mb,
+        "results": results,
+    }
+
+
+def worker_faiss(n: int) -> dict[str, Any]:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    matrix, queries = data(n)
+    index = faiss.IndexFlatIP(DIM)
+    index.add(matrix)
+    samples, results = [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, ids = index.search(q[None, :], K)
+        samples.append(time.perf_counter() - t)
+        results.append([int(i) for i in ids[0]])
+    return {"contender": f"faiss {faiss.__version__} IndexFlatIP", "n": n, **percentiles(samples), "results": results}
+
+
+def run_worker(kind: str, n: int) -> dict[str, Any] | None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.index_bench", "--worker", kind, "--sizes", str(n)],
+        capture_output=True, text=True, env=os.environ,
+    )
+    if out.returncode != 0:
+        print(f"  {kind} at {n}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}")
+        return None
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def recall(ours: list[list[int]], exact: list[list[int]]) -> float:
+    return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ours, exact, strict=True)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--no-faiss", action="store_true")
+    parser.add_argument("--worker", choices=["numpy", "faiss"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        fn = worker_numpy if args.worker == "numpy" else worker_faiss
+        print(json.dumps(fn(args.sizes[0])))
+        return
+    print(f"d={DIM}, {QUERIES} queries, top-{K}, one thread each")
+    header = f"{'rows':>9} {'contender':<30} {'p50 ms':>7} {'p99 ms':>7} {'recall':>6}"
+    print(header)
+    for n in args.sizes:
+        ours = run_worker("numpy", n)
+        theirs = None if args.no_faiss else run_worker("faiss", n)
+        if ours is None:
+            continue
+        exact = ours["results"]  # fp32 brute force is exact
+        rows = [ours] + ([theirs] if theirs else [])
+        for r in rows:
+            print(f"{n:>9} {r['contender']:<30} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {recall(r['results'], exact):6.3f}")
+        ratio = f", {ours['p50_ms'] / theirs['p50_ms']:.2f}x faiss" if theirs else ""
+        print(
+            f"{'':>9} read-bandwidth floor {ours['floor_ms']:.2f} ms (search p50 is {ours['p50_ms'] / ours['floor_ms']:.2f}x"
+            f" the floor{ratio})\n"
+            f"{'':>9} upsert {ours['upsert_us']:.1f} us, delete {ours['delete_us']:.1f} us per row; full reload"
+            f" {ours['reload_ms']:.1f} ms ({ours['reload_ms'] * 1000 / max(ours['upsert_us'], ours['delete_us']):.0f}x"
+            f" a row write)\n"
+            f"{'':>9} {ours['bytes_per_example']:.0f} bytes/example in the matrix; process RSS +{ours['rss_mb']:.0f} MB"
+            f" for a {ours['raw_mb']:.0f} MB raw matrix ({ours['rss_mb'] / ours['raw_mb']:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
