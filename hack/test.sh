@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/venv.sh
+hack/install-tools.sh
 . .venv/bin/activate
+export PATH="$PWD/.bin:$PATH"
 
 echo "== ruff"; ruff check controller tests bench; ruff format --check controller tests bench
 echo "== mypy"; mypy

@@ -229,3 +229,13 @@ async def test_dropped_watches_end_and_can_resume(api: Api, emulator: Emulator) 
     await api.call("POST", api.path("blocks"), block_body("b2"))
     [event] = await _read_events(api, url, 1)
     assert event["object"]["metadata"]["name"] == "b2"
+
+
+async def test_field_selectors_filter_lists(api: Api) -> None:
+    for name in ("b1", "b2"):
+        await api.call("POST", api.path("blocks"), block_body(name))
+    url = api.path("blocks") + "?fieldSelector=metadata.name%3Db2"
+    _, lst = await api.call("GET", url)
+    assert [o["metadata"]["name"] for o in lst["items"]] == ["b2"]
+    _, lst = await api.call("GET", api.path("blocks") + "?fieldSelector=metadata.name!%3Db2")
+    assert [o["metadata"]["name"] for o in lst["items"]] == ["b1"]

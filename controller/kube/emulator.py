@@ -144,6 +144,21 @@ def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
     return True
 
 
+def _fields_match(selector: str | None, obj: Obj) -> bool:
+    """Field selectors as `kubectl describe` sends them: `involvedObject.name=x,metadata.namespace=y`."""
+    if not selector:
+        return True
+    for term in selector.split(","):
+        negate = "!=" in term
+        path, _, want = term.replace("!=", "=").replace("==", "=").partition("=")
+        value: Any = obj
+        for part in path.strip().split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if (str(value if value is not None else "") == want.strip()) == negate:
+            return False
+    return True
+
+
 def _status(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
     return kmock.KubernetesError(status=code, reason=reason, message=message, details=details or {})
 
@@ -407,6 +422,7 @@ class Emulator(kmock.KubernetesEmulator):
             for (k, ns, _), o in self._store.items()
             if k == rtype.key and (request.namespace is None or ns == request.namespace)
             if _selector_matches(selector, o["metadata"].get("labels", {}))
+            and _fields_match(request.params.get("fieldSelector"), o)
         ]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         if "as=Table" in request.headers.get("Accept", ""):

@@ -36,7 +36,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{where}: {err['msg']}")
+        parts.append(f"spec.{where}: {err['msg'].removeprefix('Value error, ')}")
     more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
     return "; ".join(parts) + more
 
