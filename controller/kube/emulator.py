@@ -177,6 +177,7 @@ class Emulator(kmock.KubernetesEmulator):
     # Replaced on every event: watchers wait on the one they saw last, so no wake-up is missed.
     _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
+    _builtin_reactions: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -187,6 +188,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.fallback["get", re.compile(r"/openapi/v2/?")] << self._serve_openapi_v2
         for rtype in CORE_TYPES:
             self.register(rtype)
+        self._builtin_reactions = len(self._payloads)
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -356,9 +358,39 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> Any:
         log.debug("Served request: method=%s url=%s", request.method, request.url)
+        # kmock matches a request against a reaction by filtering the whole request history, so
+        # each request costs O(history): fine for a short test, fatal for a long-running server.
+        # With no reactions added by a test, our own verbs are served directly and the history
+        # is kept short; once a test adds reactions (to inject faults), kmock matches as usual.
+        if len(self._payloads) == self._builtin_reactions:
+            self._trim_history()
+            handler = self._direct_handler(request)
+            if handler is not None:
+                return await Response(payload=handler)(request)
         # Skip KubernetesEmulator._handle: it changes state before reactions run, so an injected
         # 500 would still have written. Here state changes only inside the fallback handlers below.
         return await kmock.KubernetesScaffold._handle(self, request)
+
+    def _direct_handler(self, request: kmock.Request) -> Any:
+        if request.resource is None or not request.resource.plural or request.action is None:
+            return None  # discovery (/apis/group/version parses as a list of nothing) and non-K8s paths
+        if request.method == kmock.method.PUT and request.name:
+            return self._serve_replace
+        return {
+            kmock.action.LIST: self._serve_list,
+            kmock.action.WATCH: self._serve_watch,
+            kmock.action.FETCH: self._serve_fetch,
+            kmock.action.CREATE: self._serve_create,
+            kmock.action.UPDATE: self._serve_update,
+            kmock.action.DELETE: self._serve_delete,
+        }.get(request.action)
+
+    def _trim_history(self, keep: int = 100) -> None:
+        if len(self._requests) > 10 * keep:
+            del self._requests[:-keep]
+            for payload in self._payloads:
+                if len(payload._requests) > keep:
+                    del payload._requests[:-keep]
 
     def _rtype(self, request: kmock.Request) -> ResourceType:
         res = request.resource
