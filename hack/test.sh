@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 hack/venv.sh
 hack/install-tools.sh
+hack/install-prometheus.sh
 . .venv/bin/activate
 export PATH="$PWD/.bin:$PATH"
 

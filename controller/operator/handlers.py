@@ -283,7 +283,7 @@ class Reconcilers:
         log = logging.getLogger("blocklearn.resync")
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            counts = {"blocks": 0, "examples": 0, "failed": 0}
+            counts = {"blocks": 0, "examples": 0, "failed": 0, "current": 0}
             for plural, reconcile in ((BLOCKS, self.reconcile_block), (EXAMPLES, self.reconcile_example)):
                 scopes: list[str | None] = [*namespaces] or [None]
                 for namespace in scopes:
@@ -292,18 +292,25 @@ class Reconcilers:
                     except ApiException as exc:
                         log.warning("Failed to list for resync: plural=%s status=%s", plural, exc.status)
                         continue
+                    if plural == EXAMPLES:
+                        counts["current"] += sum(1 for raw in items if self._is_current(raw))
                     for raw in items:
                         try:
                             await reconcile(kopf.Body(raw), log, 0)
                             counts[plural] += 1
                         except (kopf.TemporaryError, kopf.PermanentError, ApiException, EmbedderError):
                             counts["failed"] += 1  # the next resync or the next change retries it
+            metrics.examples_current.set(counts["current"])
             log.info(
                 "Resynced: blocks=%d examples=%d failed=%d",
                 counts["blocks"],
                 counts["examples"],
                 counts["failed"],
             )
+
+    def _is_current(self, raw: dict[str, Any]) -> bool:
+        status = raw.get("status") or {}
+        return bool(status.get("embedding")) and status.get("embeddingModel") == self.embedder.model
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)

@@ -1,0 +1,58 @@
+"""Alert rules, checked and unit-tested with the real promtool."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "charts" / "blocklearn" / "files" / "alerts.yaml"
+TESTS = ROOT / "tests" / "alerts" / "blocklearn.test.yaml"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is missing: run hack/install-prometheus.sh (hack/test.sh does)")
+    return path
+
+
+def alerts() -> list[dict]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r]
+
+
+def test_rules_pass_promtool_check(promtool: str) -> None:
+    out = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in out.stdout
+
+
+def test_rule_unit_tests_pass(promtool: str) -> None:
+    out = subprocess.run([promtool, "test", "rules", str(TESTS)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_alert_is_tested_firing_and_quiet() -> None:
+    cases = yaml.safe_load(TESTS.read_text())["tests"]
+    for alert in alerts():
+        name = alert["alert"]
+        checks = [c for t in cases for c in t.get("alert_rule_test", []) if c["alertname"] == name]
+        assert any(c["exp_alerts"] for c in checks), f"{name} has no firing case"
+        assert any(not c["exp_alerts"] for c in checks), f"{name} has no quiet case"
+
+
+def test_every_alert_is_well_formed_and_has_a_runbook_section() -> None:
+    sections = set(re.findall(r"^## (\w+)$", RUNBOOKS.read_text(), flags=re.M))
+    for alert in alerts():
+        name = alert["alert"]
+        assert name.startswith("Blocklearn")
+        assert alert["labels"]["severity"] in ("critical", "warning")
+        assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+        assert alert["annotations"]["runbook_url"] == f"docs/runbooks.md#{name.lower()}"
+        assert name in sections, f"docs/runbooks.md has no section for {name}"
+        assert "for" in alert, f"{name} would flap without a for:"
