@@ -178,6 +178,9 @@ class Emulator(kmock.KubernetesEmulator):
     _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
     _builtin_reactions: int = attrs.field(default=0, init=False)
+    # Every (verb, group, resource[/subresource], client) used: the chart's RBAC is tested against it.
+    # The client is the User-Agent's product (kopf, OpenAPI-Generator, Python...).
+    calls: set[tuple[str, str, str, str]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -358,6 +361,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> Any:
         log.debug("Served request: method=%s url=%s", request.method, request.url)
+        self._record_call(request)
         # kmock matches a request against a reaction by filtering the whole request history, so
         # each request costs O(history): fine for a short test, fatal for a long-running server.
         # With no reactions added by a test, our own verbs are served directly and the history
@@ -370,6 +374,29 @@ class Emulator(kmock.KubernetesEmulator):
         # Skip KubernetesEmulator._handle: it changes state before reactions run, so an injected
         # 500 would still have written. Here state changes only inside the fallback handlers below.
         return await kmock.KubernetesScaffold._handle(self, request)
+
+    def _record_call(self, request: kmock.Request) -> None:
+        res = request.resource
+        if res is None or not res.plural:
+            return
+        verb = (
+            "update"
+            if request.method == kmock.method.PUT
+            else {
+                kmock.action.LIST: "list",
+                kmock.action.WATCH: "watch",
+                kmock.action.FETCH: "get",
+                kmock.action.CREATE: "create",
+                kmock.action.UPDATE: "patch",
+                kmock.action.DELETE: "delete",
+            }.get(request.action)
+            if request.action is not None
+            else None
+        )
+        if verb is not None:
+            name = f"{res.plural}/{request.subresource}" if request.subresource else str(res.plural)
+            agent = request.headers.get("User-Agent", "").split("/")[0]
+            self.calls.add((verb, str(res.group), name, agent))
 
     def _direct_handler(self, request: kmock.Request) -> Any:
         if request.resource is None or not request.resource.plural or request.action is None:

@@ -300,6 +300,13 @@ class Reconcilers:
                             counts[plural] += 1
                         except (kopf.TemporaryError, kopf.PermanentError, ApiException, EmbedderError):
                             counts["failed"] += 1  # the next resync or the next change retries it
+                        except Exception:  # one broken object must never stop the loop for all
+                            counts["failed"] += 1
+                            log.exception(
+                                "Failed to resync: plural=%s name=%s",
+                                plural,
+                                raw.get("metadata", {}).get("name"),
+                            )
             metrics.examples_current.set(counts["current"])
             log.info(
                 "Resynced: blocks=%d examples=%d failed=%d",

@@ -70,13 +70,20 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         embedder.model,
         settings.metrics_port,
     )
-    resync = asyncio.create_task(reconcilers.resync_forever(settings.namespaces))
+    tasks: list[asyncio.Task[None]] = []
+
+    # Started from kopf's startup so that it runs in kopf's context: kopf.warn() and kopf.info()
+    # need the operator's event queue, and fail outside it.
+    @kopf.on.startup(registry=registry)
+    async def start_resync(**_: Any) -> None:
+        tasks.append(asyncio.create_task(reconcilers.resync_forever(settings.namespaces)))
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
     # stop ours as soon as kopf begins to clean up.
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        resync.cancel()
+        for task in tasks:
+            task.cancel()
         reconcilers.batcher.close()
 
     try:
@@ -89,4 +96,5 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             stop_flag=stop,
         )
     finally:
-        resync.cancel()
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,243 @@
+"""The Helm chart, rendered by the real helm and validated against the Kubernetes schemas."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.conftest import Api, block_body
+from tests.processes import Process, eventually, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "blocklearn"
+HELM = ROOT / ".bin" / "helm"
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    if not HELM.exists():
+        pytest.fail("helm is missing: run hack/install-tools.sh (hack/test.sh does)")
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=60)
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    args = ["template", "rel", str(CHART), "--namespace", "blocklearn"]
+    for s in sets:
+        args += ["--set", s]
+    out = helm(*args)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(d["kind"] for d in docs)
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [doc] = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+VALUE_SETS = {
+    "defaults": [],
+    "namespaced": ["watchNamespaces={team-a,team-b}"],
+    "monitoring": [
+        "serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "prometheusRule.runbookBaseUrl=https://runbooks.example/blocklearn.md",
+    ],
+    "openai": [
+        "embedder.type=openai",
+        "embedder.openai.apiKeySecret.name=openai",
+        "embedder.openai.apiKeySecret.key=token",
+    ],
+}
+
+
+def test_helm_lint_is_clean() -> None:
+    out = helm("lint", "--strict", str(CHART))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_manifests_validate_against_the_kubernetes_schemas(name: str, tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    docs = [d for d in render(*VALUE_SETS[name]) if d["apiVersion"] != "monitoring.coreos.com/v1"]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.35", strict=True)
+
+
+def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
+    docs = render()
+    assert kinds(docs) == [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    deploy = one(docs, "Deployment")
+    spec = deploy["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"controller", "index"}
+    for c in containers.values():
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert c["livenessProbe"]["httpGet"]["port"] in ports
+    ctl, idx = containers["controller"], containers["index"]
+    assert ctl["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert f"--liveness=http://0.0.0.0:{ports_of(ctl)['health']}/healthz" in ctl["args"]
+    assert idx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "search"}
+    assert f"--port={ports_of(idx)['search']}" in idx["args"]
+    # The controller and the index must embed alike: same settings in both.
+    assert env_of(ctl, "BLOCKLEARN_EMBEDDER") == env_of(idx, "BLOCKLEARN_EMBEDDER") == "hashing"
+    assert env_of(ctl, "BLOCKLEARN_HASHING_DIM") == env_of(idx, "BLOCKLEARN_HASHING_DIM") == "4096"
+    assert env_of(ctl, "BLOCKLEARN_NAMESPACES") == "[]"
+
+
+def ports_of(container: dict[str, Any]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
+def env_of(container: dict[str, Any], name: str) -> Any:
+    [entry] = [e for e in container["env"] if e["name"] == name]
+    return entry.get("value", entry.get("valueFrom"))
+
+
+def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
+    assert "ServiceMonitor" not in kinds(render()) and "PrometheusRule" not in kinds(render())
+    docs = render(*VALUE_SETS["monitoring"])
+    rule = one(docs, "PrometheusRule")
+    plain = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert [r["alert"] for r in rule["spec"]["groups"][0]["rules"]] == [
+        r["alert"] for r in plain["groups"][0]["rules"]
+    ]
+    assert all(
+        r["annotations"]["runbook_url"].startswith("https://runbooks.example/blocklearn.md#")
+        for r in rule["spec"]["groups"][0]["rules"]
+    )
+    monitor = one(docs, "ServiceMonitor")
+    service = one(docs, "Service")
+    service_ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
+
+
+def test_the_api_key_comes_from_a_secret_only() -> None:
+    docs = render(*VALUE_SETS["openai"])
+    for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]:
+        assert env_of(c, "OPENAI_API_KEY") == {"secretKeyRef": {"name": "openai", "key": "token"}}
+    out = helm("template", "rel", str(CHART), "--set", "embedder.type=openai")
+    assert out.returncode != 0 and "reads its API key from a Secret" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("bogus=1", "additional properties 'bogus' not allowed"),
+        ("embedder.type=word2vec", "embedder/type"),
+        ("watchNamespaces={Team_A}", "watchNamespaces/0"),
+        ("controller.resyncSeconds=1", "resyncSeconds"),
+        ("embedder.openai.apiKey=sk-123", "additional properties 'apiKey' not allowed"),
+    ],
+)
+def test_wrong_values_are_rejected_with_a_clear_message(value: str, message: str) -> None:
+    out = helm("template", "rel", str(CHART), "--set", value)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    for path in (ROOT / "crds").glob("*.yaml"):
+        assert (CHART / "crds" / path.name).read_text() == path.read_text(), (
+            f"copy crds/{path.name} into the chart"
+        )
+
+
+def allowed(rules: list[dict[str, Any]], verb: str, group: str, resource: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
+
+
+@pytest.mark.e2e
+async def test_rbac_allows_exactly_the_calls_the_code_makes(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Run the controller, the index and a backfill for real; every call they made must be allowed."""
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "64", "BLOCKLEARN_RESYNC_SECONDS": "1"}
+    procs = [
+        Process(
+            "controller",
+            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp_path,
+            env,
+        ).start(),
+        Process("index", ["index", "--port", str(free_port())], tmp_path, env).start(),
+    ]
+    try:
+        await api.call("POST", api.path("blocks"), block_body("b1"))
+        bad = block_body("bad")
+        bad["spec"]["executedAt"] = "never"
+        await api.call("POST", api.path("blocks"), bad)
+
+        async def embedded() -> bool:
+            code, ex = await api.call("GET", api.path("examples", name="b1"))
+            return code == 200 and bool(ex.get("status", {}).get("embedding"))
+
+        await eventually(embedded, what="embedded", logs=procs)
+        await api.call(
+            "PATCH",
+            api.path("blocks", name="b1"),
+            {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods"}}},
+        )  # stops teaching: the Example is deleted
+        backfill = Process("backfill", ["backfill", "--since", "2000-01-01T00:00:00Z"], tmp_path, env).start()
+        assert await backfill.exited() == 0
+        await eventually(lambda: _gone(api), what="Example deleted", logs=procs)
+        await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
+    finally:
+        for p in procs:
+            p.stop()
+    # What our processes called (kopf, and the Kubernetes client whose agent is OpenAPI-Generator);
+    # the test's own aiohttp calls are not the operator's.
+    agents = {c[3] for c in emulator.calls}
+    assert {"kopf", "OpenAPI-Generator"} <= agents, agents
+    calls = {c[:3] for c in emulator.calls if c[3] in ("kopf", "OpenAPI-Generator")}
+    assert {
+        ("patch", "blocklearn.dev", "blocks/status"),
+        ("delete", "blocklearn.dev", "examples"),
+        ("create", "", "events"),
+        ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
+    } <= calls
+    for name, sets in (("cluster-wide", []), ("namespaced", ["watchNamespaces={default}"])):
+        rules = [r for d in render(*sets) if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+        missing = sorted(c for c in calls if not allowed(rules, *c))
+        assert not missing, f"{name} RBAC lacks {missing}"
+    # and nothing more than the code uses: every granted verb was exercised
+    rules = [r for d in render() if d["kind"] == "ClusterRole" for r in d["rules"]]
+    granted = {
+        (v, g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
+    }
+    assert granted - calls == set(), f"granted but never used: {sorted(granted - calls)}"
+
+
+async def _gone(api: Api) -> bool:
+    return (await api.call("GET", api.path("examples", name="b1")))[0] == 404
+
+
+async def _resynced(proc: Process) -> bool:
+    return "Resynced:" in proc.log.read_text()
