@@ -1,0 +1,202 @@
+"""A real Prometheus scrapes the real controller and index; a real failure fires an alert.
+
+The embedder is an OpenAI-compatible endpoint served by the test. Stopping it is the failure: the
+controller's embedding requests are refused, BlocklearnEmbedderFailing goes to firing in
+Prometheus's own API, and it resolves after the endpoint returns. The rules are the shipped file with
+only the `for:` durations and range windows shortened, so the test takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from controller.embed.hashing import HashingEmbedder
+from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.conftest import Api, block_body
+from tests.processes import Process, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "charts" / "blocklearn" / "files" / "alerts.yaml"
+
+
+class FakeEmbeddings:
+    """An OpenAI-compatible /v1/embeddings endpoint that can be taken down and brought back."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.embedder, self.runner = port, HashingEmbedder(64), None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        vectors = self.embedder.embed_sync(list(body["input"]))
+        data = [{"index": i, "embedding": v.tolist(), "object": "embedding"} for i, v in enumerate(vectors)]
+        return web.json_response({"data": data, "model": body["model"], "object": "list"})
+
+    async def up(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/embeddings", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def down(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def shortened_rules(tmp: Path) -> Path:
+    text = RULES.read_text()
+    text = re.sub(r"for: \d+m", "for: 3s", text)
+    text = re.sub(r"\[(5|10|15)m\]", "[15s]", text)
+    path = tmp / "alerts.yaml"
+    path.write_text(text)
+    assert yaml.safe_load(text)["groups"][0]["rules"]
+    return path
+
+
+@pytest.fixture
+async def embeddings() -> AsyncIterator[FakeEmbeddings]:
+    fake = FakeEmbeddings(free_port())
+    await fake.up()
+    yield fake
+    await fake.down()
+
+
+def alerts(port: int) -> dict[str, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=5) as resp:
+        body = json.load(resp)
+    return {a["labels"]["alertname"]: a["state"] for a in body["data"]["alerts"]}
+
+
+def targets_up(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5) as resp:
+        body = json.load(resp)
+    return sum(1 for t in body["data"]["activeTargets"] if t["health"] == "up")
+
+
+async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
+    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+) -> None:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.fail("prometheus is missing: run hack/install-prometheus.sh (hack/test.sh does)")
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    metrics_port, index_port, prom_port = free_port(), free_port(), free_port()
+    env = {
+        "KUBECONFIG": str(config),
+        "BLOCKLEARN_EMBEDDER": "openai",
+        "BLOCKLEARN_OPENAI_BASE_URL": f"http://127.0.0.1:{embeddings.port}/v1",
+        "BLOCKLEARN_OPENAI_MODEL": "fake-embedding",
+        "OPENAI_API_KEY": "not-a-real-key",
+        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.5",
+        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
+        "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "2",
+    }
+    prom_config = tmp_path / "prometheus.yml"
+    prom_config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(shortened_rules(tmp_path))],
+                "scrape_configs": [
+                    {
+                        "job_name": "blocklearn-controller",
+                        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+                    },
+                    {
+                        "job_name": "blocklearn-index",
+                        "static_configs": [{"targets": [f"127.0.0.1:{index_port}"]}],
+                    },
+                ],
+            }
+        )
+    )
+    procs = [
+        Process(
+            "controller",
+            [
+                "controller",
+                "--metrics-port",
+                str(metrics_port),
+                "--liveness",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ],
+            tmp_path,
+            env,
+        ).start(),
+        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
+    ]
+    prom = start_prometheus(prometheus, prom_config, tmp_path, prom_port)
+    try:
+
+        async def scraping() -> bool:
+            return await asyncio.to_thread(_safe, lambda: targets_up(prom_port) == 2)
+
+        await eventually(scraping, timeout=60, what="Prometheus scraping both targets", logs=procs)
+        await api.call("POST", api.path("blocks"), block_body("before", executed="kubectl get pods -A"))
+        await eventually(
+            lambda: _embedded(api, "before"), what="embedded while the embedder is up", logs=procs
+        )
+        assert "BlocklearnEmbedderFailing" not in await asyncio.to_thread(alerts, prom_port)
+
+        await embeddings.down()  # the failure
+        await api.call("POST", api.path("blocks"), block_body("during", executed="kubectl get nodes -o wide"))
+
+        async def state(want: str) -> bool:
+            return await asyncio.to_thread(
+                _safe, lambda: alerts(prom_port).get("BlocklearnEmbedderFailing") == want
+            )
+
+        await eventually(
+            lambda: state("firing"), timeout=90, what="BlocklearnEmbedderFailing firing", logs=procs
+        )
+        assert not await _embedded(api, "during")
+
+        await embeddings.up()  # recovery: the backlog drains and the alert resolves
+        await eventually(
+            lambda: _embedded(api, "during"), timeout=60, what="embedded after recovery", logs=procs
+        )
+
+        async def resolved() -> bool:
+            return await asyncio.to_thread(
+                _safe, lambda: "BlocklearnEmbedderFailing" not in alerts(prom_port)
+            )
+
+        await eventually(resolved, timeout=90, what="alert resolved", logs=procs)
+    finally:
+        prom.terminate()
+        prom.wait(30)
+        for p in procs:
+            p.stop()
+
+
+def start_prometheus(binary: str, config: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}"]
+    args.append(f"--web.listen-address=127.0.0.1:{port}")
+    return subprocess.Popen(args, stdout=(tmp / "prometheus.log").open("wb"), stderr=subprocess.STDOUT)
+
+
+def _safe(check):  # type: ignore[no-untyped-def]
+    try:
+        return check()
+    except OSError:
+        return False
+
+
+async def _embedded(api: Api, name: str) -> bool:
+    code, ex = await api.call("GET", api.path("examples", name=name))
+    return code == 200 and bool(ex.get("status", {}).get("embedding"))
