@@ -59,6 +59,10 @@ class Process:
                 self.proc.wait()
         return self.proc.returncode
 
+    async def astop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop without blocking the event loop: a stopping child may still call the emulator."""
+        return await asyncio.to_thread(self.stop, sig)
+
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 

@@ -211,7 +211,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
     finally:
         for p in procs:
-            p.stop()
+            await p.astop()
     # What our processes called (kopf, and the Kubernetes client whose agent is OpenAPI-Generator);
     # the test's own aiohttp calls are not the operator's.
     agents = {c[3] for c in emulator.calls}

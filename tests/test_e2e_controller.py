@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ EXAMPLES = "blocklearn.dev/v1alpha1/examples"
 
 
 @pytest.fixture
-def controller_factory(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+async def controller_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Any]:
     started: list[Process] = []
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
@@ -50,7 +50,7 @@ def controller_factory(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for proc in started:
-        proc.stop()
+        await proc.astop()
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ async def test_backfill_re_reconciles_blocks_changed_since_a_time(
     for i in range(4):
         await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}", logs=[controller])
     # Simulate drift the controller has not noticed (its resync is 5 minutes away): Examples lost.
-    controller.stop()
+    await controller.astop()
     for i in range(4):
         await api.call("DELETE", api.path("examples", name=f"b{i}"))
     await eventually(lambda: _none_left(emulator), what="Examples gone")
@@ -281,7 +281,7 @@ async def test_backfill_re_reconciles_blocks_changed_since_a_time(
         assert await future.exited() == 0, future.tail()
         assert "listed 4 Blocks, 0 changed since" in future.log.read_text()
     finally:
-        restarted.stop()
+        await restarted.astop()
 
 
 async def _none_left(emulator: Emulator) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import kmock
@@ -65,13 +65,13 @@ class System:
 
 
 @pytest.fixture
-def system(emulator: Emulator, tmp_path: Path) -> Iterator[System]:
+async def system(emulator: Emulator, tmp_path: Path) -> AsyncIterator[System]:
     s = System(emulator, tmp_path)
     s.controller.start()
     s.index.start()
     yield s
-    s.index.stop()
-    s.controller.stop()
+    await s.index.astop()
+    await s.controller.astop()
 
 
 async def ready(system: System) -> bool:
@@ -216,7 +216,7 @@ async def test_index_is_not_ready_until_the_api_answers(emulator: Emulator, tmp_
         assert s.get("/readyz")[0] == 503
         assert s.get("/healthz")[0] == 200
     finally:
-        s.index.stop()
+        await s.index.astop()
 
 
 async def _answers(system: System) -> bool:

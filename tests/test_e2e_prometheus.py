@@ -179,9 +179,9 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
         await eventually(resolved, timeout=90, what="alert resolved", logs=procs)
     finally:
         prom.terminate()
-        prom.wait(30)
+        await asyncio.to_thread(prom.wait, 30)
         for p in procs:
-            p.stop()
+            await p.astop()
 
 
 def start_prometheus(binary: str, config: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
