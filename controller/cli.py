@@ -128,10 +128,55 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from controller.dev import run
+    from controller.dev import Ports, run
 
     liveness = args.liveness_port or args.metrics_port + 1
-    sys.exit(run(Path(args.dir), args.api_port, args.index_port, args.metrics_port, liveness, args.persist))
+    ports = Ports(args.api_port, args.index_port, args.metrics_port, liveness)
+    sys.exit(run(Path(args.dir), ports, args.persist))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from controller import evaluation as ev
+
+    logs.setup("text")
+    learn = ev.load_learn(Path(args.learn), args.limit)
+    queries = ev.load_queries(Path(args.queries), args.query_limit)
+    curves = []
+    if args.e2e:
+        from controller.evaluation_e2e import E2ERetriever
+
+        retriever = E2ERetriever(args.hashing_dim or Settings().hashing_dim)
+        try:
+            curves.append(ev.evaluate(retriever, learn, queries, args.steps))
+        finally:
+            retriever.close()
+    for name in [] if args.e2e else args.embedder:
+        curves.append(ev.evaluate(_retriever(name, args.hashing_dim), learn, queries, args.steps))
+    meta = {
+        "learn": args.learn,
+        "queries": args.queries,
+        "learned": len(learn),
+        "asked": len(queries),
+        "steps": args.steps,
+    }
+    paths = ev.write_report(curves, Path(args.out), meta)
+    print(Path(paths["markdown"]).read_text())
+    print(f"wrote {paths['json']}, {paths['markdown']} and {paths['png']}")
+
+
+def _retriever(name: str, hashing_dim: int | None) -> Any:
+    from controller import evaluation as ev
+
+    if name == "bm25":
+        return ev.BM25Retriever()
+    if name == "semantic":
+        from controller.embed.semantic import SemanticEmbedder
+
+        return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2)")
+    from controller.embed.hashing import HashingEmbedder
+
+    embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
+    return ev.DenseRetriever(embedder, f"hashing d={embedder.dim}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +232,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "eval",
+        help="replay a learn file as Blocks and measure retrieval as examples accumulate",
+        description="Replays LEARN (JSON Lines: id, doc, command) as corrections through the learning "
+        "rule, embedder and index, in --steps chunks; after each step asks every query of QUERIES "
+        "(id, query, answers) and records hit@1, hit@5 and MRR. Writes report.json, report.md and "
+        "learning_curve.png to --out.",
+    )
+    p.add_argument("--learn", required=True, help="JSON Lines of {id, doc, command}")
+    p.add_argument("--queries", required=True, help="JSON Lines of {id, query, answers}")
+    p.add_argument(
+        "--embedder",
+        nargs="+",
+        default=["hashing", "bm25"],
+        choices=["hashing", "bm25", "semantic"],
+        help="retrievers to compare (default: hashing bm25; semantic needs pip install -e '.[semantic]')",
+    )
+    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
+    p.add_argument("--steps", type=int, default=10, help="learning-curve points (default: 10)")
+    p.add_argument("--limit", type=int, help="learn only the first N records")
+    p.add_argument("--query-limit", type=int, help="ask only the first N queries")
+    p.add_argument("--out", default="eval-out", help="report directory (default: eval-out)")
+    p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="run through the real emulator, controller and index processes (hashing; use a smaller --limit)",
+    )
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -72,85 +74,114 @@ class Stop(Exception):
     pass
 
 
-def run(
-    directory: Path, api_port: int, index_port: int, metrics_port: int, liveness_port: int, persist: bool
-) -> int:
-    directory.mkdir(parents=True, exist_ok=True)
-    kubeconfig = directory / "kubeconfig"
-    kubeconfig.unlink(missing_ok=True)
-    api = f"http://127.0.0.1:{api_port}"
-    index = f"http://127.0.0.1:{index_port}"
-    env = {"KUBECONFIG": str(kubeconfig)}
-    liveness = f"http://127.0.0.1:{liveness_port}/healthz"
-    emulator_args = ["emulator", "--port", str(api_port), "--kubeconfig", str(kubeconfig)]
-    if persist:
-        emulator_args += ["--persist", str(directory / "state.json")]
-    children = [
-        Child("emulator", emulator_args, directory / "emulator.log"),
-        Child(
-            "controller",
-            [
+class StartError(Exception):
+    pass
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Ports:
+    api: int = 8001
+    index: int = 8081
+    metrics: int = 9090
+    liveness: int = 9091
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+class Stack:
+    """The local Kubernetes API, the controller and the index: started in order, each waited for."""
+
+    def __init__(
+        self, directory: Path, ports: Ports, persist: bool = False, env: dict[str, str] | None = None
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.ports = directory, ports
+        self.kubeconfig = directory / "kubeconfig"
+        self.api_url = f"http://127.0.0.1:{ports.api}"
+        self.index_url = f"http://127.0.0.1:{ports.index}"
+        liveness = f"http://127.0.0.1:{ports.liveness}/healthz"
+        child_env = {"KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        emulator_args = ["emulator", "--port", str(ports.api), "--kubeconfig", str(self.kubeconfig)]
+        if persist:
+            emulator_args += ["--persist", str(directory / "state.json")]
+        self.children = [
+            Child("emulator", emulator_args, directory / "emulator.log"),
+            Child(
                 "controller",
-                "--metrics-port",
-                str(metrics_port),
-                "--liveness",
-                liveness,
-            ],
-            directory / "controller.log",
-            env,
-        ),
-        Child("index", ["index", "--port", str(index_port)], directory / "index.log", env),
-    ]
+                ["controller", "--metrics-port", str(ports.metrics), "--liveness", liveness],
+                directory / "controller.log",
+                child_env,
+            ),
+            Child("index", ["index", "--port", str(ports.index)], directory / "index.log", child_env),
+        ]
+        self._ready = {
+            "emulator": f"{self.api_url}/version",
+            "controller": liveness,
+            "index": f"{self.index_url}/readyz",
+        }
+        self.started: list[Child] = []
+
+    def start(self, on_started: Callable[[Child], None] = lambda child: None) -> None:
+        self.kubeconfig.unlink(missing_ok=True)
+        for child in self.children:
+            child.start()
+            self.started.append(child)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not _answers(self._ready[child.name]):
+                if child.exited() is not None or time.monotonic() > deadline:
+                    raise StartError(f"{child.name} did not start; its log ({child.log}):\n{child.tail()}")
+                time.sleep(0.1)
+            on_started(child)
+
+    def dead(self) -> Child | None:
+        return next((c for c in self.started if c.exited() is not None), None)
+
+    def stop(self) -> dict[str, int | None]:
+        for child in reversed(self.started):
+            child.stop()
+        return {c.name: c.exited() for c in self.started}
+
+
+def run(directory: Path, ports: Ports, persist: bool) -> int:
+    stack = Stack(directory, ports, persist)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise Stop()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    started: list[Child] = []
     code = 0
     try:
-        for child in children:
-            child.start()
-            started.append(child)
-            ready_url = {
-                "emulator": f"{api}/version",
-                "controller": liveness,
-                "index": f"{index}/readyz",
-            }[child.name]
-            deadline = time.monotonic() + READY_TIMEOUT
-            while not _answers(ready_url):
-                if child.exited() is not None or time.monotonic() > deadline:
-                    print(
-                        f"blocklearn dev: {child.name} did not start; its log ({child.log}):\n{child.tail()}",
-                        file=sys.stderr,
-                    )
-                    return 1
-                time.sleep(0.1)
-            print(f"started {child.name:<10} log: {child.log}", flush=True)
+        stack.start(lambda child: print(f"started {child.name:<10} log: {child.log}", flush=True))
         print(
             "\nBlocklearn is running (Ctrl-C stops it). Next:\n"
-            f"  export KUBECONFIG={kubeconfig.resolve()}\n"
+            f"  export KUBECONFIG={stack.kubeconfig.resolve()}\n"
             "  kubectl apply -f examples/blocks/\n"
-            f'  blocklearn search "how do I list the pods of kube-system" --url {index}\n',
+            f'  blocklearn search "how do I list the pods of kube-system" --url {stack.index_url}\n',
             flush=True,
         )
-        while True:
-            for child in started:
-                if child.exited() is not None:
-                    print(
-                        f"blocklearn dev: {child.name} exited with {child.exited()}; log:\n{child.tail()}",
-                        file=sys.stderr,
-                    )
-                    return 1
+        while (dead := stack.dead()) is None:
             time.sleep(0.5)
+        print(
+            f"blocklearn dev: {dead.name} exited with {dead.exited()}; log:\n{dead.tail()}", file=sys.stderr
+        )
+        code = 1
+    except StartError as exc:
+        print(f"blocklearn dev: {exc}", file=sys.stderr)
+        code = 1
     except Stop:
         print("\nstopping...", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in reversed(started):
-            child.stop()
-        summary = {c.name: c.exited() for c in started}
-        print(f"stopped: {json.dumps(summary)}", flush=True)
+        print(f"stopped: {json.dumps(stack.stop())}", flush=True)
     return code
