@@ -123,7 +123,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from controller.search_cli import format_table, search
 
-    result = search(args.url, args.query, args.k, args.namespace)
+    result = search(args.url, args.query, args.k, None if args.all_namespaces else args.namespace)
     print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
 
 
@@ -226,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="find the past corrections nearest to a request")
     p.add_argument("query", help='the request, e.g. "list pods in kube-system"')
     p.add_argument("-k", type=int, default=3, help="how many examples (default: 3)")
-    p.add_argument("-n", "--namespace", help="only examples from this namespace")
+    p.add_argument("-n", "--namespace", default="default", help="namespace to search (default: default)")
+    p.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="search every namespace (the index must allow cross-namespace search)",
+    )
     p.add_argument(
         "--url", default="http://127.0.0.1:8081", help="index URL (default: http://127.0.0.1:8081)"
     )

@@ -69,7 +69,7 @@ class E2ERetriever:
     def search(self, text: str, k: int) -> list[str]:
         request = urllib.request.Request(
             f"{self.stack.index_url}/v1/search",
-            data=json.dumps({"query": text, "k": k}).encode(),
+            data=json.dumps({"query": text, "k": k, "namespace": "default"}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as resp:

@@ -8,9 +8,12 @@ Every outcome carries a CamelCase reason so that "why did it not learn?" is answ
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
 
-from controller.models import BlockRef, BlockSpec, Doc, ExampleSpec
+from controller.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
+from controller.redaction import redact
 
 
 class Reason(enum.StrEnum):
@@ -23,6 +26,7 @@ class Reason(enum.StrEnum):
     EMPTY = "EmptyCell"
     NO_CONTEXT = "NoContext"
     INVALID = "Invalid"
+    CONTAINS_SECRET = "ContainsSecret"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Policy:
 
     learn_without_suggestion: bool = False
     learn_from_failures: bool = False
+    # What to do with credentials in the cells: replace them by placeholders, or skip the Block.
+    secrets: Literal["redact", "skip"] = "redact"
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Decision:
     reason: Reason
     message: str
     example: ExampleSpec | None = None
+    redactions: Counter[str] = field(default_factory=Counter)
 
     @property
     def teaches(self) -> bool:
@@ -66,8 +73,29 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy()) -> Decis
         return Decision(Reason.UNCHANGED, "The suggestion was executed unchanged.")
     else:
         message = "The person corrected the suggestion before running it."
-    example = ExampleSpec(query=Doc(cells=list(spec.doc.cells)), answer=[executed], block_ref=block)
-    return Decision(Reason.LEARNED, message, example)
+    found: Counter[str] = Counter()
+    cells = [_redacted(c, found) for c in spec.doc.cells]
+    answer = _redacted(executed, found)
+    if found and policy.secrets == "skip":
+        kinds = ", ".join(sorted(found))
+        return Decision(
+            Reason.CONTAINS_SECRET, f"The cells contain secrets ({kinds}); not learned.", None, found
+        )
+    example = ExampleSpec(query=Doc(cells=cells), answer=[answer], block_ref=block)
+    if found:
+        message += f" Redacted {sum(found.values())} secret(s): {', '.join(sorted(found))}."
+    return Decision(Reason.LEARNED, message, example, found)
+
+
+def _redacted(cell: Cell, found: Counter[str]) -> Cell:
+    contents, hits = redact(cell.contents)
+    found.update(hits)
+    outputs = []
+    for output in cell.outputs:
+        text, hits = redact(output)
+        found.update(hits)
+        outputs.append(text)
+    return cell.model_copy(update={"contents": contents, "outputs": outputs})
 
 
 def example_name(block_name: str) -> str:

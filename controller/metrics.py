@@ -34,6 +34,9 @@ embedding_batch_size = Histogram(
 )
 embedder_errors_total = Counter("blocklearn_embedder_errors_total", "Embedder failures.", ["reason"])
 embedding_backlog = Gauge("blocklearn_embedding_backlog", "Examples waiting for an embedding.")
+redactions_total = Counter(
+    "blocklearn_redactions_total", "Secrets replaced by placeholders before an Example was written.", ["kind"]
+)
 examples_current = Gauge(
     "blocklearn_examples_current", "Examples whose embedding is current, as of the last resync."
 )

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def search(url: str, query: str, k: int, namespace: str | None, timeout: float = 30) -> dict[str, Any]:
+    """Search one namespace, or all of them with namespace=None (if the index allows it)."""
     body: dict[str, Any] = {"query": query, "k": k}
     if namespace:
         body["namespace"] = namespace

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,14 +25,21 @@ class Settings(BaseSettings):
     embed_batch_wait_seconds: float = Field(default=0.05, ge=0, description="How long a batch waits to fill.")
     learn_without_suggestion: bool = False
     learn_from_failures: bool = False
+    secrets: Literal["redact", "skip"] = Field(
+        default="redact", description="Credentials in cells: replace by placeholders, or skip the Block."
+    )
+    cross_namespace_search: bool = Field(
+        default=False, description="Allow searches without a namespace (across every watched namespace)."
+    )
     resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics server.")
     log_format: Literal["text", "json"] = "text"
 
-    def policy_kwargs(self) -> dict[str, bool]:
+    def policy_kwargs(self) -> dict[str, Any]:
         return {
             "learn_without_suggestion": self.learn_without_suggestion,
             "learn_from_failures": self.learn_from_failures,
+            "secrets": self.secrets,
         }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,13 +53,25 @@ class System:
             return str(resp.read().decode())
 
     async def search(self, query: str, k: int = 3) -> dict:
-        proc = Process(
-            "search", ["search", query, "-k", str(k), "--url", self.url, "-o", "json"], self.tmp
-        ).start()
-        assert await proc.exited() == 0, proc.tail()
-        out = proc.log.read_text()
-        proc.log.unlink()
-        return json.loads(out)
+        """`blocklearn search -o json`, the real command, run as a person would."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "controller",
+            "search",
+            query,
+            "-k",
+            str(k),
+            "--url",
+            self.url,
+            "-o",
+            "json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        return dict(json.loads(out))
 
     @property
     def logs(self) -> list[Process]:
@@ -82,7 +96,7 @@ def indexed_names(system: System) -> set[str]:
     """What the index holds, read through its own API: a search for everything, k=max."""
     req = urllib.request.Request(
         system.url + "/v1/search",
-        data=json.dumps({"query": "pods", "k": 100}).encode(),
+        data=json.dumps({"query": "pods", "k": 100, "namespace": "default"}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
@@ -221,3 +235,34 @@ async def test_index_is_not_ready_until_the_api_answers(emulator: Emulator, tmp_
 
 async def _answers(system: System) -> bool:
     return system.get("/readyz")[0] != 0
+
+
+async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
+    api: Api, emulator: Emulator, system: System
+) -> None:
+    secret, token = "Zx9-very-secret-pw", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+    body = block_body(
+        "db-secret",
+        doc=f"create the db secret; my github token is {token}",
+        executed=f"kubectl create secret generic db --from-literal=password={secret}",
+    )
+    await api.call("POST", api.path("blocks"), body)
+
+    async def found() -> dict | None:
+        result = await system.search("create the db secret", k=1)
+        return result if result["results"] else None
+
+    result = await eventually(found, what="the redacted example searchable", logs=system.logs)
+    answer = result["results"][0]["answer"][0]["contents"]
+    assert answer == "kubectl create secret generic db --from-literal=password=<REDACTED:k8s-secret-literal>"
+    places = {
+        "search answer": json.dumps(result),
+        "Example": json.dumps(emulator.objects_of(EXAMPLES)),
+        "Events": json.dumps(emulator.objects_of("/v1/events")),
+        "controller log": system.controller.log.read_text(),
+        "index log": system.index.log.read_text(),
+        "index metrics": system.metrics(),
+    }
+    for where, text in places.items():
+        assert secret not in text and token not in text, f"a secret leaked into the {where}"
+    assert "<REDACTED:github-token>" in places["Example"]

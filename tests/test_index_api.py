@@ -34,7 +34,7 @@ async def client() -> AsyncIterator[TestClient]:
             ),
             EMBEDDER.model,
         )
-    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
+    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True, cross_namespace=True)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -79,6 +79,7 @@ async def test_bad_requests_get_a_message_that_says_what_is_wrong(
     client: TestClient, payload: bytes, status: int, fragment: str
 ) -> None:
     resp = await client.post("/v1/search", data=payload, headers={"Content-Type": "application/json"})
+    # (the fixture allows cross-namespace search, so a missing namespace is not the error here)
     assert resp.status == status
     assert fragment in (await resp.json())["error"]
 
@@ -93,9 +94,22 @@ async def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert "blocklearn_search_duration_seconds_bucket" in text
 
 
+async def test_searches_stay_in_their_namespace_unless_cross_namespace_is_enabled() -> None:
+    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    for ns in ("team-a", "team-b"):
+        [v] = await EMBEDDER.embed(["list pods"])
+        index.upsert(f"{ns}/x", v, Entry(ns, "x", {}), EMBEDDER.model)
+    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.post("/v1/search", json={"query": "list pods"})
+        assert resp.status == 400 and "namespace is required" in (await resp.json())["error"]
+        body = await (await c.post("/v1/search", json={"query": "list pods", "namespace": "team-b"})).json()
+        assert [r["namespace"] for r in body["results"]] == ["team-b"]
+
+
 async def test_not_ready_until_the_first_list() -> None:
     index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
     app = build_app(index, EMBEDDER, ready=lambda: False, alive=lambda: True)
     async with TestClient(TestServer(app)) as c:
         assert (await c.get("/readyz")).status == 503
-        assert (await c.post("/v1/search", json={"query": "pods"})).status == 503
+        assert (await c.post("/v1/search", json={"query": "pods", "namespace": "default"})).status == 503

@@ -59,3 +59,32 @@ def test_eval_mode_wins_over_every_other_reason() -> None:
 
 def test_the_example_is_named_after_its_block() -> None:
     assert example_name("blk-1") == "blk-1"
+
+
+def test_secrets_are_redacted_from_the_example_and_counted() -> None:
+    s = spec(
+        doc={
+            "cells": [
+                {
+                    "kind": "markup",
+                    "contents": "connect with PGPASSWORD=pgs3cret",
+                    "outputs": ["token: abcdefabcdefabcdefabcdef0123"],
+                }
+            ]
+        },
+        executedCell={"kind": "code", "contents": "mysql -u root -pS3cretR00t app"},
+    )
+    decision = decide(s, REF)
+    assert decision.teaches and decision.example is not None
+    dumped = decision.example.model_dump_json()
+    assert "S3cretR00t" not in dumped and "pgs3cret" not in dumped and "abcdefabcdef" not in dumped
+    assert decision.example.answer[0].contents == "mysql -u root -p<REDACTED:mysql-password> app"
+    assert decision.redactions == {"mysql-password": 1, "env-secret": 1, "kubeconfig-token": 1}
+    assert "Redacted 3 secret(s)" in decision.message and "S3cret" not in decision.message
+
+
+def test_blocks_with_secrets_can_be_skipped_instead() -> None:
+    s = spec(executedCell={"kind": "code", "contents": "export GITHUB_TOKEN=abc123def456"})
+    decision = decide(s, REF, Policy(secrets="skip"))
+    assert decision.reason is Reason.CONTAINS_SECRET and decision.example is None
+    assert "env-secret" in decision.message and "abc123def456" not in decision.message

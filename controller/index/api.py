@@ -53,8 +53,15 @@ def _describe(exc: ValidationError) -> str:
 
 
 def build_app(
-    index: ExampleIndex, embedder: Embedder, ready: Callable[[], bool], alive: Callable[[], bool]
+    index: ExampleIndex,
+    embedder: Embedder,
+    ready: Callable[[], bool],
+    alive: Callable[[], bool],
+    cross_namespace: bool = False,
 ) -> web.Application:
+    """The search app. Examples learned in one namespace are answered only to searches naming it,
+    unless the operator allows cross-namespace search."""
+
     async def search(request: web.Request) -> web.Response:
         started = time.perf_counter()
         result = "error"
@@ -76,6 +83,13 @@ def build_app(
             except ValidationError as exc:
                 result = "bad_request"
                 return _error(400, _describe(exc))
+            if req.namespace is None and not cross_namespace:
+                result = "bad_request"
+                return _error(
+                    400,
+                    "namespace is required: cross-namespace search is disabled"
+                    " (enable it with BLOCKLEARN_CROSS_NAMESPACE_SEARCH=true)",
+                )
             text = req.text()
             if not text.strip():
                 result = "bad_request"

@@ -28,7 +28,13 @@ async def run(settings: Settings, host: str, port: int, stop: asyncio.Event) -> 
     watcher.start()
     metrics.set_build_info(embedder.model, "index")
     metrics.index_ready.set(0)
-    app = build_app(index, embedder, ready=watcher.ready.is_set, alive=watcher.alive)
+    app = build_app(
+        index,
+        embedder,
+        ready=watcher.ready.is_set,
+        alive=watcher.alive,
+        cross_namespace=settings.cross_namespace_search,
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

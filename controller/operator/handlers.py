@@ -125,6 +125,8 @@ class Reconcilers:
         fields = {"conditions": conditions, "observedGeneration": generation, "exampleRef": ref}
         await self._write_status(BLOCKS, body, fields, retry)
         metrics.block_decisions_total.labels(decision.reason.value).inc()
+        for kind, count in decision.redactions.items():
+            metrics.redactions_total.labels(kind).inc(count)
         return "success"
 
     async def _converge_example(
