@@ -74,30 +74,18 @@ def test_a_curve_rises_as_the_answers_are_learned() -> None:
     assert curve.steps[1].hit1 == 1.0
 
 
+def run_eval(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`blocklearn eval` on the nl2bash slice, as a user runs it."""
+    learn, queries = str(DATA / "nl2bash-learn.jsonl"), str(DATA / "nl2bash-queries.jsonl")
+    command = [sys.executable, "-m", "controller", "eval", "--learn", learn, "--queries", queries]
+    done = subprocess.run([*command, "--out", str(out), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.e2e
 def test_blocklearn_eval_writes_a_report_and_a_learning_curve(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "eval",
-            "--learn",
-            str(DATA / "nl2bash-learn.jsonl"),
-            "--queries",
-            str(DATA / "nl2bash-queries.jsonl"),
-            "--steps",
-            "3",
-            "--hashing-dim",
-            "1024",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_eval(tmp_path, "--steps", "3", "--hashing-dim", "1024")
     report = json.loads((tmp_path / "report.json").read_text())
     assert [c["retriever"] for c in report["curves"]] == ["hashing d=1024", "bm25"]
     for curve in report["curves"]:
@@ -115,29 +103,7 @@ def test_e2e_eval_through_the_real_processes_matches_the_in_process_one(tmp_path
     """The controller and the index must embed and rank exactly as the in-process path does."""
     reports = {}
     for mode, extra in (("in-process", ["--embedder", "hashing"]), ("e2e", ["--e2e"])):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "eval",
-                "--learn",
-                str(DATA / "nl2bash-learn.jsonl"),
-                "--queries",
-                str(DATA / "nl2bash-queries.jsonl"),
-                "--steps",
-                "2",
-                "--hashing-dim",
-                "512",
-                "--out",
-                str(tmp_path / mode),
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr
+        run_eval(tmp_path / mode, "--steps", "2", "--hashing-dim", "512", *extra)
         [curve] = json.loads((tmp_path / mode / "report.json").read_text())["curves"]
         reports[mode] = curve
     assert reports["e2e"]["retriever"] == "e2e hashing d=512"

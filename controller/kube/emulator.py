@@ -467,11 +467,16 @@ class Emulator(kmock.KubernetesEmulator):
     # -- verbs -------------------------------------------------------------------------------------
 
     async def _serve_fetch(self, request: kmock.Request) -> Any:
+        return self._existing(request)[2]
+
+    def _existing(self, request: kmock.Request) -> tuple[ResourceType, Key, Obj]:
+        """The addressed object, or a Kubernetes 404."""
         rtype = self._rtype(request)
-        obj = self._store.get((rtype.key, request.namespace, request.name or ""))
-        if obj is None:
+        key = (rtype.key, request.namespace, request.name or "")
+        current = self._store.get(key)
+        if current is None:
             raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
-        return obj
+        return rtype, key, current
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
@@ -524,11 +529,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_update(self, request: kmock.Request) -> Any:
         """PATCH: JSON merge patch (kopf, kubectl apply for custom resources) or JSON patch."""
-        rtype = self._rtype(request)
-        key = (rtype.key, request.namespace, request.name or "")
-        current = self._store.get(key)
-        if current is None:
-            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        rtype, key, current = self._existing(request)
         patch = request.data
         ctype = request.headers.get("Content-Type", "")
         if "json-patch" in ctype:
@@ -544,11 +545,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_replace(self, request: kmock.Request) -> Any:
         """PUT: replace the object, guarded by its resourceVersion."""
-        rtype = self._rtype(request)
-        key = (rtype.key, request.namespace, request.name or "")
-        current = self._store.get(key)
-        if current is None:
-            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        rtype, key, current = self._existing(request)
         desired = request.data
         if not isinstance(desired, dict):
             raise _status(400, "BadRequest", "the request body is not a JSON object")
@@ -600,11 +597,7 @@ class Emulator(kmock.KubernetesEmulator):
         return desired
 
     async def _serve_delete(self, request: kmock.Request) -> Any:
-        rtype = self._rtype(request)
-        key = (rtype.key, request.namespace, request.name or "")
-        current = self._store.get(key)
-        if current is None:
-            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+        rtype, key, current = self._existing(request)
         options = request.data if isinstance(request.data, dict) else {}
         orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
         if current["metadata"].get("finalizers"):

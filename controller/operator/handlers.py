@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -85,13 +86,7 @@ class Reconcilers:
     async def reconcile_block(
         self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> None:
-        started = time.perf_counter()
-        result = "error"
-        try:
-            result = await self._reconcile_block(body, logger, retry)
-        finally:
-            metrics.reconcile_total.labels("block", result).inc()
-            metrics.reconcile_duration_seconds.labels("block").observe(time.perf_counter() - started)
+        await _measured("block", self._reconcile_block(body, logger, retry))
 
     async def _reconcile_block(
         self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
@@ -199,13 +194,7 @@ class Reconcilers:
     async def reconcile_example(
         self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
     ) -> None:
-        started = time.perf_counter()
-        result = "error"
-        try:
-            result = await self._reconcile_example(body, logger, retry)
-        finally:
-            metrics.reconcile_total.labels("example", result).inc()
-            metrics.reconcile_duration_seconds.labels("example").observe(time.perf_counter() - started)
+        await _measured("example", self._reconcile_example(body, logger, retry))
 
     async def _reconcile_example(
         self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
@@ -342,6 +331,17 @@ class Reconcilers:
         @kopf.on.delete(GROUP, VERSION, EXAMPLES, optional=True, registry=registry)
         async def example_gone(meta: kopf.Meta, **_: Any) -> None:
             self.forget_example(meta["namespace"], meta["name"])
+
+
+async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
+    """Count the reconcile by result ("error" when it raised) and time it."""
+    started = time.perf_counter()
+    result = "error"
+    try:
+        result = await reconcile
+    finally:
+        metrics.reconcile_total.labels(resource, result).inc()
+        metrics.reconcile_duration_seconds.labels(resource).observe(time.perf_counter() - started)
 
 
 def _owned_by(obj: dict[str, Any], owner: kopf.Body) -> bool:
