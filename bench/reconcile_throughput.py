@@ -21,9 +21,9 @@ from pathlib import Path
 
 import aiohttp
 
+from controller.dev import free_port
 from controller.learning import decide
 from controller.models import BlockRef, BlockSpec
-from tests.processes import free_port
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" / "blocks.jsonl"
 BASE = "/apis/blocklearn.dev/v1alpha1/namespaces/default"

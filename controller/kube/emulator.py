@@ -23,7 +23,6 @@ import asyncio
 import bisect
 import copy
 import datetime
-import json
 import logging
 import re
 import uuid
@@ -741,7 +740,3 @@ def _apply_json_patch(target: Obj, ops: Any) -> Obj:
         else:
             raise _status(400, "BadRequest", f"unsupported JSON patch operation {kind!r}")
     return doc
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)

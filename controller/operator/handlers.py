@@ -258,6 +258,11 @@ class Reconcilers:
         )
         return "success"
 
+    @property
+    def waiting(self) -> int:
+        """Examples whose embedding is missing or stale, as far as this process has seen."""
+        return len(self._waiting)
+
     def forget_example(self, namespace: str, name: str) -> None:
         self._waiting.discard(f"{namespace}/{name}")
         metrics.embedding_backlog.set(len(self._waiting))

@@ -58,8 +58,8 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.probe(id="examples_waiting", registry=registry)
-    def waiting(**_: Any) -> float:
-        return float(metrics.embedding_backlog._value.get())
+    def waiting(**_: Any) -> int:
+        return reconcilers.waiting
 
     metrics.set_build_info(embedder.model, "controller")
     if settings.metrics_port:
