@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import copy
 import datetime
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +178,12 @@ class Emulator(kmock.KubernetesEmulator):
     _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
     _builtin_reactions: int = attrs.field(default=0, init=False)
+    # Fault injection for long runs: called for every request before anything is written; it may
+    # sleep (a slow server) and returns an HTTP status to fail with, or None. Unlike kmock reactions,
+    # whose matching scans the request history, it costs O(1) per request.
+    fault: Callable[[kmock.Request], Awaitable[int | None]] | None = attrs.field(default=None, init=False)
+    # How many times each object was created: a test of "nothing duplicated" counts on it.
+    creations: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     # Every (verb, group, resource[/subresource], client) used: the chart's RBAC is tested against it.
     # The client is the User-Agent's product (kopf, OpenAPI-Generator, Python...).
     calls: set[tuple[str, str, str, str]] = attrs.field(factory=set, init=False)
@@ -361,6 +368,10 @@ class Emulator(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> Any:
         log.debug("Served request: method=%s url=%s", request.method, request.url)
         self._record_call(request)
+        if self.fault is not None and request.resource is not None and request.resource.plural:
+            status = await self.fault(request)
+            if status is not None:
+                raise _status(status, "InjectedFault", f"injected fault {status}")
         # kmock matches a request against a reaction by filtering the whole request history, so
         # each request costs O(history): fine for a short test, fatal for a long-running server.
         # With no reactions added by a test, our own verbs are served directly and the history
@@ -523,6 +534,7 @@ class Emulator(kmock.KubernetesEmulator):
         meta.pop("deletionTimestamp", None)
         meta["resourceVersion"] = self._bump()
         self._store[key] = obj
+        self.creations[f"{rtype.plural}/{key[1]}/{name}"] += 1
         self._emit(rtype, "ADDED", obj)
         return Response(status=201, payload=obj)
 

@@ -1,0 +1,173 @@
+"""Converging through real faults: API errors, conflicts, slow responses, cut watches, 410 Gone, a
+controller killed with SIGKILL twice and the index sidecar once. Nothing lost, nothing duplicated,
+the index equal to the embedded set. CI runs 200 Blocks; BLOCKLEARN_FAULT_BLOCKS=1000 runs the full
+size."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import kmock
+import pytest
+
+from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.conftest import Api
+from tests.processes import Process, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+BLOCKS = int(os.environ.get("BLOCKLEARN_FAULT_BLOCKS", "200"))
+DATA = Path(__file__).parent / "data" / "nl2bash-learn.jsonl"
+
+
+def corpus(n: int) -> list[dict]:
+    records = [json.loads(line) for line in DATA.read_text().splitlines()]
+    blocks = []
+    for i in range(n):
+        r = records[i % len(records)]
+        teaches = i % 10 != 0  # every tenth suggestion was run unchanged: nothing to learn
+        blocks.append(
+            {
+                "apiVersion": "blocklearn.dev/v1alpha1",
+                "kind": "Block",
+                "metadata": {"name": f"b{i:04d}"},
+                "spec": {
+                    "doc": {"cells": [{"kind": "markup", "contents": f"{r['doc']} (case {i})"}]},
+                    "generatedCell": {
+                        "kind": "code",
+                        "contents": r["command"] if not teaches else "echo todo",
+                    },
+                    "executedCell": {"kind": "code", "contents": r["command"]},
+                    "exitCode": 0,
+                },
+            }
+        )
+    return blocks
+
+
+class Faults:
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.count: Counter[str] = Counter()
+
+    async def __call__(self, request: kmock.Request) -> int | None:
+        if request.headers.get("User-Agent", "").startswith("Python/"):
+            return None  # the test's own client: it plays the users applying Blocks
+        if self.rng.random() < 0.05:
+            self.count["slow"] += 1
+            await asyncio.sleep(0.05)
+        if (
+            request.method == kmock.method.PATCH
+            and request.subresource == "status"
+            and self.rng.random() < 0.1
+        ):
+            self.count["409"] += 1
+            return 409
+        if self.rng.random() < 0.1:
+            self.count["500"] += 1
+            return 500
+        return None
+
+
+def get(url: str) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return dict(json.load(resp))
+    except urllib.error.HTTPError as exc:
+        return dict(json.load(exc))
+    except OSError:
+        return {}
+
+
+async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    faults = Faults()
+    emulator.fault = faults
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    env = {
+        "KUBECONFIG": str(config),
+        "BLOCKLEARN_HASHING_DIM": "256",
+        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
+        "BLOCKLEARN_RESYNC_SECONDS": "10",
+    }
+    index_port = free_port()
+
+    def controller(name: str) -> Process:
+        args = ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+        return Process(name, args, tmp_path, env).start()
+
+    procs = [
+        controller("controller-1"),
+        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
+    ]
+    blocks = corpus(BLOCKS)
+    try:
+        for i, body in enumerate(blocks):
+            code, _ = await api.call("POST", api.path("blocks"), body)
+            assert code == 201
+            if i == BLOCKS // 4:
+                emulator.drop_watches()  # cut 1
+            if i == BLOCKS // 2:
+                await procs[0].astop(signal.SIGKILL)  # kill 1, mid-run
+                emulator.compact()  # resuming any watch from before now gets 410 Gone
+                emulator.drop_watches()  # cut 2
+                procs.append(controller("controller-2"))
+            if i == 5 * BLOCKS // 8:
+                await procs[1].astop(signal.SIGKILL)  # the index sidecar killed: it must rebuild from a list
+                procs[1] = Process("index-2", ["index", "--port", str(index_port)], tmp_path, env).start()
+            if i == 3 * BLOCKS // 4:
+                await procs[-1].astop(signal.SIGKILL)  # kill 2
+                procs.append(controller("controller-3"))
+        emulator.drop_watches()  # cut 3
+        expected = {
+            b["metadata"]["name"]: b for b in blocks if b["spec"]["generatedCell"]["contents"] == "echo todo"
+        }
+
+        def reason(block: dict) -> str | None:
+            conditions = block.get("status", {}).get("conditions", [])
+            return next((c["reason"] for c in conditions if c["type"] == "Learned"), None)
+
+        want = {
+            b["metadata"]["name"]: "Learned" if b["metadata"]["name"] in expected else "Unchanged"
+            for b in blocks
+        }
+
+        async def converged() -> bool:
+            examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
+            embedded = {e["metadata"]["name"] for e in examples if e.get("status", {}).get("embedding")}
+            index = get(f"http://127.0.0.1:{index_port}/readyz")
+            stored = emulator.objects_of("blocklearn.dev/v1alpha1/blocks")
+            reasons = {b["metadata"]["name"]: reason(b) for b in stored}
+            return embedded == set(expected) and index.get("indexSize") == len(expected) and reasons == want
+
+        await eventually(converged, timeout=300, what=f"{len(expected)} embedded and indexed", logs=procs)
+    finally:
+        emulator.fault = None
+        for p in procs:
+            await p.astop()
+
+    assert faults.count["500"] > 20 and faults.count["409"] > 5 and faults.count["slow"] > 5, faults.count
+    examples = {e["metadata"]["name"]: e for e in emulator.objects_of("blocklearn.dev/v1alpha1/examples")}
+    stored = {b["metadata"]["name"]: b for b in emulator.objects_of("blocklearn.dev/v1alpha1/blocks")}
+    assert set(examples) == set(expected)  # nothing lost, nothing extra
+    duplicated = {k: n for k, n in emulator.creations.items() if k.startswith("examples/") and n != 1}
+    assert not duplicated, f"Examples created more than once: {duplicated}"
+    for name, example in examples.items():
+        block = stored[name]
+        assert example["spec"]["answer"][0]["contents"] == block["spec"]["executedCell"]["contents"]
+        assert example["spec"]["blockRef"] == {"name": name, "uid": block["metadata"]["uid"]}
+        assert example["status"]["embeddingModel"] == "hashing-v1-d256"
+    for name, block in stored.items():
+        conditions = {c["type"]: c for c in block.get("status", {}).get("conditions", [])}
+        assert conditions["Learned"]["reason"] == ("Learned" if name in expected else "Unchanged"), name
+        assert block["status"]["observedGeneration"] == block["metadata"]["generation"]
