@@ -32,10 +32,20 @@ class Cell(Resource):
 
     @field_validator("contents", "language")
     @classmethod
-    def _no_nul(cls, value: str) -> str:
+    def _text(cls, value: str) -> str:
         if "\x00" in value:
             raise ValueError("must not contain NUL bytes")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON can carry lone surrogates (invalid UTF-8) as escapes; they cannot be embedded.
+            raise ValueError("must be valid UTF-8 (it holds a lone surrogate)") from None
         return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, values: list[str]) -> list[str]:
+        return [cls._text(v) for v in values]
 
 
 class Doc(Resource):

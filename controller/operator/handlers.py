@@ -149,7 +149,8 @@ class Reconcilers:
                     "kind": "Example",
                     "metadata": {
                         "name": name,
-                        "labels": {BLOCK_LABEL: block_name},
+                        # Label values stop at 63 characters; Block names may be longer.
+                        "labels": {BLOCK_LABEL: block_name} if len(block_name) <= 63 else {},
                         "annotations": {SOURCE_CHANGED: _source_changed_at(block)},
                     },
                     "spec": desired_spec,
