@@ -39,6 +39,9 @@ async def emulator() -> AsyncIterator[Emulator]:
     emu.register_crds(all_crds())
     async with emu, kmock.Server(emu):
         yield emu
+        # A watch whose client is gone waits for the next event before it notices; end them all, or
+        # the server's shutdown waits 60 s for their handlers.
+        emu.drop_watches()
 
 
 @pytest.fixture

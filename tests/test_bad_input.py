@@ -141,9 +141,10 @@ async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learn
         for i, (name, mutate, field) in enumerate(cases):
             body = block_body(f"bad-{i:03d}")
             mutate(body["spec"])
-            async with api.session.post(
-                api.path("blocks"), data=json.dumps(body), headers={"Content-Type": "application/json"}
-            ) as resp:
+            # Connection: close, so that a body refused half-read (413) leaves no connection for the
+            # server to wait on at shutdown.
+            headers = {"Content-Type": "application/json", "Connection": "close"}
+            async with api.session.post(api.path("blocks"), data=json.dumps(body), headers=headers) as resp:
                 code, text = resp.status, await resp.text()
             if code == 413:  # too large for any API server (the real one stops at 3 MiB)
                 refused += 1

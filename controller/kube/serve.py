@@ -78,6 +78,7 @@ async def serve(
         try:
             await stop.wait()
         finally:
+            emulator.drop_watches()  # else the server waits for every open watch before it stops
             if persist is not None:
                 persist.parent.mkdir(parents=True, exist_ok=True)
                 tmp = persist.with_suffix(".tmp")
