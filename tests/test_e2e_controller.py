@@ -286,3 +286,24 @@ async def test_backfill_re_reconciles_blocks_changed_since_a_time(
 
 async def _none_left(emulator: Emulator) -> bool:
     return not emulator.objects_of(EXAMPLES)
+
+
+async def test_an_example_left_by_someone_else_is_adopted_so_deletion_cascades(
+    api: Api, controller: Process
+) -> None:
+    stray = {
+        "metadata": {"name": "b1"},
+        "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "x"}},
+    }
+    assert (await api.call("POST", api.path("examples"), stray))[0] == 201
+    _, block = await api.call("POST", api.path("blocks"), block_body("b1"))
+
+    async def adopted() -> dict | None:
+        ex = await embedded_example(api, "b1")
+        refs = (ex or {}).get("metadata", {}).get("ownerReferences", [])
+        return ex if [r["uid"] for r in refs] == [block["metadata"]["uid"]] else None
+
+    ex = await eventually(adopted, what="the stray Example adopted", logs=[controller])
+    assert ex["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
+    await api.call("DELETE", api.path("blocks", name="b1"))
+    assert await get(api, "examples", "b1") is None

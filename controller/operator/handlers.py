@@ -1,7 +1,7 @@
 """kopf handlers: thin layers that fetch, call the pure logic and write the result.
 
-Both reconcilers are level-triggered (kopf's reconciliation recipe): resume, create, update and a
-periodic timer all call one idempotent function that reads the object's current state and converges.
+Both reconcilers are level-triggered (kopf's reconciliation recipe): resume, create, update and the
+periodic resync all call one idempotent function that reads the object's current state and converges.
 Running it twice changes nothing.
 """
 
@@ -166,16 +166,20 @@ class Reconcilers:
                 current = await self.api.get(EXAMPLES, namespace, name)  # lost a race: compare and patch
                 if current is None:
                     raise kopf.TemporaryError("Example vanished while being created", delay=1)
+            if current.get("metadata", {}).get("deletionTimestamp"):
+                # Left by an earlier Block of this name and still being collected: make it anew after.
+                raise kopf.TemporaryError("Example is being deleted; will create it again", delay=1)
+            changes: dict[str, Any] = {}
             if current.get("spec") != desired_spec:
-                await self.api.patch(
-                    EXAMPLES,
-                    namespace,
-                    name,
-                    {
-                        "metadata": {"annotations": {SOURCE_CHANGED: _source_changed_at(block)}},
-                        "spec": desired_spec,
-                    },
-                )
+                changes["spec"] = desired_spec
+                changes["metadata"] = {"annotations": {SOURCE_CHANGED: _source_changed_at(block)}}
+            if not _owned_by(current, block):
+                # Made by hand, or by an earlier Block of this name: adopt it, so deletion cascades.
+                owned: dict[str, Any] = {}
+                kopf.adopt(owned, owner=block)
+                changes.setdefault("metadata", {})["ownerReferences"] = owned["metadata"]["ownerReferences"]
+            if changes:
+                await self.api.patch(EXAMPLES, namespace, name, changes)
                 logger.info(f"Updated Example: namespace={namespace} name={name} block={block_name}")
         except ApiException as exc:
             metrics.reconcile_errors_total.labels("block").inc()
