@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -123,7 +124,10 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from controller.search_cli import format_table, search
 
-    result = search(args.url, args.query, args.k, None if args.all_namespaces else args.namespace)
+    token = (
+        Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
+    )
+    result = search(args.url, args.query, args.k, None if args.all_namespaces else args.namespace, token)
     print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
 
 
@@ -237,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", default="http://127.0.0.1:8081", help="index URL (default: http://127.0.0.1:8081)"
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--token-file", help="file with the index's bearer token (default: $BLOCKLEARN_TOKEN, if set)"
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(

@@ -8,16 +8,18 @@ import urllib.request
 from typing import Any
 
 
-def search(url: str, query: str, k: int, namespace: str | None, timeout: float = 30) -> dict[str, Any]:
+def search(
+    url: str, query: str, k: int, namespace: str | None, token: str | None = None, timeout: float = 30
+) -> dict[str, Any]:
     """Search one namespace, or all of them with namespace=None (if the index allows it)."""
     body: dict[str, Any] = {"query": query, "k": k}
     if namespace:
         body["namespace"] = namespace
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        url.rstrip("/") + "/v1/search",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url.rstrip("/") + "/v1/search", data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     cross_namespace_search: bool = Field(
         default=False, description="Allow searches without a namespace (across every watched namespace)."
     )
+    index_token_file: str | None = Field(
+        default=None,
+        description="File (a mounted Secret) with the bearer token POST /v1/search requires; none: open.",
+    )
     resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)

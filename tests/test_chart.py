@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,17 @@ def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
     service = one(docs, "Service")
     service_ports = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
+
+
+def test_the_index_token_is_mounted_from_a_secret_when_set() -> None:
+    assert "index-token" not in json.dumps(render())
+    pod = one(render("index.auth.tokenSecret.name=idx"), "Deployment")["spec"]["template"]["spec"]
+    index = next(c for c in pod["containers"] if c["name"] == "index")
+    assert env_of(index, "BLOCKLEARN_INDEX_TOKEN_FILE") == "/var/run/blocklearn/index-token/token"
+    assert {"name": "index-token", "mountPath": "/var/run/blocklearn/index-token", "readOnly": True} in index[
+        "volumeMounts"
+    ]
+    assert {"name": "index-token", "secret": {"secretName": "idx"}} in pod["volumes"]
 
 
 def test_the_api_key_comes_from_a_secret_only() -> None:

@@ -266,3 +266,40 @@ async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
     for where, text in places.items():
         assert secret not in text and token not in text, f"a secret leaked into the {where}"
     assert "<REDACTED:github-token>" in places["Example"]
+
+
+async def test_an_index_with_a_token_answers_only_searches_that_carry_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("t0ken-from-a-secret\n")
+    s = System(emulator, tmp_path)
+    s.index.env["BLOCKLEARN_INDEX_TOKEN_FILE"] = str(token_file)
+    s.index.start()
+    try:
+        await eventually(lambda: ready(s), what="index ready", logs=[s.index])
+
+        async def run(*extra: str) -> tuple[int, str]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "controller",
+                "search",
+                "pods",
+                "--url",
+                s.url,
+                "-o",
+                "json",
+                *extra,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await proc.communicate()
+            return int(proc.returncode or 0), (out + err).decode()
+
+        code, text = await run()
+        assert code != 0 and "401" in text and "bearer token" in text
+        code, text = await run("--token-file", str(token_file))
+        assert code == 0 and json.loads(text)["results"] == []
+    finally:
+        await s.index.astop()

@@ -113,3 +113,16 @@ async def test_not_ready_until_the_first_list() -> None:
     async with TestClient(TestServer(app)) as c:
         assert (await c.get("/readyz")).status == 503
         assert (await c.post("/v1/search", json={"query": "pods", "namespace": "default"})).status == 503
+
+
+async def test_a_configured_token_is_required_for_search_but_not_for_probes() -> None:
+    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True, token="s3cret-token")
+    body = {"query": "pods", "namespace": "default"}
+    async with TestClient(TestServer(app)) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+            resp = await c.post("/v1/search", json=body, headers=headers)
+            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+        ok = await c.post("/v1/search", json=body, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status == 200
+        assert (await c.get("/readyz")).status == 200 and (await c.get("/metrics")).status == 200

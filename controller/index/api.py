@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -40,6 +41,12 @@ class SearchRequest(BaseModel):
         return query_text(self.query.cells)[0]
 
 
+def _authorized(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Constant time: the comparison must not tell how much of a guess was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -58,6 +65,7 @@ def build_app(
     ready: Callable[[], bool],
     alive: Callable[[], bool],
     cross_namespace: bool = False,
+    token: str | None = None,
 ) -> web.Application:
     """The search app. Examples learned in one namespace are answered only to searches naming it,
     unless the operator allows cross-namespace search."""
@@ -66,6 +74,13 @@ def build_app(
         started = time.perf_counter()
         result = "error"
         try:
+            if token is not None and not _authorized(request, token):
+                result = "unauthorized"
+                return web.json_response(
+                    {"error": "a valid bearer token is required"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="blocklearn"'},
+                )
             if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
                 result = "bad_request"
                 return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
