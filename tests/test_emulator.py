@@ -239,3 +239,17 @@ async def test_field_selectors_filter_lists(api: Api) -> None:
     assert [o["metadata"]["name"] for o in lst["items"]] == ["b2"]
     _, lst = await api.call("GET", api.path("blocks") + "?fieldSelector=metadata.name!%3Db2")
     assert [o["metadata"]["name"] for o in lst["items"]] == ["b1"]
+
+
+async def test_lists_come_in_chunks_with_limit_and_continue(api: Api) -> None:
+    for i in range(5):
+        await api.call("POST", api.path("blocks"), block_body(f"b{i}"))
+    names, token, pages = [], "", 0
+    while True:
+        _, page = await api.call("GET", api.path("blocks") + f"?limit=2&continue={token}")
+        names += [o["metadata"]["name"] for o in page["items"]]
+        pages += 1
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert names == [f"b{i}" for i in range(5)] and pages == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import kubernetes
@@ -86,3 +88,18 @@ class CustomObjects:
 
     async def list(self, plural: str, namespace: str | None = None) -> Obj:
         return await asyncio.to_thread(self.list_sync, plural, namespace)
+
+    async def pages(
+        self, plural: str, namespace: str | None = None, limit: int = 200
+    ) -> AsyncIterator[builtins.list[Obj]]:
+        """List in chunks (limit/continue): memory stays bounded by one page, however many objects."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": limit}
+            if token:
+                kwargs["_continue"] = token
+            result = await asyncio.to_thread(self.list_sync, plural, namespace, **kwargs)
+            yield builtins.list(result.get("items", []))
+            token = result.get("metadata", {}).get("continue")
+            if not token:
+                return

@@ -499,14 +499,21 @@ class Emulator(kmock.KubernetesEmulator):
             and _fields_match(request.params.get("fieldSelector"), o)
         ]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        # Chunked lists (limit/continue), as clients page through large collections. The token is
+        # the offset: simpler than the real server's snapshot, and enough for sorted, rarely
+        # changing test data.
+        start = int(request.params.get("continue") or 0)
+        limit = int(request.params.get("limit") or 0)
+        page = items[start : start + limit] if limit else items[start:]
+        meta: Obj = {"resourceVersion": str(self._rv)}
+        if limit and start + limit < len(items):
+            meta["continue"] = str(start + limit)
+            meta["remainingItemCount"] = len(items) - start - limit
         if "as=Table" in request.headers.get("Accept", ""):
-            return render_table(rtype.printer_columns, items, str(self._rv))
-        return {
-            "apiVersion": rtype.api_version,
-            "kind": f"{rtype.kind}List",
-            "metadata": {"resourceVersion": str(self._rv)},
-            "items": items,
-        }
+            table = render_table(rtype.printer_columns, page, str(self._rv))
+            table["metadata"] = meta
+            return table
+        return {"apiVersion": rtype.api_version, "kind": f"{rtype.kind}List", "metadata": meta, "items": page}
 
     async def _serve_create(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
