@@ -29,11 +29,14 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" 
 BASE = "/apis/blocklearn.dev/v1alpha1/namespaces/default"
 
 
-def block(i: int, record: dict[str, str]) -> dict[str, object]:
+def block(
+    i: int, record: dict[str, str], generated: str | None = None, prefix: str = "tldr"
+) -> dict[str, object]:
+    """A Block from a tldr record; the suggestion defaults to the page name (some then run unchanged)."""
     return {
         "apiVersion": "blocklearn.dev/v1alpha1",
         "kind": "Block",
-        "metadata": {"name": f"tldr-{i:05d}"},
+        "metadata": {"name": f"{prefix}-{i:07d}"},
         "spec": {
             "doc": {
                 "cells": [
@@ -41,7 +44,11 @@ def block(i: int, record: dict[str, str]) -> dict[str, object]:
                     {"kind": "markup", "contents": record["doc"]},
                 ]
             },
-            "generatedCell": {"kind": "code", "language": "bash", "contents": record["page"]},
+            "generatedCell": {
+                "kind": "code",
+                "language": "bash",
+                "contents": record["page"] if generated is None else generated,
+            },
             "executedCell": {"kind": "code", "language": "bash", "contents": record["command"]},
             "exitCode": 0,
         },

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import kubernetes
 
+from bench.reconcile_throughput import block
 from controller.dev import Ports, Stack
 from controller.kube.client import api_client
 
@@ -81,23 +82,7 @@ def main() -> None:
         while time.monotonic() < end:
             due = int((time.monotonic() - started) * args.rate)
             while created < due:
-                r = records[created % len(records)]
-                body = {
-                    "apiVersion": "blocklearn.dev/v1alpha1",
-                    "kind": "Block",
-                    "metadata": {"name": f"soak-{created:07d}"},
-                    "spec": {
-                        "doc": {
-                            "cells": [
-                                {"kind": "markup", "contents": r["context"]},
-                                {"kind": "markup", "contents": r["doc"]},
-                            ]
-                        },
-                        "generatedCell": {"kind": "code", "contents": "echo todo"},
-                        "executedCell": {"kind": "code", "contents": r["command"]},
-                        "exitCode": 0,
-                    },
-                }
+                body = block(created, records[created % len(records)], generated="echo todo", prefix="soak")
                 api.create_namespaced_custom_object("blocklearn.dev", "v1alpha1", "default", "blocks", body)
                 created += 1
             if time.monotonic() >= next_report:

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller import API_VERSION, BLOCKS
 from controller.dev import Ports, Stack
+from controller.evaluation import LearnRecord, as_block
 from controller.kube.client import api_client
 
 SYNC_TIMEOUT = 600
@@ -36,16 +37,13 @@ class E2ERetriever:
 
     def learn(self, texts: list[str], commands: list[str]) -> None:
         for text, command in zip(texts, commands, strict=True):
+            # The very Block the in-process evaluation decides on, so both measure the same input.
+            spec = as_block(LearnRecord(str(self.learned), text, command))
             body = {
                 "apiVersion": API_VERSION,
                 "kind": "Block",
                 "metadata": {"name": f"eval-{self.learned:06d}"},
-                "spec": {
-                    "doc": {"cells": [{"kind": "markup", "contents": text}]},
-                    "generatedCell": {"kind": "code", "language": "bash", "contents": ""},
-                    "executedCell": {"kind": "code", "language": "bash", "contents": command},
-                    "exitCode": 0,
-                },
+                "spec": spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
             }
             for attempt in range(5):
                 try:

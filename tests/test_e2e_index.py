@@ -52,25 +52,27 @@ class System:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
-    async def search(self, query: str, k: int = 3) -> dict:
-        """`blocklearn search -o json`, the real command, run as a person would."""
+    async def run_search(self, *args: str) -> tuple[int, str, str]:
+        """`blocklearn search --url <index> -o json ARGS`, the real command, run as a person would."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "controller",
             "search",
-            query,
-            "-k",
-            str(k),
             "--url",
             self.url,
             "-o",
             "json",
+            *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
+        return int(proc.returncode or 0), out.decode(), err.decode()
+
+    async def search(self, query: str, k: int = 3) -> dict:
+        code, out, err = await self.run_search(query, "-k", str(k))
+        assert code == 0, err
         return dict(json.loads(out))
 
     @property
@@ -279,27 +281,9 @@ async def test_an_index_with_a_token_answers_only_searches_that_carry_it(
     try:
         await eventually(lambda: ready(s), what="index ready", logs=[s.index])
 
-        async def run(*extra: str) -> tuple[int, str]:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "controller",
-                "search",
-                "pods",
-                "--url",
-                s.url,
-                "-o",
-                "json",
-                *extra,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await proc.communicate()
-            return int(proc.returncode or 0), (out + err).decode()
-
-        code, text = await run()
-        assert code != 0 and "401" in text and "bearer token" in text
-        code, text = await run("--token-file", str(token_file))
-        assert code == 0 and json.loads(text)["results"] == []
+        code, _, err = await s.run_search("pods")
+        assert code != 0 and "401" in err and "bearer token" in err
+        code, out, _ = await s.run_search("pods", "--token-file", str(token_file))
+        assert code == 0 and json.loads(out)["results"] == []
     finally:
         await s.index.astop()
