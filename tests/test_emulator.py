@@ -6,6 +6,7 @@ import json
 import aiohttp
 import kmock
 
+from controller.kube import protobuf
 from controller.kube.emulator import Emulator
 from tests.conftest import Api, block_body
 
@@ -253,3 +254,55 @@ async def test_lists_come_in_chunks_with_limit_and_continue(api: Api) -> None:
         if not token:
             break
     assert names == [f"b{i}" for i in range(5)] and pages == 3
+
+
+async def test_service_account_tokens_are_issued_and_reviewed_like_the_api_server(api: Api) -> None:
+    core = f"{api.base}/api/v1/namespaces/team-a/serviceaccounts"
+    code, account = await api.call("POST", core, {"metadata": {"name": "notebook"}})
+    assert code == 201
+    missing = await api.call("POST", f"{core}/nobody/token", {"spec": {}})
+    assert missing[0] == 404
+
+    async def token(audiences: list[str]) -> str:
+        code, answer = await api.call("POST", f"{core}/notebook/token", {"spec": {"audiences": audiences}})
+        assert code == 201 and answer["kind"] == "TokenRequest"
+        return str(answer["status"]["token"])
+
+    async def review(token: str, audiences: list[str] | None = None) -> dict:
+        spec = {"token": token, **({"audiences": audiences} if audiences else {})}
+        url = f"{api.base}/apis/authentication.k8s.io/v1/tokenreviews"
+        code, answer = await api.call("POST", url, {"apiVersion": "authentication.k8s.io/v1", "spec": spec})
+        assert code == 201 and answer["spec"]["token"] == token  # echoed, as the API server does
+        return dict(answer["status"])
+
+    default, scoped = await token([]), await token(["blocklearn"])
+    status = await review(default)
+    assert status["authenticated"] is True
+    assert status["user"]["username"] == "system:serviceaccount:team-a:notebook"
+    assert status["user"]["uid"] == account["metadata"]["uid"]
+    assert "system:serviceaccounts:team-a" in status["user"]["groups"]
+    assert (await review(scoped, ["blocklearn"]))["audiences"] == ["blocklearn"]
+    assert (await review(scoped))["authenticated"] is False  # not for the API server's audience
+    assert (await review(default, ["blocklearn"]))["authenticated"] is False
+    assert (await review("forged"))["authenticated"] is False
+    await api.call("DELETE", f"{core}/notebook")
+    assert (await review(scoped, ["blocklearn"])) == {
+        "authenticated": False,
+        "error": "service account has been deleted",
+    }
+
+
+async def test_protobuf_bodies_of_unknown_kinds_are_refused_with_415(api: Api) -> None:
+    async with api.session.post(
+        f"{api.base}/api/v1/namespaces/default/serviceaccounts",
+        data=b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret\x12\x00",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+    ) as resp:
+        assert resp.status == 415
+        assert "Secret in protobuf is not supported" in (await resp.json())["message"]
+    for body in (b"{}", b"k8s\x00\n\xff", b"k8s\x00\x0f"):
+        try:
+            protobuf.decode(body)
+        except protobuf.ProtobufError:
+            continue
+        raise AssertionError(f"decoded {body!r}")

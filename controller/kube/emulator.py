@@ -24,6 +24,7 @@ import bisect
 import collections
 import copy
 import datetime
+import json
 import logging
 import re
 import uuid
@@ -31,12 +32,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp.web
 import attrs
 import kmock
 from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
 
+from controller.kube import protobuf
 from controller.kube import schema as structural
 from controller.kube.tables import render_table
+from controller.kube.tokens import TokenIssuer
 
 Obj = dict[str, Any]
 Key = tuple[str, str | None, str]  # (group/version/plural, namespace, name)
@@ -63,6 +67,11 @@ class ResourceType:
     @property
     def key(self) -> str:
         return f"{self.group}/{self.version}/{self.plural}"
+
+    @property
+    def qualified(self) -> str:
+        """As the API server names it in messages: `blocks.blocklearn.dev`, `serviceaccounts`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
     def api_version(self) -> str:
@@ -95,6 +104,11 @@ class ResourceType:
 CORE_TYPES = [
     ResourceType("", "v1", "events", "Event", "event"),
     ResourceType("", "v1", "namespaces", "Namespace", "namespace", namespaced=False, shortnames=["ns"]),
+    # ServiceAccounts and their tokens, and TokenReview: the index checks bearer tokens with it.
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", "serviceaccount", shortnames=["sa"]),
+    ResourceType(
+        "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", "tokenreview", namespaced=False
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -187,6 +201,7 @@ class Emulator(kmock.KubernetesEmulator):
     # Every (verb, group, resource[/subresource], client) used: the chart's RBAC is tested against it.
     # The client is the User-Agent's product (kopf, OpenAPI-Generator, Python...).
     calls: set[tuple[str, str, str, str]] = attrs.field(factory=set, init=False)
+    tokens: TokenIssuer = attrs.field(factory=TokenIssuer, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -195,6 +210,10 @@ class Emulator(kmock.KubernetesEmulator):
         self.fallback["get", re.compile(r"/openapi/v3/?")] << self._serve_openapi_index
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_group
         self.fallback["get", re.compile(r"/openapi/v2/?")] << self._serve_openapi_v2
+        # A POST to a named object is no action kmock knows: the TokenRequest subresource is one.
+        self.fallback["post", re.compile(r"/api/v1/namespaces/[^/]+/serviceaccounts/[^/]+/token")] << (
+            self._serve_create
+        )
         for rtype in CORE_TYPES:
             self.register(rtype)
         self._builtin_reactions = len(self._payloads)
@@ -365,6 +384,19 @@ class Emulator(kmock.KubernetesEmulator):
 
     # -- request plumbing --------------------------------------------------------------------------
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if "protobuf" in raw_request.headers.get("Content-Type", ""):
+            # kubectl sends built-in kinds (a ServiceAccount, a TokenRequest) as protobuf, which
+            # kmock cannot parse: hand it the same object as JSON, as the real server would read it.
+            try:
+                obj = protobuf.decode(await raw_request.read())
+            except protobuf.ProtobufError as exc:
+                status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 415}
+                status |= {"reason": "UnsupportedMediaType", "message": str(exc)}
+                return aiohttp.web.json_response(status, status=415)
+            raw_request._read_bytes = json.dumps(obj).encode()  # aiohttp's cached body
+        return await super().__call__(raw_request)
+
     async def _handle(self, request: kmock.Request) -> Any:
         log.debug("Served request: method=%s url=%s", request.method, request.url)
         self._record_call(request)
@@ -392,6 +424,8 @@ class Emulator(kmock.KubernetesEmulator):
         verb = (
             "update"
             if request.method == kmock.method.PUT
+            else "create"
+            if request.method == kmock.method.POST
             else {
                 kmock.action.LIST: "list",
                 kmock.action.WATCH: "watch",
@@ -413,6 +447,8 @@ class Emulator(kmock.KubernetesEmulator):
             return None  # discovery (/apis/group/version parses as a list of nothing) and non-K8s paths
         if request.method == kmock.method.PUT and request.name:
             return self._serve_replace
+        if request.method == kmock.method.POST and request.subresource == "token":
+            return self._serve_create
         return {
             kmock.action.LIST: self._serve_list,
             kmock.action.WATCH: self._serve_watch,
@@ -485,7 +521,7 @@ class Emulator(kmock.KubernetesEmulator):
         key = (rtype.key, request.namespace, request.name or "")
         current = self._store.get(key)
         if current is None:
-            raise _status(404, "NotFound", f'{rtype.plural}.{rtype.group} "{request.name}" not found')
+            raise _status(404, "NotFound", f'{rtype.qualified} "{request.name}" not found')
         return rtype, key, current
 
     async def _serve_list(self, request: kmock.Request) -> Any:
@@ -520,6 +556,14 @@ class Emulator(kmock.KubernetesEmulator):
         obj = request.data
         if not isinstance(obj, dict):
             raise _status(400, "BadRequest", "the request body is not a JSON object")
+        if rtype.plural == "serviceaccounts" and request.subresource == "token":
+            _, _, account = self._existing(request)
+            return Response(
+                status=201,
+                payload=self.tokens.request(account["metadata"]["namespace"], account, obj.get("spec") or {}),
+            )
+        if rtype.key == "authentication.k8s.io/v1/tokenreviews":
+            return Response(status=201, payload=self.tokens.review(obj.get("spec") or {}, self._account_uid))
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -531,7 +575,7 @@ class Emulator(kmock.KubernetesEmulator):
             meta["namespace"] = request.namespace or meta.get("namespace") or "default"
         key = (rtype.key, meta.get("namespace"), name)
         if key in self._store:
-            raise _status(409, "AlreadyExists", f'{rtype.plural}.{rtype.group} "{name}" already exists')
+            raise _status(409, "AlreadyExists", f'{rtype.qualified} "{name}" already exists')
         if rtype.status_subresource:
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
@@ -544,6 +588,10 @@ class Emulator(kmock.KubernetesEmulator):
         self.creations[f"{rtype.plural}/{key[1]}/{name}"] += 1
         self._emit(rtype, "ADDED", obj)
         return Response(status=201, payload=obj)
+
+    def _account_uid(self, namespace: str, name: str) -> str | None:
+        account = self._store.get(("/v1/serviceaccounts", namespace, name))
+        return account["metadata"]["uid"] if account is not None else None
 
     async def _serve_update(self, request: kmock.Request) -> Any:
         """PATCH: JSON merge patch (kopf, kubectl apply for custom resources) or JSON patch."""
@@ -578,7 +626,7 @@ class Emulator(kmock.KubernetesEmulator):
         return _status(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {rtype.plural}.{rtype.group} "{name}": '
+            f'Operation cannot be fulfilled on {rtype.qualified} "{name}": '
             "the object has been modified; please apply your changes to the latest version and try again",
         )
 
