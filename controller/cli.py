@@ -116,7 +116,9 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     logs.setup(settings.log_format)
-    _run_until_signal(lambda stop: run(settings, args.host, args.port, stop))
+    _run_until_signal(
+        lambda stop: run(settings, args.host, args.port, stop, args.probe_port, args.allow_unauthenticated)
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -224,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
         "--port", type=int, default=8081, help="port of the search API and /metrics (default: 8081)"
+    )
+    p.add_argument(
+        "--probe-port",
+        type=int,
+        help="also serve /healthz, /readyz and /metrics (not search) on this port on every address,"
+        " for the kubelet and Prometheus while search listens on 127.0.0.1",
+    )
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve search on a non-loopback --host with no token required (not recommended)",
     )
     p.set_defaults(func=cmd_index)
 

@@ -35,6 +35,18 @@ class Settings(BaseSettings):
         default=None,
         description="File (a mounted Secret) with the bearer token POST /v1/search requires; none: open.",
     )
+    index_token_review: bool = Field(
+        default=False,
+        description="Accept Kubernetes ServiceAccount tokens on POST /v1/search, checked with a TokenReview.",
+    )
+    index_token_audiences: list[str] = Field(
+        default_factory=list,
+        description="Audiences a ServiceAccount token must be issued for; empty: the API server's.",
+    )
+    index_trusted_subjects: list[str] = Field(
+        default_factory=list,
+        description="Users or groups that may search any namespace; other ServiceAccounts only their own.",
+    )
     resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from controller.dev import free_port
 
-__all__ = ["Process", "eventually", "free_port"]
+__all__ = ["Process", "eventually", "free_port", "metric", "scrape"]
 
 T = TypeVar("T")
 
@@ -89,3 +90,17 @@ async def eventually(
         await asyncio.sleep(0.1)
     details = "\n".join(f"--- {p.name}\n{p.tail()}" for p in logs or [])
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{details}")
+
+
+def scrape(url: str) -> str:
+    """A /metrics page, as text."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def metric(text: str, name: str) -> float:
+    """One unlabelled sample from a /metrics page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not exported")

@@ -15,10 +15,11 @@ import pytest
 from controller.kube.emulator import Emulator
 from controller.kube.serve import kubeconfig
 from tests.conftest import Api, block_body
-from tests.processes import Process, eventually, free_port
+from tests.processes import Process, eventually, free_port, metric
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+KUBECTL = Path(__file__).resolve().parent.parent / ".bin" / "kubectl"
 ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 
 
@@ -207,13 +208,6 @@ async def test_index_converges_after_a_dropped_watch_and_410(
     assert metric(metrics_text, "blocklearn_index_watch_restarts_total") >= 1
 
 
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not exported")
-
-
 async def _same(system: System, emulator: Emulator, count: int) -> bool:
     names = embedded(emulator)
     return len(names) == count and system.get("/readyz")[0] == 200 and indexed_names(system) == names
@@ -287,3 +281,69 @@ async def test_an_index_with_a_token_answers_only_searches_that_carry_it(
         assert code == 0 and json.loads(out)["results"] == []
     finally:
         await s.index.astop()
+
+
+async def kubectl(config: Path, *args: str) -> str:
+    if not KUBECTL.exists():
+        pytest.fail("kubectl is missing: run hack/install-tools.sh (hack/test.sh does)")
+    proc = await asyncio.create_subprocess_exec(
+        str(KUBECTL),
+        "--kubeconfig",
+        str(config),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_an_index_checks_service_account_tokens_with_a_token_review(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A notebook agent's ServiceAccount token, made by `kubectl create token`, lets it search its own
+    namespace; a token for another audience, or a search of another namespace, is refused."""
+    s = System(emulator, tmp_path)
+    s.index.env.update(
+        {"BLOCKLEARN_INDEX_TOKEN_REVIEW": "true", "BLOCKLEARN_INDEX_TOKEN_AUDIENCES": '["blocklearn"]'}
+    )
+    s.controller.start()
+    s.index.start()
+    try:
+        for ns in ("team-a", "team-b"):
+            body = block_body("pods", executed=f"kubectl get pods -n {ns}")
+            assert (await api.call("POST", api.path("blocks", namespace=ns), body))[0] == 201
+        await kubectl(s.config, "create", "serviceaccount", "notebook", "-n", "team-a")
+        tokens = {}
+        for audience in ("blocklearn", "some-other-service"):
+            tokens[audience] = tmp_path / f"token-{audience}"
+            token = await kubectl(
+                s.config, "create", "token", "notebook", "-n", "team-a", "--audience", audience
+            )
+            tokens[audience].write_text(token)
+        await eventually(lambda: _indexed(s, 2), what="both Examples indexed", logs=s.logs)
+
+        code, out, err = await s.run_search("pods", "-n", "team-a", "--token-file", str(tokens["blocklearn"]))
+        assert code == 0, err
+        assert [r["answer"][0]["contents"] for r in json.loads(out)["results"]] == [
+            "kubectl get pods -n team-a"
+        ]
+        code, _, err = await s.run_search("pods", "-n", "team-b", "--token-file", str(tokens["blocklearn"]))
+        assert code != 0 and "403" in err and "may not search namespace team-b" in err
+        code, _, err = await s.run_search(
+            "pods", "-n", "team-a", "--token-file", str(tokens["some-other-service"])
+        )
+        assert code != 0 and "401" in err
+        code, _, err = await s.run_search("pods", "-n", "team-a")
+        assert code != 0 and "401" in err
+    finally:
+        await s.index.astop()
+        await s.controller.astop()
+    assert ("create", "authentication.k8s.io", "tokenreviews", "OpenAPI-Generator") in emulator.calls
+    for token in tokens.values():
+        assert token.read_text().strip() not in s.index.log.read_text()
+
+
+async def _indexed(system: System, count: int) -> bool:
+    return system.get("/readyz")[1].get("indexSize") == count

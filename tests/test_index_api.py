@@ -5,6 +5,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from controller.embed.hashing import HashingEmbedder
 from controller.index.api import build_app
+from controller.index.auth import SharedToken
 from controller.index.core import Entry, ExampleIndex
 
 EMBEDDER = HashingEmbedder(256)
@@ -117,7 +118,9 @@ async def test_not_ready_until_the_first_list() -> None:
 
 async def test_a_configured_token_is_required_for_search_but_not_for_probes() -> None:
     index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
-    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True, token="s3cret-token")
+    app = build_app(
+        index, EMBEDDER, ready=lambda: True, alive=lambda: True, authenticators=[SharedToken("s3cret-token")]
+    )
     body = {"query": "pods", "namespace": "default"}
     async with TestClient(TestServer(app)) as c:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import prometheus_client
 from aiohttp import web
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controller import metrics
 from controller.embed import Embedder, EmbedderError
 from controller.embed.text import query_text
+from controller.index.auth import Authenticator, AuthUnavailableError, Caller, authenticate
 from controller.index.core import MAX_K, ExampleIndex
 from controller.models import Cell
 
@@ -41,12 +42,6 @@ class SearchRequest(BaseModel):
         return query_text(self.query.cells)[0]
 
 
-def _authorized(request: web.Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # Constant time: the comparison must not tell how much of a guess was right.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -65,22 +60,35 @@ def build_app(
     ready: Callable[[], bool],
     alive: Callable[[], bool],
     cross_namespace: bool = False,
-    token: str | None = None,
+    authenticators: list[Authenticator] | None = None,
 ) -> web.Application:
     """The search app. Examples learned in one namespace are answered only to searches naming it,
-    unless the operator allows cross-namespace search."""
+    unless the operator allows cross-namespace search. With authenticators, a search needs a bearer
+    token one of them accepts, and may see only the namespaces its caller may search."""
+
+    async def caller_of(request: web.Request) -> Caller | web.Response:
+        if not authenticators:
+            return Caller("anonymous", None)
+        try:
+            caller = await authenticate(authenticators, request.headers.get("Authorization", ""))
+        except AuthUnavailableError as exc:
+            return _error(503, f"cannot check the bearer token now: {exc}")
+        if caller is None:
+            return web.json_response(
+                {"error": "a valid bearer token is required"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="blocklearn"'},
+            )
+        return caller
 
     async def search(request: web.Request) -> web.Response:
         started = time.perf_counter()
         result = "error"
         try:
-            if token is not None and not _authorized(request, token):
-                result = "unauthorized"
-                return web.json_response(
-                    {"error": "a valid bearer token is required"},
-                    status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="blocklearn"'},
-                )
+            caller = await caller_of(request)
+            if isinstance(caller, web.Response):
+                result = "unauthorized" if caller.status == 401 else "auth_unavailable"
+                return caller
             if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
                 result = "bad_request"
                 return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
@@ -104,6 +112,14 @@ def build_app(
                     400,
                     "namespace is required: cross-namespace search is disabled"
                     " (enable it with BLOCKLEARN_CROSS_NAMESPACE_SEARCH=true)",
+                )
+            if not caller.may_search(req.namespace):
+                result = "forbidden"
+                allowed = ", ".join(sorted(caller.namespaces or ())) or "none"
+                return _error(
+                    403,
+                    f"{caller.name} may not search namespace {req.namespace or '(all)'}:"
+                    f" it may search {allowed}",
                 )
             text = req.text()
             if not text.strip():
@@ -142,6 +158,17 @@ def build_app(
             metrics.search_total.labels(result).inc()
             metrics.search_duration_seconds.observe(time.perf_counter() - started)
 
+    app = build_probe_app(index, ready, alive, client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/v1/search", search)
+    return app
+
+
+def build_probe_app(
+    index: ExampleIndex, ready: Callable[[], bool], alive: Callable[[], bool], **options: Any
+) -> web.Application:
+    """/healthz, /readyz and /metrics: served with search, and alone on a port of their own where
+    search listens on localhost only (the kubelet and Prometheus reach the pod's address)."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": alive()}, status=200 if alive() else 503)
 
@@ -153,8 +180,7 @@ def build_app(
         data = prometheus_client.generate_latest()
         return web.Response(body=data, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_post("/v1/search", search)
+    app = web.Application(**options)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from controller import metrics
 from controller.embed.factory import build_embedder
 from controller.embed.openai import OpenAIEmbedder
-from controller.index.api import build_app
+from controller.index.api import build_app, build_probe_app
+from controller.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from controller.index.core import ExampleIndex
 from controller.index.watch import ExampleWatcher
-from controller.kube.client import api_client
+from controller.kube.client import api_client, token_review
 from controller.settings import Settings
 
 log = logging.getLogger("blocklearn.index")
@@ -29,38 +32,92 @@ def read_token(path: str | None) -> str | None:
     return token
 
 
-async def run(settings: Settings, host: str, port: int, stop: asyncio.Event) -> None:
+AUTH_NAMES = {SharedToken: "shared-token", TokenReviewer: "token-review"}
+
+
+def build_authenticators(settings: Settings, client: Any) -> list[Authenticator]:
+    """What a search's bearer token is checked against; none: the search API is open."""
+    authenticators: list[Authenticator] = []
+    token = read_token(settings.index_token_file)
+    if token is not None:
+        authenticators.append(SharedToken(token))
+    if settings.index_token_review:
+        review = token_review(client)
+
+        async def checked(spec: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return await review(spec)
+            except Exception as exc:  # any failure: the caller may retry; never a 500
+                # The type and status only: an exception's text may quote the token.
+                log.warning("TokenReview failed: %s %s", type(exc).__name__, getattr(exc, "status", ""))
+                raise AuthUnavailableError("the Kubernetes API did not review the token") from exc
+
+        authenticators.append(
+            TokenReviewer(checked, settings.index_token_audiences, settings.index_trusted_subjects)
+        )
+    return authenticators
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    probe_port: int | None = None,
+    allow_unauthenticated: bool = False,
+) -> None:
+    client = api_client()
+    authenticators = build_authenticators(settings, client)
+    if not authenticators and not is_loopback(host) and not allow_unauthenticated:
+        raise SystemExit(
+            f"blocklearn index: refusing to serve search on {host} without authentication. Set"
+            " BLOCKLEARN_INDEX_TOKEN_FILE or BLOCKLEARN_INDEX_TOKEN_REVIEW=true, listen on"
+            " 127.0.0.1 (with --probe-port for the kubelet), or pass --allow-unauthenticated."
+        )
     embedder = build_embedder(settings)
     if isinstance(embedder, OpenAIEmbedder):
         await embedder.probe()
     index = ExampleIndex(embedder.dim, embedder.model, query_idf=embedder.query_idf)
-    watcher = ExampleWatcher(index, api_client(), settings.namespaces)
+    watcher = ExampleWatcher(index, client, settings.namespaces)
     watcher.start()
     metrics.set_build_info(embedder.model, "index")
     metrics.index_ready.set(0)
-    token = read_token(settings.index_token_file)
     app = build_app(
         index,
         embedder,
         ready=watcher.ready.is_set,
         alive=watcher.alive,
         cross_namespace=settings.cross_namespace_search,
-        token=token,
+        authenticators=authenticators,
     )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    runners = [web.AppRunner(app, access_log=None)]
+    await runners[0].setup()
+    await web.TCPSite(runners[0], host, port).start()
+    if probe_port is not None:
+        runners.append(
+            web.AppRunner(build_probe_app(index, watcher.ready.is_set, watcher.alive), access_log=None)
+        )
+        await runners[1].setup()
+        await web.TCPSite(runners[1], "0.0.0.0", probe_port).start()
     log.info(
-        "Serving search: url=http://%s:%d/v1/search namespaces=%s model=%s auth=%s",
+        "Serving search: url=http://%s:%d/v1/search probes_port=%s namespaces=%s model=%s auth=%s",
         host,
         port,
+        probe_port,
         ",".join(settings.namespaces) or "*",
         embedder.model,
-        "bearer-token" if token else "none",
+        ",".join(AUTH_NAMES[type(a)] for a in authenticators) or "none",
     )
     try:
         await stop.wait()
     finally:
         watcher.stop()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import kubernetes
@@ -103,3 +103,19 @@ class CustomObjects:
             token = result.get("metadata", {}).get("continue")
             if not token:
                 return
+
+
+def token_review(client: Any, timeout: float = 10) -> Callable[[Obj], Awaitable[Obj]]:
+    """POST a TokenReview spec; returns the review's status (authenticated, user, audiences, error)."""
+    api = kubernetes.client.AuthenticationV1Api(client)
+
+    async def review(spec: Obj) -> Obj:
+        body = kubernetes.client.V1TokenReview(
+            api_version="authentication.k8s.io/v1",
+            kind="TokenReview",
+            spec=kubernetes.client.V1TokenReviewSpec(token=spec["token"], audiences=spec.get("audiences")),
+        )
+        answer = await asyncio.to_thread(api.create_token_review, body, _request_timeout=timeout)
+        return cast(Obj, client.sanitize_for_serialization(answer.status) or {})
+
+    return review
