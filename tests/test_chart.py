@@ -57,6 +57,12 @@ VALUE_SETS = {
         "embedder.openai.apiKeySecret.name=openai",
         "embedder.openai.apiKeySecret.key=token",
     ],
+    "exposed-with-token-review": [
+        "index.expose=true",
+        "index.auth.tokenReview.enabled=true",
+        "index.auth.tokenReview.audiences={blocklearn}",
+        "index.auth.tokenReview.trustedSubjects={system:serviceaccounts:ops}",
+    ],
 }
 
 
@@ -103,8 +109,12 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     ctl, idx = containers["controller"], containers["index"]
     assert ctl["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert f"--liveness=http://0.0.0.0:{ports_of(ctl)['health']}/healthz" in ctl["args"]
-    assert idx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "search"}
-    assert f"--port={ports_of(idx)['search']}" in idx["args"]
+    # Search on localhost only; the kubelet and Prometheus reach the probe port.
+    assert idx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "index-http"}
+    assert set(ports_of(idx)) == {"index-http"}
+    assert "--host=127.0.0.1" in idx["args"] and "--port=8081" in idx["args"]
+    assert f"--probe-port={ports_of(idx)['index-http']}" in idx["args"]
+    assert "search" not in {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
     # The controller and the index must embed alike: same settings in both.
     assert env_of(ctl, "BLOCKLEARN_EMBEDDER") == env_of(idx, "BLOCKLEARN_EMBEDDER") == "hashing"
     assert env_of(ctl, "BLOCKLEARN_HASHING_DIM") == env_of(idx, "BLOCKLEARN_HASHING_DIM") == "4096"
@@ -151,6 +161,21 @@ def test_the_index_token_is_mounted_from_a_secret_when_set() -> None:
     assert {"name": "index-token", "secret": {"secretName": "idx"}} in pod["volumes"]
 
 
+def test_an_exposed_index_requires_authentication() -> None:
+    out = helm("template", "rel", str(CHART), "--set", "index.expose=true")
+    assert out.returncode != 0 and "index.expose needs index.auth" in out.stderr
+    docs = render(*VALUE_SETS["exposed-with-token-review"])
+    index = next(
+        c for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"] if c["name"] == "index"
+    )
+    assert "--host=0.0.0.0" in index["args"] and "search" in ports_of(index)
+    assert env_of(index, "BLOCKLEARN_INDEX_TOKEN_REVIEW") == "true"
+    assert json.loads(env_of(index, "BLOCKLEARN_INDEX_TOKEN_AUDIENCES")) == ["blocklearn"]
+    assert json.loads(env_of(index, "BLOCKLEARN_INDEX_TRUSTED_SUBJECTS")) == ["system:serviceaccounts:ops"]
+    service = one(docs, "Service")
+    assert {"name": "search", "port": 8081, "targetPort": "search"} in service["spec"]["ports"]
+
+
 def test_the_api_key_comes_from_a_secret_only() -> None:
     docs = render(*VALUE_SETS["openai"])
     for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]:
@@ -190,10 +215,12 @@ def allowed(rules: list[dict[str, Any]], verb: str, group: str, resource: str) -
 async def test_rbac_allows_exactly_the_calls_the_code_makes(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
-    """Run the controller, the index and a backfill for real; every call they made must be allowed."""
+    """Run the controller, the index (checking a search's ServiceAccount token) and a backfill for
+    real; every call they made must be allowed, and every permission granted must have been used."""
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
     env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "64", "BLOCKLEARN_RESYNC_SECONDS": "1"}
+    index_port = free_port()
     procs = [
         Process(
             "controller",
@@ -201,7 +228,12 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             tmp_path,
             env,
         ).start(),
-        Process("index", ["index", "--port", str(free_port())], tmp_path, env).start(),
+        Process(
+            "index",
+            ["index", "--port", str(index_port)],
+            tmp_path,
+            {**env, "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"},
+        ).start(),
     ]
     try:
         await api.call("POST", api.path("blocks"), block_body("b1"))
@@ -214,6 +246,16 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             return code == 200 and bool(ex.get("status", {}).get("embedding"))
 
         await eventually(embedded, what="embedded", logs=procs)
+        accounts = f"{api.base}/api/v1/namespaces/default/serviceaccounts"
+        await api.call("POST", accounts, {"metadata": {"name": "notebook"}})
+        _, answer = await api.call("POST", f"{accounts}/notebook/token", {"spec": {}})
+        code, _ = await api.call(
+            "POST",
+            f"http://127.0.0.1:{index_port}/v1/search",
+            {"query": "pods", "namespace": "default"},
+            headers={"Authorization": f"Bearer {answer['status']['token']}"},
+        )
+        assert code == 200
         await api.call(
             "PATCH",
             api.path("blocks", name="b1"),
@@ -237,12 +279,15 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         ("create", "", "events"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
     } <= calls
-    for name, sets in (("cluster-wide", []), ("namespaced", ["watchNamespaces={default}"])):
+    review = "index.auth.tokenReview.enabled=true"
+    for name, sets in (("cluster-wide", [review]), ("namespaced", ["watchNamespaces={default}", review])):
         rules = [r for d in render(*sets) if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
         missing = sorted(c for c in calls if not allowed(rules, *c))
         assert not missing, f"{name} RBAC lacks {missing}"
+    defaults = [r for d in render() if d["kind"] == "ClusterRole" for r in d["rules"]]
+    assert not allowed(defaults, "create", "authentication.k8s.io", "tokenreviews")  # only when enabled
     # and nothing more than the code uses: every granted verb was exercised
-    rules = [r for d in render() if d["kind"] == "ClusterRole" for r in d["rules"]]
+    rules = [r for d in render(review) if d["kind"] == "ClusterRole" for r in d["rules"]]
     granted = {
         (v, g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
     }
