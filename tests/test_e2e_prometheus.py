@@ -19,42 +19,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
-from controller.embed.hashing import HashingEmbedder
 from controller.kube.emulator import Emulator
 from controller.kube.serve import kubeconfig
 from tests.conftest import Api, block_body
+from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "charts" / "blocklearn" / "files" / "alerts.yaml"
-
-
-class FakeEmbeddings:
-    """An OpenAI-compatible /v1/embeddings endpoint that can be taken down and brought back."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.embedder, self.runner = port, HashingEmbedder(64), None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        vectors = self.embedder.embed_sync(list(body["input"]))
-        data = [{"index": i, "embedding": v.tolist(), "object": "embedding"} for i, v in enumerate(vectors)]
-        return web.json_response({"data": data, "model": body["model"], "object": "list"})
-
-    async def up(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/embeddings", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def down(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
 
 
 def shortened_rules(tmp: Path) -> Path:
@@ -98,10 +72,7 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
     metrics_port, index_port, prom_port = free_port(), free_port(), free_port()
     env = {
         "KUBECONFIG": str(config),
-        "BLOCKLEARN_EMBEDDER": "openai",
-        "BLOCKLEARN_OPENAI_BASE_URL": f"http://127.0.0.1:{embeddings.port}/v1",
-        "BLOCKLEARN_OPENAI_MODEL": "fake-embedding",
-        "OPENAI_API_KEY": "not-a-real-key",
+        **embeddings.env(),
         "BLOCKLEARN_RETRY_BASE_SECONDS": "0.5",
         "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
         "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "2",

@@ -1,4 +1,7 @@
-"""Collects concurrent embedding requests into batches: one call for all Examples waiting."""
+"""Collects concurrent embedding requests into batches: one call for all Examples waiting.
+
+The backlog gauge is not set here: the reconcilers own it and count every Example still waiting,
+also those between retries, which are in no batch (a failed batch empties the queue)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ class EmbedBatcher:
     async def embed(self, text: str) -> Matrix:
         future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
         self._pending.append((text, future))
-        metrics.embedding_backlog.set(len(self._pending))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         self._wake.set()
@@ -54,4 +56,3 @@ class EmbedBatcher:
                     for (_, f), v in zip(batch, vectors, strict=True):
                         if not f.done():
                             f.set_result(v)
-                metrics.embedding_backlog.set(len(self._pending))

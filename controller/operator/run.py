@@ -10,6 +10,7 @@ import kopf
 import prometheus_client
 
 from controller import GROUP, metrics
+from controller.embed import EmbedderError
 from controller.embed.factory import build_embedder
 from controller.embed.openai import OpenAIEmbedder
 from controller.kube.client import CustomObjects, api_client
@@ -43,7 +44,13 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
 async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Event | None = None) -> None:
     embedder = build_embedder(settings)
     if isinstance(embedder, OpenAIEmbedder):
-        await embedder.probe()
+        try:
+            await embedder.probe()
+        except EmbedderError as exc:
+            # Not fatal: a controller restarted during an outage must still turn Blocks into
+            # Examples; the Examples wait (Embedded=False) and BlocklearnEmbedderFailing says why.
+            metrics.embedder_errors_total.labels(exc.reason).inc()
+            log.error("Embedder not answering at startup; Examples will wait for it: %s", exc)
     api = CustomObjects(api_client())
     registry = kopf.OperatorRegistry()
     reconcilers = Reconcilers(settings, api, embedder)

@@ -1,0 +1,51 @@
+"""An OpenAI-compatible /v1/embeddings endpoint served by a test, which can fail in two real ways:
+answer 503 (an overloaded or restarting provider) or stop listening (connections refused)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from controller.embed.hashing import HashingEmbedder
+
+
+class FakeEmbeddings:
+    def __init__(self, port: int, dim: int = 64) -> None:
+        self.port, self.embedder = port, HashingEmbedder(dim)
+        self.runner: web.AppRunner | None = None
+        self.failing_with: int | None = None  # an HTTP status to answer instead of embeddings
+        self.requests = 0
+        self.embedded = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.failing_with is not None:
+            return web.json_response({"error": {"message": "unavailable"}}, status=self.failing_with)
+        body = await request.json()
+        vectors = self.embedder.embed_sync(list(body["input"]))
+        self.embedded += len(vectors)
+        data = [{"index": i, "embedding": v.tolist(), "object": "embedding"} for i, v in enumerate(vectors)]
+        return web.json_response({"data": data, "model": body["model"], "object": "list"})
+
+    async def up(self) -> None:
+        self.failing_with = None
+        if self.runner is not None:
+            return
+        app = web.Application()
+        app.router.add_post("/v1/embeddings", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def down(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    def env(self) -> dict[str, str]:
+        """The controller's settings for this endpoint."""
+        return {
+            "BLOCKLEARN_EMBEDDER": "openai",
+            "BLOCKLEARN_OPENAI_BASE_URL": f"http://127.0.0.1:{self.port}/v1",
+            "BLOCKLEARN_OPENAI_MODEL": "fake-embedding",
+            "OPENAI_API_KEY": "not-a-real-key",
+        }
