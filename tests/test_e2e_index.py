@@ -347,3 +347,38 @@ async def test_an_index_checks_service_account_tokens_with_a_token_review(
 
 async def _indexed(system: System, count: int) -> bool:
     return system.get("/readyz")[1].get("indexSize") == count
+
+
+async def test_probes_have_a_port_of_their_own_and_an_open_address_needs_a_token(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    s = System(emulator, tmp_path)
+    probe_port = free_port()
+    s.index.args += ["--probe-port", str(probe_port)]
+    s.index.start()
+    try:
+        probes = f"http://127.0.0.1:{probe_port}"
+
+        async def probe_ready() -> bool:
+            return get_status(probes + "/readyz") == 200
+
+        await eventually(probe_ready, what="ready on the probe port", logs=[s.index])
+        assert get_status(probes + "/metrics") == 200 and get_status(probes + "/healthz") == 200
+        assert get_status(probes + "/v1/search", b'{"query": "pods", "namespace": "default"}') == 404
+    finally:
+        await s.index.astop()
+    open_index = Process(
+        "index-open", ["index", "--host", "0.0.0.0", "--port", str(free_port())], tmp_path, s.index.env
+    )
+    assert await open_index.start().exited() != 0
+    assert "refusing to serve search on 0.0.0.0 without authentication" in open_index.log.read_text()
+
+
+def get_status(url: str, data: bytes | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
