@@ -5,7 +5,10 @@ and prints, every --every seconds: Blocks created, index size, resident memory o
 the index, and the learning latency (Block created -> searchable) p50/p99 of that window, from the
 index's own histogram. Memory should stay flat and latency stable.
 
-    python -m bench.soak [--rate 20] [--minutes 10] [--every 60]
+    python -m bench.soak [--rate 20] [--minutes 10] [--every 60] [--keep N]
+
+With --keep N, each Block is deleted once N newer ones exist (its Example goes with it): the number
+of objects levels off, and so must both processes' memory.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--every", type=float, default=60)
+    parser.add_argument(
+        "--keep",
+        type=int,
+        default=0,
+        help="delete each Block once this many newer ones exist: a steady number of objects (0: keep all)",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     records = [json.loads(line) for line in args.data.read_text().splitlines()]
@@ -71,7 +80,8 @@ def main() -> None:
     api = kubernetes.client.CustomObjectsApi(api_client(str(stack.kubeconfig)))
     pids = {c.name: c.proc.pid for c in stack.children if c.proc is not None}
     metrics_url = f"{stack.index_url}/metrics"
-    print(f"soak: {args.rate:g} Blocks/s for {args.minutes:g} min; logs in {stack.directory}")
+    kept = f", keeping the newest {args.keep}" if args.keep else ""
+    print(f"soak: {args.rate:g} Blocks/s for {args.minutes:g} min{kept}; logs in {stack.directory}")
     print(f"{'min':>5} {'blocks':>7} {'indexed':>8} {'ctl MB':>7} {'index MB':>9} {'p50 s':>6} {'p99 s':>6}")
     try:
         started = time.monotonic()
@@ -79,13 +89,19 @@ def main() -> None:
         next_report = started + args.every
         last = histogram(metrics_url)
         created = 0
-        while time.monotonic() < end:
-            due = int((time.monotonic() - started) * args.rate)
+        while True:
+            now_s = time.monotonic()
+            due = int((min(now_s, end) - started) * args.rate)
             while created < due:
                 body = block(created, records[created % len(records)], generated="echo todo", prefix="soak")
                 api.create_namespaced_custom_object("blocklearn.dev", "v1alpha1", "default", "blocks", body)
+                if args.keep and created >= args.keep:
+                    old = f"soak-{created - args.keep:07d}"  # as block() names them
+                    api.delete_namespaced_custom_object(
+                        "blocklearn.dev", "v1alpha1", "default", "blocks", old
+                    )
                 created += 1
-            if time.monotonic() >= next_report:
+            if now_s >= next_report or now_s >= end:
                 now = histogram(metrics_url)
                 with urllib.request.urlopen(f"{stack.index_url}/readyz", timeout=10) as resp:
                     size = json.load(resp)["indexSize"]
@@ -96,6 +112,8 @@ def main() -> None:
                     flush=True,
                 )
                 last, next_report = now, next_report + args.every
+                if now_s >= end:
+                    break
             time.sleep(0.02)
         if (dead := stack.dead()) is not None:
             raise SystemExit(f"{dead.name} died during the soak:\n{dead.tail()}")

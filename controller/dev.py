@@ -109,7 +109,9 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{ports.api}"
         self.index_url = f"http://127.0.0.1:{ports.index}"
         liveness = f"http://127.0.0.1:{ports.liveness}/healthz"
-        child_env = {"KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        # Two malloc arenas, as in the image: Python with worker threads otherwise keeps one
+        # fragmented arena per thread (measured in bench/soak.py).
+        child_env = {"KUBECONFIG": str(self.kubeconfig), "MALLOC_ARENA_MAX": "2", **(env or {})}
         emulator_args = ["emulator", "--port", str(ports.api), "--kubeconfig", str(self.kubeconfig)]
         if persist:
             emulator_args += ["--persist", str(directory / "state.json")]

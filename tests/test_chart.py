@@ -120,6 +120,7 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert env_of(ctl, "BLOCKLEARN_HASHING_DIM") == env_of(idx, "BLOCKLEARN_HASHING_DIM") == "4096"
     assert env_of(ctl, "BLOCKLEARN_NAMESPACES") == "[]"
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
+    assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
     assert env_of(idx, "BLOCKLEARN_CROSS_NAMESPACE_SEARCH") == "false"
 
 

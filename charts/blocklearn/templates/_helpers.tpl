@@ -50,6 +50,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   value: {{ .Values.controller.logFormat | quote }}
 - name: PYTHONDONTWRITEBYTECODE
   value: "1"
+# Two malloc arenas: with one per worker thread, memory fragments and grows (bench/soak.py).
+- name: MALLOC_ARENA_MAX
+  value: "2"
 {{- if eq .Values.embedder.type "openai" }}
 - name: BLOCKLEARN_OPENAI_BASE_URL
   value: {{ .Values.embedder.openai.baseUrl | quote }}
