@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import kmock
@@ -8,6 +9,9 @@ import pytest
 
 from controller.crds import all_crds
 from controller.kube.emulator import Emulator
+from controller.kube.serve import kubeconfig
+from tests.fake_embeddings import FakeEmbeddings
+from tests.processes import free_port
 
 
 class Api:
@@ -67,3 +71,18 @@ def block_body(
             "exitCode": 0,
         },
     }
+
+
+def kubeconfig_for(emulator: Emulator, directory: Path) -> Path:
+    """A kubeconfig file pointing at the emulator, for the real processes a test starts."""
+    path = directory / "kubeconfig"
+    path.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    return path
+
+
+@pytest.fixture
+async def embeddings() -> AsyncIterator[FakeEmbeddings]:
+    fake = FakeEmbeddings(free_port())
+    await fake.up()
+    yield fake
+    await fake.down()

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
 from controller.models import MAX_CELL_CHARS, MAX_CELLS
-from tests.conftest import Api, block_body
+from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -125,8 +124,7 @@ def corpus() -> list[tuple[str, Mutation, str]]:
 async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learning(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
     env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "128"}
     controller = Process(
         "controller",

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api, block_body
+from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,8 +217,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
 ) -> None:
     """Run the controller, the index (checking a search's ServiceAccount token) and a backfill for
     real; every call they made must be allowed, and every permission granted must have been used."""
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
     env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "64", "BLOCKLEARN_RESYNC_SECONDS": "1"}
     index_port = free_port()
     procs = [

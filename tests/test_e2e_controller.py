@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api, block_body
+from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +23,7 @@ EXAMPLES = "blocklearn.dev/v1alpha1/examples"
 @pytest.fixture
 async def controller_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Any]:
     started: list[Process] = []
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
 
     def start(name: str = "controller", **env: str) -> Process:
         proc = Process(

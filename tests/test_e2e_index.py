@@ -13,8 +13,7 @@ import kmock
 import pytest
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api, block_body
+from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port, metric
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +24,7 @@ ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 
 class System:
     def __init__(self, emulator: Emulator, tmp: Path) -> None:
-        self.config = tmp / "kubeconfig"
-        self.config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+        self.config = kubeconfig_for(emulator, tmp)
         self.tmp = tmp
         self.index_port = free_port()
         env = {"KUBECONFIG": str(self.config), **ENV}

@@ -14,15 +14,13 @@ import re
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api, block_body
+from tests.conftest import Api, block_body, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port
 
@@ -39,14 +37,6 @@ def shortened_rules(tmp: Path) -> Path:
     path.write_text(text)
     assert yaml.safe_load(text)["groups"][0]["rules"]
     return path
-
-
-@pytest.fixture
-async def embeddings() -> AsyncIterator[FakeEmbeddings]:
-    fake = FakeEmbeddings(free_port())
-    await fake.up()
-    yield fake
-    await fake.down()
 
 
 def alerts(port: int) -> dict[str, str]:
@@ -67,8 +57,7 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is missing: run hack/install-prometheus.sh (hack/test.sh does)")
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
     metrics_port, index_port, prom_port = free_port(), free_port(), free_port()
     env = {
         "KUBECONFIG": str(config),

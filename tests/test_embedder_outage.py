@@ -13,14 +13,12 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api
+from tests.conftest import Api, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, metric, scrape
 from tests.test_faults import corpus, get
@@ -29,14 +27,6 @@ pytestmark = pytest.mark.e2e
 OUTAGE = float(os.environ.get("BLOCKLEARN_OUTAGE_SECONDS", "60"))
 RATE = 3.0  # Blocks a second, before and during the outage
 BEFORE = 30  # Blocks learned and embedded while the endpoint is up
-
-
-@pytest.fixture
-async def embeddings() -> AsyncIterator[FakeEmbeddings]:
-    fake = FakeEmbeddings(free_port())
-    await fake.up()
-    yield fake
-    await fake.down()
 
 
 def examples(emulator: Emulator) -> dict[str, dict]:
@@ -50,8 +40,7 @@ def teaches(body: dict) -> bool:
 async def test_blocks_keep_learning_through_a_minute_without_embedder_and_all_embed_after(
     api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
 ) -> None:
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
     env = {
         "KUBECONFIG": str(config),
         **embeddings.env(),

@@ -18,8 +18,7 @@ import kmock
 import pytest
 
 from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
-from tests.conftest import Api
+from tests.conftest import Api, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -91,8 +90,7 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
 ) -> None:
     faults = Faults()
     emulator.fault = faults
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(str(emulator.url).rstrip("/")))
+    config = kubeconfig_for(emulator, tmp_path)
     env = {
         "KUBECONFIG": str(config),
         "BLOCKLEARN_HASHING_DIM": "256",
