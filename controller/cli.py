@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.add_argument(
-        "--token-file", help="file with the index's bearer token (default: $BLOCKLEARN_TOKEN, if set)"
+        "--token-file",
+        help="file with a bearer token for the index: its shared token, or a ServiceAccount token"
+        " (`kubectl create token SA`) if the index checks them (default: $BLOCKLEARN_TOKEN, if set)",
     )
     p.set_defaults(func=cmd_search)
 
