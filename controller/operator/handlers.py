@@ -143,6 +143,11 @@ class Reconcilers:
                     logger.info(f"Deleted Example: namespace={namespace} name={name} block={block_name}")
                 return
             desired_spec = example.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if current is None and not await self._block_exists(block):
+                # The body may be stale (a resync's list, an event just before a delete): creating
+                # the Example now would bring back what the Block's deletion just collected.
+                logger.info(f"Block is gone; not creating its Example: namespace={namespace} name={name}")
+                return
             if current is None:
                 desired = {
                     "apiVersion": API_VERSION,
@@ -193,6 +198,12 @@ class Reconcilers:
                 f"Kubernetes API error {exc.status} on Example {namespace}/{name}",
                 delay=self.backoff.delay(retry),
             ) from exc
+
+    async def _block_exists(self, block: kopf.Body) -> bool:
+        """Whether this very Block (same uid) still exists and is not being deleted."""
+        current = await self.api.get(BLOCKS, block.meta["namespace"], block.meta["name"])
+        meta = (current or {}).get("metadata", {})
+        return meta.get("uid") == block.meta.get("uid") and not meta.get("deletionTimestamp")
 
     # -- Example -> embedding ----------------------------------------------------------------------
 
