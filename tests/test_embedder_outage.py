@@ -142,3 +142,38 @@ async def test_blocks_keep_learning_through_a_minute_without_embedder_and_all_em
     duplicated = {k: n for k, n in emulator.creations.items() if k.startswith("examples/") and n != 1}
     assert not duplicated, f"Examples created more than once: {duplicated}"
     assert embeddings.embedded >= len(want)
+
+
+async def test_an_index_started_without_its_embedder_waits_alive_and_unready(
+    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+) -> None:
+    """The index needs the embedder's dimension to build its matrix: it waits for it, answering
+    /healthz (no restart loop) but not /readyz, and becomes ready once the endpoint answers."""
+    await embeddings.down()
+    env = {"KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)), **embeddings.env()}
+    port, probe_port = free_port(), free_port()
+    index = Process("index", ["index", "--port", str(port), "--probe-port", str(probe_port)], tmp_path, env)
+    index.start()
+    try:
+
+        async def waiting() -> bool:
+            return get(f"http://127.0.0.1:{probe_port}/healthz").get("ok") is True
+
+        await eventually(waiting, what="alive while the embedder is down", logs=[index])
+        for url in (f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{probe_port}/readyz"):
+            assert get(url) == {"ready": False, "indexSize": 0}
+
+        async def failed_twice() -> bool:
+            return index.log.read_text().count("Embedder not answering") >= 2
+
+        await eventually(failed_twice, timeout=60, what="two failed probes logged", logs=[index])
+        assert index.alive() and get(f"http://127.0.0.1:{port}/readyz")["ready"] is False
+
+        await embeddings.up()
+
+        async def ready() -> bool:
+            return get(f"http://127.0.0.1:{probe_port}/readyz").get("ready") is True
+
+        await eventually(ready, timeout=60, what="ready once the embedder answers", logs=[index])
+    finally:
+        await index.astop()

@@ -158,13 +158,25 @@ def build_app(
             metrics.search_total.labels(result).inc()
             metrics.search_duration_seconds.observe(time.perf_counter() - started)
 
-    app = build_probe_app(index, ready, alive, client_max_size=MAX_BODY_BYTES)
+    app = build_probe_app(index.__len__, ready, alive, client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/v1/search", search)
+    return app
+
+
+def build_waiting_app() -> web.Application:
+    """Served while the embedder has not answered at startup: alive, not ready, search 503."""
+
+    async def search(_: web.Request) -> web.Response:
+        metrics.search_total.labels("not_ready").inc()
+        return _error(503, "the index is waiting for its embedder to answer")
+
+    app = build_probe_app(lambda: 0, ready=lambda: False, alive=lambda: True)
     app.router.add_post("/v1/search", search)
     return app
 
 
 def build_probe_app(
-    index: ExampleIndex, ready: Callable[[], bool], alive: Callable[[], bool], **options: Any
+    size: Callable[[], int], ready: Callable[[], bool], alive: Callable[[], bool], **options: Any
 ) -> web.Application:
     """/healthz, /readyz and /metrics: served with search, and alone on a port of their own where
     search listens on localhost only (the kubelet and Prometheus reach the pod's address)."""
@@ -174,7 +186,7 @@ def build_probe_app(
 
     async def readyz(_: web.Request) -> web.Response:
         ok = ready()
-        return web.json_response({"ready": ok, "indexSize": len(index)}, status=200 if ok else 503)
+        return web.json_response({"ready": ok, "indexSize": size()}, status=200 if ok else 503)
 
     async def metrics_endpoint(_: web.Request) -> web.Response:
         data = prometheus_client.generate_latest()

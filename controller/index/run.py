@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from controller import metrics
+from controller.embed import EmbedderError
 from controller.embed.factory import build_embedder
 from controller.embed.openai import OpenAIEmbedder
-from controller.index.api import build_app, build_probe_app
+from controller.index.api import build_app, build_probe_app, build_waiting_app
 from controller.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from controller.index.core import ExampleIndex
 from controller.index.watch import ExampleWatcher
@@ -58,6 +60,37 @@ def build_authenticators(settings: Settings, client: Any) -> list[Authenticator]
     return authenticators
 
 
+async def _serve(
+    app: web.Application, host: str, port: int, probe_port: int | None, probes: web.Application
+) -> list[web.AppRunner]:
+    """Serve `app` on host:port, and `probes` on every address of probe_port if there is one."""
+    runners = []
+    for served, address, number in ((app, host, port), (probes, "0.0.0.0", probe_port)):
+        if number is None:
+            continue
+        runner = web.AppRunner(served, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, address, number).start()
+        runners.append(runner)
+    return runners
+
+
+async def _wait_for_embedder(embedder: OpenAIEmbedder, stop: asyncio.Event) -> bool:
+    """Probe until the embedder answers (True) or the process is asked to stop (False)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await embedder.probe()
+            return True
+        except EmbedderError as exc:
+            metrics.embedder_errors_total.labels(exc.reason).inc()
+            log.error("Embedder not answering; search waits for it (next try in %.0f s): %s", delay, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+    return False
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -83,7 +116,15 @@ async def run(
         )
     embedder = build_embedder(settings)
     if isinstance(embedder, OpenAIEmbedder):
-        await embedder.probe()
+        # The matrix needs the embedder's dimension. Until it answers, stay alive and unready
+        # rather than exit: a restart loop would not bring the endpoint back any sooner.
+        waiting = await _serve(build_waiting_app(), host, port, probe_port, build_waiting_app())
+        try:
+            if not await _wait_for_embedder(embedder, stop):
+                return
+        finally:
+            for runner in waiting:
+                await runner.cleanup()
     index = ExampleIndex(embedder.dim, embedder.model, query_idf=embedder.query_idf)
     watcher = ExampleWatcher(index, client, settings.namespaces)
     watcher.start()
@@ -97,15 +138,9 @@ async def run(
         cross_namespace=settings.cross_namespace_search,
         authenticators=authenticators,
     )
-    runners = [web.AppRunner(app, access_log=None)]
-    await runners[0].setup()
-    await web.TCPSite(runners[0], host, port).start()
-    if probe_port is not None:
-        runners.append(
-            web.AppRunner(build_probe_app(index, watcher.ready.is_set, watcher.alive), access_log=None)
-        )
-        await runners[1].setup()
-        await web.TCPSite(runners[1], "0.0.0.0", probe_port).start()
+    runners = await _serve(
+        app, host, port, probe_port, build_probe_app(index.__len__, watcher.ready.is_set, watcher.alive)
+    )
     log.info(
         "Serving search: url=http://%s:%d/v1/search probes_port=%s namespaces=%s model=%s auth=%s",
         host,
