@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from controller.dev import free_port
 
-__all__ = ["Process", "eventually", "free_port", "metric", "scrape"]
+__all__ = ["Process", "eventually", "free_port", "kubectl_binary", "metric", "scrape"]
 
 T = TypeVar("T")
 
@@ -104,3 +106,11 @@ def metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not exported")
+
+
+def kubectl_binary() -> Path:
+    """The kubectl that hack/install-tools.sh installs; the test fails, not skips, without it."""
+    path = Path(__file__).resolve().parent.parent / ".bin" / "kubectl"
+    if not path.exists():
+        pytest.fail("kubectl is missing: run hack/install-tools.sh (hack/test.sh does)")
+    return path

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, kubectl_binary
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
-KUBECTL = ROOT / ".bin" / "kubectl"
 LEARNED = {
     "pods-kube-system",
     "coredns-logs",
@@ -69,7 +68,9 @@ class Dev:
         return self.log.read_text()[self.offset :] if self.log.exists() else ""
 
     def kubectl(self, *args: str) -> str:
-        out = subprocess.run([str(KUBECTL), *args], env=self.env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(kubectl_binary()), *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -100,8 +101,7 @@ class Dev:
 
 @pytest.fixture
 def dev_dir(tmp_path: Path) -> Iterator[Path]:
-    if not KUBECTL.exists():
-        pytest.fail("kubectl is missing: run hack/install-tools.sh (hack/test.sh does)")
+    kubectl_binary()
     yield tmp_path / "dev"
 
 

@@ -14,11 +14,10 @@ import pytest
 
 from controller.kube.emulator import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
-from tests.processes import Process, eventually, free_port, metric
+from tests.processes import Process, eventually, free_port, kubectl_binary, metric
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = "blocklearn.dev/v1alpha1/examples"
-KUBECTL = Path(__file__).resolve().parent.parent / ".bin" / "kubectl"
 ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 
 
@@ -282,10 +281,8 @@ async def test_an_index_with_a_token_answers_only_searches_that_carry_it(
 
 
 async def kubectl(config: Path, *args: str) -> str:
-    if not KUBECTL.exists():
-        pytest.fail("kubectl is missing: run hack/install-tools.sh (hack/test.sh does)")
     proc = await asyncio.create_subprocess_exec(
-        str(KUBECTL),
+        str(kubectl_binary()),
         "--kubeconfig",
         str(config),
         *args,
