@@ -430,7 +430,6 @@ class Emulator(kmock.KubernetesEmulator):
                 kmock.action.LIST: "list",
                 kmock.action.WATCH: "watch",
                 kmock.action.FETCH: "get",
-                kmock.action.CREATE: "create",
                 kmock.action.UPDATE: "patch",
                 kmock.action.DELETE: "delete",
             }.get(request.action)
