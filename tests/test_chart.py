@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -245,6 +246,14 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             return code == 200 and bool(ex.get("status", {}).get("embedding"))
 
         await eventually(embedded, what="embedded", logs=procs)
+
+        async def index_ready() -> bool:
+            try:
+                return (await api.call("GET", f"http://127.0.0.1:{index_port}/readyz"))[0] == 200
+            except aiohttp.ClientConnectionError:
+                return False  # not listening yet
+
+        await eventually(index_ready, what="index ready", logs=procs)
         accounts = f"{api.base}/api/v1/namespaces/default/serviceaccounts"
         await api.call("POST", accounts, {"metadata": {"name": "notebook"}})
         _, answer = await api.call("POST", f"{accounts}/notebook/token", {"spec": {}})
