@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -78,9 +79,27 @@ class StartError(Exception):
     pass
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    """A port free on 127.0.0.1 now (the OS picks it)."""
-    with socket.socket() as sock:
+    """A port free on 127.0.0.1 now, chosen below the ephemeral range.
+
+    A port the OS hands out for bind(0) comes from the range it also gives outgoing connections,
+    and one of those took it before the child process bound it (seen in the tests)."""
+    low = _ephemeral_low()
+    for port in random.sample(range(max(1024, low - 12000), low), 64):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # everything tried is taken: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
