@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.embed.hashing import HashingEmbedder
-from controller.embed.text import query_text
-from controller.index.core import Entry, ExampleIndex
-from controller.models import Cell
-from controller.ranking import first_hit_rank, summarise
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.text import query_text
+from blocklearn.index.core import Entry, ExampleIndex
+from blocklearn.models import Cell
+from blocklearn.ranking import first_hit_rank, summarise
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash"
 

@@ -54,7 +54,7 @@ def worker_numpy(n: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    from controller.index.core import Entry, ExampleIndex
+    from blocklearn.index.core import Entry, ExampleIndex
 
     matrix, queries = data(n)
     base_rss = rss_mb()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import aiohttp
 
-from controller.dev import free_port
-from controller.learning import decide
-from controller.models import BlockRef, BlockSpec
+from blocklearn.dev import free_port
+from blocklearn.learning import decide
+from blocklearn.models import BlockRef, BlockSpec
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" / "blocks.jsonl"
 BASE = "/apis/blocklearn.dev/v1alpha1/namespaces/default"
@@ -57,7 +57,7 @@ def block(
 
 def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "controller", *args],
+        [sys.executable, "-m", "blocklearn", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **env},

@@ -7,9 +7,9 @@ import aiohttp
 import kmock
 import pytest
 
-from controller.crds import all_crds
-from controller.kube.emulator import Emulator
-from controller.kube.serve import kubeconfig
+from blocklearn.crds import all_crds
+from blocklearn.emulator.api import Emulator
+from blocklearn.emulator.serve import kubeconfig
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
 

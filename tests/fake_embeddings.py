@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.embed.hashing import HashingEmbedder
+from blocklearn.embed.hashing import HashingEmbedder
 
 
 class FakeEmbeddings:

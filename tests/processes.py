@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from controller.dev import free_port
+from blocklearn.dev import free_port
 
 __all__ = ["Process", "eventually", "free_port", "kubectl_binary", "metric", "scrape"]
 
@@ -32,7 +32,7 @@ class Process:
     def start(self) -> Process:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", *self.args],
+            [sys.executable, "-m", "blocklearn", *self.args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import yaml
 
-from controller.crds import all_crds, render
-from controller.kube.schema import prune_and_validate
+from blocklearn.crds import all_crds, render
+from blocklearn.emulator.schema import prune_and_validate
 
 CRDS = Path(__file__).parent.parent / "crds"
 

@@ -11,7 +11,7 @@ import kmock
 import numpy as np
 import pytest
 
-from controller.kube.emulator import Emulator
+from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import kmock
 import pytest
 
-from controller.kube.emulator import Emulator
+from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port, kubectl_binary, metric
 
@@ -55,7 +55,7 @@ class System:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "controller",
+            "blocklearn",
             "search",
             "--url",
             self.url,

@@ -3,12 +3,12 @@ import asyncio
 import numpy as np
 import pytest
 
-from controller.embed import Embedder
-from controller.embed.batcher import EmbedBatcher
-from controller.embed.codec import decode, encode, text_hash
-from controller.embed.hashing import HashingEmbedder
-from controller.embed.text import MAX_QUERY_CHARS, query_text
-from controller.models import Cell
+from blocklearn.embed import Embedder
+from blocklearn.embed.batcher import EmbedBatcher
+from blocklearn.embed.codec import decode, encode, text_hash
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.text import MAX_QUERY_CHARS, query_text
+from blocklearn.models import Cell
 
 
 def test_codec_round_trips_little_endian_float32() -> None:

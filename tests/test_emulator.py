@@ -6,8 +6,8 @@ import json
 import aiohttp
 import kmock
 
-from controller.kube import protobuf
-from controller.kube.emulator import Emulator
+from blocklearn.emulator import protobuf
+from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body
 
 

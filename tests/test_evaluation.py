@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.embed.hashing import HashingEmbedder
-from controller.evaluation import (
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.evaluation import (
     BM25Retriever,
     DenseRetriever,
     LearnRecord,
@@ -14,7 +14,7 @@ from controller.evaluation import (
     evaluate,
     token_similarity,
 )
-from controller.ranking import first_hit_rank, summarise
+from blocklearn.ranking import first_hit_rank, summarise
 
 DATA = Path(__file__).parent / "data"
 
@@ -77,7 +77,7 @@ def test_a_curve_rises_as_the_answers_are_learned() -> None:
 def run_eval(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`blocklearn eval` on the nl2bash slice, as a user runs it."""
     learn, queries = str(DATA / "nl2bash-learn.jsonl"), str(DATA / "nl2bash-queries.jsonl")
-    command = [sys.executable, "-m", "controller", "eval", "--learn", learn, "--queries", queries]
+    command = [sys.executable, "-m", "blocklearn", "eval", "--learn", learn, "--queries", queries]
     done = subprocess.run([*command, "--out", str(out), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done

@@ -17,7 +17,7 @@ from pathlib import Path
 import kmock
 import pytest
 
-from controller.kube.emulator import Emulator
+from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 

@@ -3,10 +3,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from controller.embed.hashing import HashingEmbedder
-from controller.index.api import build_app
-from controller.index.auth import SharedToken
-from controller.index.core import Entry, ExampleIndex
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.index.api import build_app
+from blocklearn.index.auth import SharedToken
+from blocklearn.index.core import Entry, ExampleIndex
 
 EMBEDDER = HashingEmbedder(256)
 

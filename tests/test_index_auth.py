@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from controller.embed.hashing import HashingEmbedder
-from controller.index.api import build_app
-from controller.index.auth import AuthUnavailableError, SharedToken, TokenReviewer, authenticate
-from controller.index.core import Entry, ExampleIndex
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.index.api import build_app
+from blocklearn.index.auth import AuthUnavailableError, SharedToken, TokenReviewer, authenticate
+from blocklearn.index.core import Entry, ExampleIndex
 
 EMBEDDER = HashingEmbedder(64)
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.index.core import MAX_K, Entry, ExampleIndex, IndexMismatchError
+from blocklearn.index.core import MAX_K, Entry, ExampleIndex, IndexMismatchError
 
 DIM = 8
 MODEL = "m"

@@ -1,9 +1,9 @@
 import numpy as np
 from prometheus_client import REGISTRY
 
-from controller.embed.codec import encode
-from controller.index.core import ExampleIndex
-from controller.index.watch import IndexSync
+from blocklearn.embed.codec import encode
+from blocklearn.index.core import ExampleIndex
+from blocklearn.index.watch import IndexSync
 
 DIM, MODEL = 4, "m"
 

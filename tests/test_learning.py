@@ -1,7 +1,7 @@
 import pytest
 
-from controller.learning import Policy, Reason, decide, example_name
-from controller.models import BlockRef, BlockSpec
+from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.models import BlockRef, BlockSpec
 
 REF = BlockRef(name="b", uid="u-1")
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.redaction import redact
+from blocklearn.redaction import redact
 
 CASES = [
     json.loads(line) for line in (Path(__file__).parent / "data" / "secrets.jsonl").read_text().splitlines()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import kopf
 
-from controller.embed.hashing import HashingEmbedder
-from controller.kube.client import CustomObjects, api_client
-from controller.kube.emulator import Emulator
-from controller.operator.handlers import Reconcilers
-from controller.settings import Settings
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.emulator.api import Emulator
+from blocklearn.kube.client import CustomObjects, api_client
+from blocklearn.operator.handlers import Reconcilers
+from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, kubeconfig_for
 
 

@@ -12,12 +12,12 @@ import prometheus_client
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller import metrics
-from controller.embed import Embedder, EmbedderError
-from controller.embed.text import query_text
-from controller.index.auth import Authenticator, AuthUnavailableError, Caller, authenticate
-from controller.index.core import MAX_K, ExampleIndex
-from controller.models import Cell
+from blocklearn import metrics
+from blocklearn.embed import Embedder, EmbedderError
+from blocklearn.embed.text import query_text
+from blocklearn.index.auth import Authenticator, AuthUnavailableError, Caller, authenticate
+from blocklearn.index.core import MAX_K, ExampleIndex
+from blocklearn.models import Cell
 
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_K = 3  # Foyle's number of few-shot examples

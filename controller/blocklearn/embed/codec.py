@@ -7,7 +7,7 @@ import hashlib
 
 import numpy as np
 
-from controller.embed import Matrix
+from blocklearn.embed import Matrix
 
 
 def encode(vector: Matrix) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from controller.embed import Embedder
-from controller.embed.hashing import HashingEmbedder
-from controller.settings import Settings
+from blocklearn.embed import Embedder
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.settings import Settings
 
 
 def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "openai":
-        from controller.embed.openai import OpenAIEmbedder
+        from blocklearn.embed.openai import OpenAIEmbedder
 
         return OpenAIEmbedder.from_settings(settings)
     return HashingEmbedder(settings.hashing_dim)

@@ -37,10 +37,10 @@ import attrs
 import kmock
 from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
 
-from controller.kube import protobuf
-from controller.kube import schema as structural
-from controller.kube.tables import render_table
-from controller.kube.tokens import TokenIssuer
+from blocklearn.emulator import protobuf
+from blocklearn.emulator import schema as structural
+from blocklearn.emulator.tables import render_table
+from blocklearn.emulator.tokens import TokenIssuer
 
 Obj = dict[str, Any]
 Key = tuple[str, str | None, str]  # (group/version/plural, namespace, name)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.embed import Matrix
+from blocklearn.embed import Matrix
 
 
 class SemanticEmbedder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.models import Cell
+from blocklearn.models import Cell
 
 # About a thousand tokens: long enough for a request and its context, short enough for any embedder.
 MAX_QUERY_CHARS = 4000

@@ -38,7 +38,7 @@ class Child:
     def start(self) -> None:
         self._handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", *self.args],
+            [sys.executable, "-m", "blocklearn", *self.args],
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},

@@ -22,9 +22,9 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from controller import EXAMPLES, GROUP, VERSION, metrics
-from controller.embed.codec import decode
-from controller.index.core import Entry, ExampleIndex, IndexMismatchError
+from blocklearn import EXAMPLES, GROUP, VERSION, metrics
+from blocklearn.embed.codec import decode
+from blocklearn.index.core import Entry, ExampleIndex, IndexMismatchError
 
 log = logging.getLogger("blocklearn.index.watch")
 

@@ -23,12 +23,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from controller.embed import Embedder
-from controller.embed.text import query_text
-from controller.index.core import Entry, ExampleIndex
-from controller.learning import decide
-from controller.models import BlockRef, BlockSpec, Cell
-from controller.ranking import first_hit_rank, summarise
+from blocklearn.embed import Embedder
+from blocklearn.embed.text import query_text
+from blocklearn.index.core import Entry, ExampleIndex
+from blocklearn.learning import decide
+from blocklearn.models import BlockRef, BlockSpec, Cell
+from blocklearn.ranking import first_hit_rank, summarise
 
 K = 10
 

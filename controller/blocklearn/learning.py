@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from controller.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
-from controller.redaction import redact
+from blocklearn.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
+from blocklearn.redaction import redact
 
 
 class Reason(enum.StrEnum):

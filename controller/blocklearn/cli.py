@@ -11,8 +11,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from controller import __version__, logs
-from controller.settings import Settings
+from blocklearn import __version__, logs
+from blocklearn.settings import Settings
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -56,7 +56,7 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
 
 
 def cmd_controller(args: argparse.Namespace) -> None:
-    from controller.operator.run import run
+    from blocklearn.operator.run import run
 
     settings = _settings(args)
     logs.setup(settings.log_format)
@@ -65,7 +65,7 @@ def cmd_controller(args: argparse.Namespace) -> None:
 
 
 def cmd_crds(args: argparse.Namespace) -> None:
-    from controller.crds import all_crds, render
+    from blocklearn.crds import all_crds, render
 
     if args.out is None:
         sys.stdout.write("---\n".join(render(c) for c in all_crds()))
@@ -78,8 +78,17 @@ def cmd_crds(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _require_dev_extra() -> None:
+    """The local API needs kmock, which production installs leave out."""
+    import importlib.util
+
+    if importlib.util.find_spec("kmock") is None:
+        sys.exit("the local Kubernetes API needs the dev extra: pip install 'blocklearn[dev]'")
+
+
 def cmd_emulator(args: argparse.Namespace) -> None:
-    from controller.kube.serve import serve
+    _require_dev_extra()
+    from blocklearn.emulator.serve import serve
 
     logs.setup(args.log_format or "text")
     crds = Path(args.crds) if args.crds else None
@@ -91,8 +100,8 @@ def cmd_emulator(args: argparse.Namespace) -> None:
 def cmd_backfill(args: argparse.Namespace) -> None:
     import json
 
-    from controller.backfill import backfill, parse_time
-    from controller.kube.client import CustomObjects, api_client
+    from blocklearn.backfill import backfill, parse_time
+    from blocklearn.kube.client import CustomObjects, api_client
 
     logs.setup("text")
     try:
@@ -112,7 +121,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from controller.index.run import run
+    from blocklearn.index.run import run
 
     settings = _settings(args)
     logs.setup(settings.log_format)
@@ -124,7 +133,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     import json
 
-    from controller.search_cli import format_table, search
+    from blocklearn.search_cli import format_table, search
 
     token = (
         Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
@@ -134,7 +143,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from controller.dev import Ports, run
+    _require_dev_extra()
+    from blocklearn.dev import Ports, run
 
     liveness = args.liveness_port or args.metrics_port + 1
     ports = Ports(args.api_port, args.index_port, args.metrics_port, liveness)
@@ -142,14 +152,14 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from controller import evaluation as ev
+    from blocklearn import evaluation as ev
 
     logs.setup("text")
     learn = ev.load_learn(Path(args.learn), args.limit)
     queries = ev.load_queries(Path(args.queries), args.query_limit)
     curves = []
     if args.e2e:
-        from controller.evaluation_e2e import E2ERetriever
+        from blocklearn.evaluation_e2e import E2ERetriever
 
         retriever = E2ERetriever(args.hashing_dim or Settings().hashing_dim)
         try:
@@ -171,15 +181,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _retriever(name: str, hashing_dim: int | None) -> Any:
-    from controller import evaluation as ev
+    from blocklearn import evaluation as ev
 
     if name == "bm25":
         return ev.BM25Retriever()
     if name == "semantic":
-        from controller.embed.semantic import SemanticEmbedder
+        from blocklearn.embed.semantic import SemanticEmbedder
 
         return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2)")
-    from controller.embed.hashing import HashingEmbedder
+    from blocklearn.embed.hashing import HashingEmbedder
 
     embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
     return ev.DenseRetriever(embedder, f"hashing d={embedder.dim}")

@@ -11,16 +11,16 @@ from typing import Any
 
 from aiohttp import web
 
-from controller import metrics
-from controller.embed import EmbedderError
-from controller.embed.factory import build_embedder
-from controller.embed.openai import OpenAIEmbedder
-from controller.index.api import build_app, build_probe_app, build_waiting_app
-from controller.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
-from controller.index.core import ExampleIndex
-from controller.index.watch import ExampleWatcher
-from controller.kube.client import api_client, token_review
-from controller.settings import Settings
+from blocklearn import metrics
+from blocklearn.embed import EmbedderError
+from blocklearn.embed.factory import build_embedder
+from blocklearn.embed.openai import OpenAIEmbedder
+from blocklearn.index.api import build_app, build_probe_app, build_waiting_app
+from blocklearn.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
+from blocklearn.index.core import ExampleIndex
+from blocklearn.index.watch import ExampleWatcher
+from blocklearn.kube.client import api_client, token_review
+from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.index")
 

@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from controller import BLOCKS, GROUP
-from controller.conditions import now_rfc3339
-from controller.kube.client import CustomObjects
+from blocklearn import BLOCKS, GROUP
+from blocklearn.conditions import now_rfc3339
+from blocklearn.kube.client import CustomObjects
 
 REQUESTED = f"{GROUP}/reconcile-requested-at"
 log = logging.getLogger("blocklearn.backfill")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from controller.embed import Matrix
-from controller.index.rwlock import ReadWriteLock
+from blocklearn.embed import Matrix
+from blocklearn.index.rwlock import ReadWriteLock
 
 MAX_K = 100
 # Query terms are weighted by idf**IDF_POWER; tuned on nl2bash dev (bench/embedder_quality.py).

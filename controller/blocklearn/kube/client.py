@@ -10,7 +10,7 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from controller import GROUP, VERSION
+from blocklearn import GROUP, VERSION
 
 Obj = dict[str, Any]
 

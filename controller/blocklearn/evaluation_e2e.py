@@ -16,10 +16,10 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from controller import API_VERSION, BLOCKS
-from controller.dev import Ports, Stack
-from controller.evaluation import LearnRecord, as_block
-from controller.kube.client import api_client
+from blocklearn import API_VERSION, BLOCKS
+from blocklearn.dev import Ports, Stack
+from blocklearn.evaluation import LearnRecord, as_block
+from blocklearn.kube.client import api_client
 
 SYNC_TIMEOUT = 600
 

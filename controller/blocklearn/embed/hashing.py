@@ -4,7 +4,7 @@ Each text becomes three bags of features: words, word bigrams and character 3-5-
 (padded, like scikit-learn's `char_wb`). Counts are damped (1 + log tf), each bag is normalised on its
 own and weighted, and the features are hashed with a sign bit into `dim` buckets. The vector has no
 corpus statistics in it, so a stored vector never drifts; the index applies inverse document
-frequencies, which it keeps per bucket, to the query at search time (see `controller.index.core`).
+frequencies, which it keeps per bucket, to the query at search time (see `blocklearn.index.core`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 
-from controller.embed import Matrix
+from blocklearn.embed import Matrix
 
 _TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]", re.IGNORECASE)
 

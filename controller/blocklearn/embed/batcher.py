@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from controller import metrics
-from controller.embed import Embedder, Matrix
+from blocklearn import metrics
+from blocklearn.embed import Embedder, Matrix
 
 
 class EmbedBatcher:

@@ -11,8 +11,8 @@ from typing import Any
 import kmock
 import yaml
 
-from controller.crds import all_crds
-from controller.kube.emulator import Emulator
+from blocklearn.crds import all_crds
+from blocklearn.emulator.api import Emulator
 
 log = logging.getLogger("blocklearn.emulator")
 

@@ -9,13 +9,13 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from controller import GROUP, metrics
-from controller.embed import EmbedderError
-from controller.embed.factory import build_embedder
-from controller.embed.openai import OpenAIEmbedder
-from controller.kube.client import CustomObjects, api_client
-from controller.operator.handlers import Reconcilers
-from controller.settings import Settings
+from blocklearn import GROUP, metrics
+from blocklearn.embed import EmbedderError
+from blocklearn.embed.factory import build_embedder
+from blocklearn.embed.openai import OpenAIEmbedder
+from blocklearn.kube.client import CustomObjects, api_client
+from blocklearn.operator.handlers import Reconcilers
+from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.controller")
 KOPF_PREFIX = f"kopf.{GROUP}"

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from controller.embed import EmbedderError, Matrix
-from controller.settings import Settings
+from blocklearn.embed import EmbedderError, Matrix
+from blocklearn.settings import Settings
 
 RETRIES = 3
 

@@ -17,16 +17,16 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from controller import API_VERSION, BLOCKS, EXAMPLES, GROUP, VERSION, metrics
-from controller.conditions import now_rfc3339, set_condition
-from controller.embed import Embedder, EmbedderError
-from controller.embed.batcher import EmbedBatcher
-from controller.embed.codec import encode, text_hash
-from controller.embed.text import query_text
-from controller.kube.client import CustomObjects
-from controller.learning import Policy, Reason, decide, example_name
-from controller.models import BlockRef, BlockSpec, ExampleSpec
-from controller.settings import Settings
+from blocklearn import API_VERSION, BLOCKS, EXAMPLES, GROUP, VERSION, metrics
+from blocklearn.conditions import now_rfc3339, set_condition
+from blocklearn.embed import Embedder, EmbedderError
+from blocklearn.embed.batcher import EmbedBatcher
+from blocklearn.embed.codec import encode, text_hash
+from blocklearn.embed.text import query_text
+from blocklearn.kube.client import CustomObjects
+from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.models import BlockRef, BlockSpec, ExampleSpec
+from blocklearn.settings import Settings
 
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
 BLOCK_LABEL = f"{GROUP}/block"

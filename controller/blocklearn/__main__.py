@@ -1,0 +1,3 @@
+from blocklearn.cli import main
+
+main()

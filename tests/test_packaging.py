@@ -1,0 +1,80 @@
+"""What `pip install blocklearn` puts on a machine: one import package, `blocklearn`, and no emulator.
+
+The emulator (`blocklearn.emulator`) and kmock are for `blocklearn dev` and the tests only: production
+modules must not import them, and the wheel must not require kmock outside the `dev` extra."""
+
+from __future__ import annotations
+
+import email
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "controller" / "blocklearn"
+DEV_ONLY = {"blocklearn.emulator", "blocklearn.dev", "blocklearn.evaluation_e2e"}
+
+
+def production_modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name != "blocklearn.__main__" and not any(name == d or name.startswith(d + ".") for d in DEV_ONLY):
+            names.append(name)
+    return names
+
+
+def test_production_modules_never_import_the_emulator_or_kmock() -> None:
+    modules = production_modules()
+    assert "blocklearn.operator.handlers" in modules and "blocklearn.index.run" in modules
+    script = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'kmock' or m.startswith(('kmock.', "
+        "'blocklearn.emulator')))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            out,
+            ROOT,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("blocklearn-*.whl"))
+
+
+def test_the_wheel_holds_one_import_package_named_blocklearn(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"blocklearn"}
+    assert "blocklearn/py.typed" in names
+
+
+def test_the_wheel_requires_kmock_only_in_the_dev_extra(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(zf.read(meta_name))
+    requires = meta.get_all("Requires-Dist") or []
+    kmock = [r for r in requires if r.lower().startswith("kmock")]
+    assert kmock and all('extra == "dev"' in r for r in kmock), kmock
+    assert any(r.startswith("kopf") and "extra" not in r for r in requires)
