@@ -177,8 +177,9 @@ async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learn
         assert controller.alive(), controller.tail()
     finally:
         await controller.astop()
-    # most are refused by the CRD schema; what passes it (limits, NUL, surrogates, times) is Invalid
-    assert refused > 100 and len(accepted) >= 8, (refused, len(accepted))
+    # most are refused by the CRD schema (types and size caps); what passes it (NUL, surrogates, times)
+    # is Invalid
+    assert refused > 100 and len(accepted) >= 7, (refused, len(accepted))
 
 
 def _condition(block: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from blocklearn.models import MAX_CONDITION_MESSAGE_CHARS
+
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -28,7 +30,7 @@ def set_condition(
         "type": type_,
         "status": status,
         "reason": reason,
-        "message": message,
+        "message": _cut(message),
         "lastTransitionTime": since or now_rfc3339(),
         "observedGeneration": generation,
     }
@@ -37,3 +39,10 @@ def set_condition(
 
 def find(conditions: Iterable[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def _cut(message: str) -> str:
+    """Within the CRD's cap: a longer message would make the API server refuse the whole status."""
+    if len(message) <= MAX_CONDITION_MESSAGE_CHARS:
+        return message
+    return message[: MAX_CONDITION_MESSAGE_CHARS - 1] + "…"

@@ -1,8 +1,9 @@
 """CustomResourceDefinitions generated from the pydantic models, so that the two cannot drift.
 
 `blocklearn crds` prints them; `crds/` holds the committed copy, and a test fails when they differ.
-Size limits and formats stay in the models (the controller reports them as an `Invalid` condition with
-a precise message); the CRD schema checks structure and types, and prunes what it does not know.
+The CRD schema checks structure, types and the size caps (maxLength, maxItems: the API server refuses
+an oversized Block at its create); formats and finer rules stay in the models, and the controller
+reports them as an `Invalid` condition with a precise message. Unknown fields are pruned.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from pydantic import BaseModel
 from blocklearn import GROUP, VERSION
 from blocklearn.models import BlockSpec, BlockStatus, ExampleSpec, ExampleStatus
 
-_KEEP = {"type", "description", "properties", "items", "required", "enum", "nullable"}
+_KEEP = {
+    "type",
+    "description",
+    "properties",
+    "items",
+    "required",
+    "enum",
+    "nullable",
+    "maxLength",
+    "maxItems",
+    "pattern",
+}
 
 
 def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -27,8 +39,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         nullable = len(options) < len(node["anyOf"])
         inner = _structural(options[0], defs)
-        if "description" in node:
-            inner["description"] = node["description"]
+        inner.update({k: v for k, v in node.items() if k in _KEEP and k not in ("type", "anyOf")})
         if nullable:
             inner["nullable"] = True
         return inner

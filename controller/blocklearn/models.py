@@ -7,11 +7,30 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Limits a Block must respect to be learned from. Kubernetes caps an object near 1.5 MiB; these keep one
-# Example (and its embedding text) far below that and make an abusive Block fail loudly, not slowly.
-MAX_CELL_CHARS = 64 * 1024
-MAX_CELLS = 1000
-MAX_OUTPUTS = 100
+# Limits, in the CRDs as maxLength/maxItems, so that the API server refuses an oversized Block at its
+# create and no Block it admits makes the controller write an object the server would refuse: etcd
+# stores at most 1.5 MiB a value, and the API server writes JSON with `<`, `>`, `&` and control
+# characters escaped (6 bytes a character at worst). The worst Block is then about 1.06 MB and its
+# Example, the same cells plus the largest embedding, about 1.45 MB (tests/test_limits.py adds it up).
+# The query embeds only the last cells (at most 4,000 characters), so the caps cost retrieval nothing.
+MAX_CELLS = 32
+MAX_CELL_CHARS = 4096
+MAX_OUTPUTS = 2
+MAX_OUTPUT_CHARS = 512
+MAX_LANGUAGE_CHARS = 32
+MAX_TRACE_IDS = 8
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 253  # a DNS subdomain, as Kubernetes names are
+MAX_TIME_CHARS = 64
+# Conditions: tighter than metav1.Condition's (32 KiB messages), enough for ours (set_condition cuts).
+MAX_CONDITIONS = 4
+MAX_CONDITION_MESSAGE_CHARS = 2048
+MAX_REASON_CHARS = 128
+MAX_CONDITION_TYPE_CHARS = 64
+# Base64 of the largest vector (65,536 float32, the hashing embedder's maximum dimension); the pattern
+# also bounds its bytes (1 a character: base64 has nothing to escape).
+MAX_EMBEDDING_CHARS = 4 * -(-65536 * 4 // 3)
+BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 
 
 class Resource(BaseModel):
@@ -24,9 +43,13 @@ class Cell(Resource):
     """One notebook cell, as in Foyle's BlockLog."""
 
     kind: Literal["markup", "code"] = Field(description="Whether the cell is prose (markup) or code.")
-    language: str = Field(default="", description="Language of a code cell, for example bash or python.")
+    language: str = Field(
+        default="",
+        max_length=MAX_LANGUAGE_CHARS,
+        description="Language of a code cell, for example bash or python.",
+    )
     contents: Annotated[str, Field(max_length=MAX_CELL_CHARS)] = Field(description="The text of the cell.")
-    outputs: list[Annotated[str, Field(max_length=MAX_CELL_CHARS)]] = Field(
+    outputs: list[Annotated[str, Field(max_length=MAX_OUTPUT_CHARS)]] = Field(
         default_factory=list, max_length=MAX_OUTPUTS, description="Text outputs the cell produced."
     )
 
@@ -70,13 +93,22 @@ class BlockSpec(Resource):
     )
     exit_code: int | None = Field(default=None, alias="exitCode", description="Exit code of the execution.")
     executed_at: datetime.datetime | None = Field(
-        default=None, alias="executedAt", description="When the cell was executed (RFC 3339)."
+        default=None,
+        alias="executedAt",
+        description="When the cell was executed (RFC 3339).",
+        json_schema_extra={"maxLength": MAX_TIME_CHARS},
     )
     gen_trace_id: str | None = Field(
-        default=None, alias="genTraceId", description="Trace id of the generation request."
+        default=None,
+        alias="genTraceId",
+        max_length=MAX_ID_CHARS,
+        description="Trace id of the generation request.",
     )
-    exec_trace_ids: list[str] = Field(
-        default_factory=list, alias="execTraceIds", description="Trace ids of the executions."
+    exec_trace_ids: list[Annotated[str, Field(max_length=MAX_ID_CHARS)]] = Field(
+        default_factory=list,
+        alias="execTraceIds",
+        max_length=MAX_TRACE_IDS,
+        description="Trace ids of the executions.",
     )
     eval_mode: bool = Field(
         default=False, alias="evalMode", description="True for blocks produced by evaluation runs."
@@ -103,12 +135,21 @@ class BlockSpec(Resource):
 class Condition(Resource):
     """A Kubernetes-style condition, as metav1.Condition."""
 
-    type: str = Field(description="Type of the condition, for example Ready or Learned.")
+    type: str = Field(
+        max_length=MAX_CONDITION_TYPE_CHARS,
+        description="Type of the condition, for example Ready or Learned.",
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field(description="CamelCase reason for the condition's last transition.")
-    message: str = Field(default="", description="Human-readable details.")
+    reason: str = Field(
+        max_length=MAX_REASON_CHARS, description="CamelCase reason for the condition's last transition."
+    )
+    message: str = Field(
+        default="", max_length=MAX_CONDITION_MESSAGE_CHARS, description="Human-readable details."
+    )
     last_transition_time: str = Field(
-        alias="lastTransitionTime", description="When the status last changed (RFC 3339)."
+        alias="lastTransitionTime",
+        max_length=MAX_TIME_CHARS,
+        description="When the status last changed (RFC 3339).",
     )
     observed_generation: int | None = Field(
         default=None, alias="observedGeneration", description="The generation the condition was set for."
@@ -118,27 +159,32 @@ class Condition(Resource):
 class BlockStatus(Resource):
     """What the controller concluded about a Block."""
 
-    conditions: list[Condition] = Field(default_factory=list, description="Ready and Learned conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS, description="Ready and Learned conditions."
+    )
     observed_generation: int | None = Field(
         default=None, alias="observedGeneration", description="The generation last reconciled."
     )
     example_ref: str | None = Field(
-        default=None, alias="exampleRef", description="Name of the Example learned from this Block."
+        default=None,
+        alias="exampleRef",
+        max_length=MAX_NAME_CHARS,
+        description="Name of the Example learned from this Block.",
     )
 
 
 class BlockRef(Resource):
     """The Block an Example was learned from."""
 
-    name: str = Field(description="Name of the Block.")
-    uid: str = Field(default="", description="UID of the Block.")
+    name: str = Field(max_length=MAX_NAME_CHARS, description="Name of the Block.")
+    uid: str = Field(default="", max_length=MAX_ID_CHARS, description="UID of the Block.")
 
 
 class ExampleSpec(Resource):
     """A few-shot example: the context (query) and what the person actually ran (answer)."""
 
     query: Doc = Field(description="The notebook context of the Block.")
-    answer: list[Cell] = Field(description="The executed cell.")
+    answer: list[Cell] = Field(max_length=1, description="The executed cell.")
     block_ref: BlockRef = Field(alias="blockRef", description="The Block this Example was learned from.")
 
 
@@ -146,19 +192,33 @@ class ExampleStatus(Resource):
     """The embedding of an Example, kept where the index sidecar can watch it."""
 
     embedding: str | None = Field(
-        default=None, description="Base64 of the little-endian float32 embedding vector."
+        default=None,
+        max_length=MAX_EMBEDDING_CHARS,
+        pattern=BASE64_PATTERN,
+        description="Base64 of the little-endian float32 embedding vector.",
     )
     embedding_dim: int | None = Field(default=None, alias="embeddingDim", description="Vector dimension.")
     embedding_model: str | None = Field(
-        default=None, alias="embeddingModel", description="Embedder and model that made the vector."
+        default=None,
+        alias="embeddingModel",
+        max_length=MAX_ID_CHARS,
+        description="Embedder and model that made the vector.",
     )
     text_hash: str | None = Field(
-        default=None, alias="textHash", description="Hash of the embedded text and model: detects staleness."
+        default=None,
+        alias="textHash",
+        max_length=MAX_ID_CHARS,
+        description="Hash of the embedded text and model: detects staleness.",
     )
-    embedded_at: str | None = Field(default=None, alias="embeddedAt", description="When it was embedded.")
+    embedded_at: str | None = Field(
+        default=None, alias="embeddedAt", max_length=MAX_TIME_CHARS, description="When it was embedded."
+    )
     source_changed_at: str | None = Field(
         default=None,
         alias="sourceChangedAt",
+        max_length=MAX_TIME_CHARS,
         description="When the Block last changed; the index measures learning latency from it.",
     )
-    conditions: list[Condition] = Field(default_factory=list, description="The Embedded condition.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS, description="The Embedded condition."
+    )

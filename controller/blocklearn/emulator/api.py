@@ -11,7 +11,10 @@ store with one that has the semantics the operator depends on:
   only, creationTimestamp;
 - the status subresource: the main endpoint ignores `status`, `/status` changes only `status`;
 - optimistic concurrency: a write with a stale `metadata.resourceVersion` gets 409 Conflict;
-- CRD structural schemas from `crds/`: unknown fields pruned, wrong types rejected with 422;
+- CRD structural schemas from `crds/`: unknown fields pruned, wrong types and sizes over maxLength
+  or maxItems rejected with 422;
+- the size limits: a body over 3 MiB gets 413, annotations over 256 KiB 422, an object over etcd's
+  1.5 MiB the 500 that etcd's refusal becomes;
 - watches that resume from a resourceVersion, and `410 Gone` once that version was compacted away;
 - finalizers, and the garbage collection of dependents through ownerReferences;
 - list kinds, label selectors, and kubectl's Table format with the CRD's printer columns.
@@ -37,7 +40,7 @@ import attrs
 import kmock
 from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
 
-from blocklearn.emulator import protobuf
+from blocklearn.emulator import openapi_v2, protobuf
 from blocklearn.emulator import schema as structural
 from blocklearn.emulator.tables import render_table
 from blocklearn.emulator.tokens import TokenIssuer
@@ -49,6 +52,11 @@ log = logging.getLogger("blocklearn.emulator")
 
 # How many watch events are kept for resuming watches; older versions get 410 Gone.
 EVENT_LOG_SIZE = 50_000
+# The limits of a default kube-apiserver and etcd: a request body (apiserver's MaxRequestBodyBytes),
+# an object's annotations (TotalAnnotationSizeLimitB), and a stored value (etcd's --max-request-bytes).
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+MAX_ANNOTATION_BYTES = 256 * 1024
+MAX_STORED_BYTES = 1536 * 1024
 
 
 @dataclass
@@ -312,12 +320,18 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_openapi_v2(self, request: kmock.Request) -> Any:
         types = [t for ts in self._openapi_gvs().values() for t in ts]
-        return {
+        doc = {
             "swagger": "2.0",
             "info": {"title": "Blocklearn local Kubernetes API", "version": "v1"},
             "paths": {},
             "definitions": self._openapi_schemas(types),
         }
+        if "protobuf" in request.headers.get("Accept", ""):
+            # kubectl parses the answer as protobuf whatever its type: JSON here made it fail with
+            # "proto: cannot parse invalid wire-format data" (kubectl apply -f of a kind: List).
+            headers = {"Content-Type": openapi_v2.MEDIA_TYPE}
+            return Response(status=200, payload=openapi_v2.document(doc), headers=headers)
+        return doc
 
     async def _serve_openapi_group(self, request: kmock.Request) -> Any:
         gv = request.url.path.removeprefix("/openapi/v3/")
@@ -385,6 +399,19 @@ class Emulator(kmock.KubernetesEmulator):
     # -- request plumbing --------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.can_read_body:
+            # As kube-apiserver: a body over the limit is refused before it is decoded.
+            body = bytearray()
+            while len(body) <= MAX_REQUEST_BYTES and (chunk := await raw_request.content.read(1 << 20)):
+                body += chunk
+            if len(body) > MAX_REQUEST_BYTES:
+                status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 413}
+                status |= {
+                    "reason": "RequestEntityTooLarge",
+                    "message": f"Request entity too large: limit is {MAX_REQUEST_BYTES}",
+                }
+                return aiohttp.web.json_response(status, status=413)
+            raw_request._read_bytes = bytes(body)  # aiohttp's cached body, read once
         if "protobuf" in raw_request.headers.get("Content-Type", ""):
             # kubectl sends built-in kinds (a ServiceAccount, a TokenRequest) as protobuf, which
             # kmock cannot parse: hand it the same object as JSON, as the real server would read it.
@@ -509,6 +536,28 @@ class Emulator(kmock.KubernetesEmulator):
             )
         return {**pruned, "metadata": meta, "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
 
+    def _check_limits(self, rtype: ResourceType, obj: Obj) -> None:
+        """The API server's limits on what it stores: annotations, then the whole value in etcd."""
+        meta = obj.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+        if size > MAX_ANNOTATION_BYTES:
+            name = meta.get("name", "")
+            message = f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"
+            raise _status(
+                422,
+                "Invalid",
+                f'{rtype.kind}.{rtype.group} "{name}" is invalid: metadata.annotations: {message}',
+                name=name,
+                group=rtype.group,
+                kind=rtype.kind,
+                causes=[{"reason": "FieldValueTooLong", "message": message, "field": "metadata.annotations"}],
+            )
+        if stored_size(obj) > MAX_STORED_BYTES:
+            # etcd refuses it and the API server passes the refusal on as an internal error
+            # (kubernetes/kubernetes#112152): a write that can never succeed, however often retried.
+            raise _status(500, "InternalError", "etcdserver: request is too large")
+
     # -- verbs -------------------------------------------------------------------------------------
 
     async def _serve_fetch(self, request: kmock.Request) -> Any:
@@ -579,6 +628,7 @@ class Emulator(kmock.KubernetesEmulator):
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
         obj = self._validate(rtype, obj, _strict(request))
+        self._check_limits(rtype, obj)
         meta = obj["metadata"]
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         meta.pop("deletionTimestamp", None)
@@ -654,6 +704,7 @@ class Emulator(kmock.KubernetesEmulator):
             return current  # a no-op write changes nothing, not even the resourceVersion
         if _spec_of(desired) != _spec_of(current):
             desired["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        self._check_limits(rtype, desired)
         desired["metadata"]["resourceVersion"] = self._bump()
         if desired["metadata"].get("deletionTimestamp") and not desired["metadata"].get("finalizers"):
             return self._remove(rtype, key, desired)
@@ -763,6 +814,16 @@ class Emulator(kmock.KubernetesEmulator):
                 await asyncio.wait_for(tick.wait(), timeout=remaining)
             except TimeoutError:
                 return
+
+
+def stored_size(obj: Obj) -> int:
+    """Bytes of the object as the API server writes it to etcd: compact JSON with Go's escapes, which
+    write `<`, `>`, `&` (1 byte each) and U+2028, U+2029 (3 bytes) as 6-byte \\u sequences."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    html = sum(text.count(c) for c in "<>&")
+    separators = text.count("\u2028") + text.count("\u2029")
+    # A lone surrogate (JSON can carry one) is 3 bytes, as the U+FFFD Go writes in its place.
+    return len(text.encode(errors="surrogatepass")) + 5 * html + 3 * separators
 
 
 def _strict(request: kmock.Request) -> bool:

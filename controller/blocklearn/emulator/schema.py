@@ -1,12 +1,15 @@
 """Structural-schema validation and pruning, as the API server applies a CRD's openAPIV3Schema.
 
-Only what CRDs here use: object, array, string, integer, number, boolean, enum, required, nullable
-and x-kubernetes-preserve-unknown-fields. Unknown fields are pruned, not rejected, like the real
-server (a status field missing from the schema silently disappears: kopf #574).
+Only what CRDs here use: object, array, string, integer, number, boolean, enum, required, nullable,
+maxLength (in characters: the server counts runes), maxItems, pattern and
+x-kubernetes-preserve-unknown-fields.
+Unknown fields are pruned, not rejected, like the real server (a status field missing from the schema
+silently disappears: kopf #574).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -37,7 +40,13 @@ def prune_and_validate(
             return value, [f"{path or '.'}: expected {kind}, got {type(value).__name__}"]
     if "enum" in schema and value not in schema["enum"]:
         return value, [f"{path or '.'}: {value!r} is not one of {schema['enum']}"]
+    if isinstance(value, str) and len(value) > schema.get("maxLength", len(value)):
+        return value, [f"{path or '.'}: Too long: may not be longer than {schema['maxLength']}"]
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        return value, [f"{path or '.'}: Invalid value: {value[:40]!r}: should match '{schema['pattern']}'"]
     errors: list[str] = []
+    if isinstance(value, list) and len(value) > schema.get("maxItems", len(value)):
+        errors.append(f"{path or '.'}: Too many: {len(value)}: must have at most {schema['maxItems']} items")
     if isinstance(value, dict):
         props: dict[str, Any] = schema.get("properties", {})
         keep_unknown = schema.get("x-kubernetes-preserve-unknown-fields", False)
