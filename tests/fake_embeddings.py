@@ -13,15 +13,27 @@ class FakeEmbeddings:
         self.port, self.embedder = port, HashingEmbedder(dim)
         self.runner: web.AppRunner | None = None
         self.failing_with: int | None = None  # an HTTP status to answer instead of embeddings
+        self.failures_left: int | None = None  # fail only this many requests, then answer again
+        self.retry_after: str | None = None  # the Retry-After header sent with a failure
         self.requests = 0
         self.embedded = 0
+        self.bodies: list[dict] = []
+        self.peers: set[object] = set()  # the client's (address, port): one per connection it opened
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1
-        if self.failing_with is not None:
-            return web.json_response({"error": {"message": "unavailable"}}, status=self.failing_with)
+        self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
+        if self.failing_with is not None and self.failures_left != 0:
+            if self.failures_left is not None:
+                self.failures_left -= 1
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            body = {"error": {"message": f"failing with {self.failing_with}"}}
+            return web.json_response(body, status=self.failing_with, headers=headers)
         body = await request.json()
+        self.bodies.append(body)
         vectors = self.embedder.embed_sync(list(body["input"]))
+        if "dimensions" in body:  # as text-embedding-3 models shorten their vectors
+            vectors = vectors[:, : body["dimensions"]]
         self.embedded += len(vectors)
         data = [{"index": i, "embedding": v.tolist(), "object": "embedding"} for i, v in enumerate(vectors)]
         return web.json_response({"data": data, "model": body["model"], "object": "list"})

@@ -45,7 +45,9 @@ def test_query_walks_back_over_markup_from_the_last_cell() -> None:
 
 
 def test_over_long_queries_keep_their_end_and_say_so() -> None:
-    cells = [Cell(kind="markup", contents="x" * (MAX_QUERY_CHARS * 2) + " the request")]
+    # Markup cells in a row are all part of the query; each within the CRD's cap on a cell.
+    cells = [Cell(kind="markup", contents="x" * 4000) for _ in range(3)]
+    cells.append(Cell(kind="markup", contents="x" * 4000 + " the request"))
     text, truncated = query_text(cells)
     assert truncated and len(text) == MAX_QUERY_CHARS and text.endswith("the request")
 

@@ -74,3 +74,12 @@ def test_learning_latency_is_observed_once_per_new_text_on_live_events() -> None
     sync.apply(example("b", changed_at=changed, text_hash="h2"))
     assert _latency_count() == before + 2
     assert (REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_bucket", {"le": "10.0"}) or 0) >= 2
+
+
+def test_a_namespace_relist_leaves_other_namespaces_alone() -> None:
+    """Namespaces are watched (and relisted) each on its own: one's relist deletes only its own."""
+    sync = IndexSync(ExampleIndex(DIM, MODEL))
+    for name, ns in (("a", "one"), ("b", "one"), ("c", "two")):
+        sync.apply(example(name, ns=ns))
+    sync.reconcile([example("b", ns="one")], namespace="one")
+    assert sync.index.ids() == {"one/b", "two/c"}

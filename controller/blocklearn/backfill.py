@@ -15,11 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import tenacity
 from kubernetes.client.exceptions import ApiException
 
 from blocklearn import BLOCKS, GROUP
 from blocklearn.conditions import now_rfc3339
 from blocklearn.kube.client import CustomObjects
+from blocklearn.retry import exponential
 
 REQUESTED = f"{GROUP}/reconcile-requested-at"
 log = logging.getLogger("blocklearn.backfill")
@@ -82,12 +84,19 @@ class Progress:
             self._next_log = fraction + 0.1
 
 
+def _worth_retrying(exc: BaseException) -> bool:
+    """A conflict, a throttle or a server error may pass; a 404 or another 4xx will not."""
+    return isinstance(exc, ApiException) and (exc.status >= 500 or exc.status in (409, 429))
+
+
 async def backfill(
     api: CustomObjects, since: datetime.datetime, namespace: str | None, concurrency: int = 8
 ) -> Report:
-    listing = await api.list(BLOCKS, namespace)
-    report = Report(listed=len(listing.get("items", [])))
-    chosen = select(listing.get("items", []), since)
+    report = Report()
+    chosen: list[Mapping[str, Any]] = []
+    async for page in api.pages(BLOCKS, namespace):  # in chunks: a large cluster is not one response
+        report.listed += len(page)
+        chosen += select(page, since)
     report.selected = len(chosen)
     progress = Progress(len(chosen))
     stamp = now_rfc3339()
@@ -96,30 +105,32 @@ async def backfill(
     async def request(block: Mapping[str, Any]) -> None:
         meta = block["metadata"]
         async with gate:
-            for attempt in range(5):
-                try:
-                    await api.patch(
-                        BLOCKS,
-                        meta["namespace"],
-                        meta["name"],
-                        {"metadata": {"annotations": {REQUESTED: stamp}}},
-                    )
-                    report.requested += 1
-                    break
-                except ApiException as exc:
-                    if exc.status == 404:
-                        report.gone += 1
-                        break
-                    if attempt == 4 or (exc.status < 500 and exc.status not in (409, 429)):
-                        report.failed += 1
-                        log.error(
-                            "Failed to request a reconcile: namespace=%s name=%s status=%s",
+            try:
+                async for attempt in tenacity.AsyncRetrying(
+                    retry=tenacity.retry_if_exception(_worth_retrying),
+                    stop=tenacity.stop_after_attempt(5),
+                    wait=exponential(0.2, 5.0),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await api.patch(
+                            BLOCKS,
                             meta["namespace"],
                             meta["name"],
-                            exc.status,
+                            {"metadata": {"annotations": {REQUESTED: stamp}}},
                         )
-                        break
-                    await asyncio.sleep(0.2 * 2**attempt)
+                report.requested += 1
+            except ApiException as exc:
+                if exc.status == 404:
+                    report.gone += 1
+                else:
+                    report.failed += 1
+                    log.error(
+                        "Failed to request a reconcile: namespace=%s name=%s status=%s",
+                        meta["namespace"],
+                        meta["name"],
+                        exc.status,
+                    )
         progress.step()
 
     await asyncio.gather(*(request(b) for b in chosen))

@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     hashing_dim: int = Field(default=4096, ge=16, le=65536, description="Dimension of the hashing embedder.")
     openai_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible API.")
     openai_model: str = Field(default="text-embedding-3-small", description="Embedding model name.")
+    openai_dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=65536,
+        description="Ask for vectors this long (text-embedding-3 models shorten theirs): 256 keeps a 1,536-d"
+        " model's embedding in 1.4 KiB of base64 instead of 8 KiB.",
+    )
     openai_api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the API key.")
     openai_api_key_file: str | None = Field(default=None, description="File (a mounted Secret) with the key.")
     embed_timeout_seconds: float = Field(default=30.0, gt=0)

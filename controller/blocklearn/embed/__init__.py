@@ -32,8 +32,16 @@ class Embedder(Protocol):
 
 
 class EmbedderError(Exception):
-    """An embedding request failed; `reason` is a bounded label for metrics."""
+    """An embedding request failed; `reason` is a bounded label for metrics.
 
-    def __init__(self, reason: str, message: str) -> None:
+    `permanent`: retrying the same request cannot help (a wrong key, an unknown model), so it waits
+    for a change. `retry_after`: how long the endpoint asked to wait, in seconds, when it said.
+    """
+
+    def __init__(
+        self, reason: str, message: str, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after

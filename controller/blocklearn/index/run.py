@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from aiohttp import web
 
-from blocklearn import metrics
+from blocklearn import metrics, retry
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.openai import OpenAIEmbedder
@@ -77,18 +77,28 @@ async def _serve(
 
 async def _wait_for_embedder(embedder: OpenAIEmbedder, stop: asyncio.Event) -> bool:
     """Probe until the embedder answers (True) or the process is asked to stop (False)."""
-    delay = 1.0
-    while not stop.is_set():
-        try:
-            await embedder.probe()
-            return True
-        except EmbedderError as exc:
+
+    def failed(state: retry.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, EmbedderError):
             metrics.embedder_errors_total.labels(exc.reason).inc()
-            log.error("Embedder not answering; search waits for it (next try in %.0f s): %s", delay, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
-    return False
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.error("Embedder not answering; search waits for it (next try in %.0f s): %s", delay, exc)
+
+    try:
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(EmbedderError),
+            wait=retry.exponential(1.0, 30.0),
+            stop=tenacity.stop_when_event_set(stop),  # type: ignore[arg-type]  # asyncio's Event has is_set too
+            sleep=retry.interruptible_sleep(stop),
+            before_sleep=failed,
+            reraise=True,
+        ):
+            with attempt:
+                await embedder.probe()
+    except EmbedderError:
+        return False  # asked to stop while the embedder was still down
+    return not stop.is_set()
 
 
 def is_loopback(host: str) -> bool:
@@ -156,3 +166,5 @@ async def run(
         watcher.stop()
         for runner in runners:
             await runner.cleanup()
+        if isinstance(embedder, OpenAIEmbedder):
+            await embedder.close()

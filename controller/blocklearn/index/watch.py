@@ -6,8 +6,10 @@ reported and would stay in the index forever. Here every (re)list reconciles the
 listed set (upserts what is there, deletes what is not), and the watch resumes from the list's
 resourceVersion, so nothing is missed and nothing stale is left behind.
 
-It runs in a thread of its own: the index is guarded by its own lock, and searches never wait for the
-network.
+Each watched namespace has a thread of its own (a watch blocks its thread, and the Kubernetes client is
+synchronous), so namespaces are watched concurrently; the index is guarded by its own lock, and
+searches never wait for the network. Failures are retried with backoff (blocklearn.retry); after three
+in a row, or a 410 Gone, the namespace is listed again.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kubernetes
+import tenacity
 from kubernetes.client.exceptions import ApiException
 
-from blocklearn import EXAMPLES, GROUP, VERSION, metrics
+from blocklearn import EXAMPLES, GROUP, VERSION, metrics, retry
 from blocklearn.embed.codec import decode
 from blocklearn.index.core import Entry, ExampleIndex, IndexMismatchError
 
@@ -32,6 +35,9 @@ log = logging.getLogger("blocklearn.index.watch")
 # stream (kopf #585, #698) is replaced within a minute.
 WATCH_SECONDS = 45
 READ_TIMEOUT = WATCH_SECONDS + 15
+# Examples per list page: each carries its embedding (16 KiB at 4,096 dimensions), so a page stays
+# near 10 MB however many Examples there are.
+PAGE = 500
 
 
 def example_id(obj: Mapping[str, Any]) -> str:
@@ -92,91 +98,136 @@ class IndexSync:
             metrics.learning_latency_seconds.observe(max(0.0, self.clock() - changed_at.timestamp()))
         return "upserted"
 
-    def reconcile(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Make the index hold exactly the embedded Examples of a full list."""
+    def reconcile(self, items: Sequence[Mapping[str, Any]], namespace: str | None = None) -> None:
+        """Make the index hold exactly the embedded Examples of a full list (of one namespace)."""
         listed = set()
         for obj in items:
             listed.add(example_id(obj))
             self.apply(obj, live=False)
         for stale in self.index.ids() - listed:
-            self.index.delete(stale)
-            self._hashes.pop(stale, None)
+            if namespace is None or stale.startswith(f"{namespace}/"):
+                self.index.delete(stale)
+                self._hashes.pop(stale, None)
 
 
 class ExampleWatcher:
-    """The list-then-watch loop, in a daemon thread."""
+    """The list-then-watch loops: a daemon thread for each namespace (or one for all), so that an
+    update in one namespace never waits behind the watch of another."""
 
-    def __init__(self, index: ExampleIndex, api_client: Any, namespaces: list[str] | None = None) -> None:
+    def __init__(
+        self, index: ExampleIndex, api_client: Any, namespaces: list[str] | None = None, page: int = PAGE
+    ) -> None:
         self.sync = IndexSync(index)
         self.index = index
         self.api: Any = kubernetes.client.CustomObjectsApi(api_client)
         self.namespaces = namespaces or []
+        self.page = page
         self.ready = threading.Event()
-        self.heartbeat = time.monotonic()
+        self._scopes: list[str | None] = [*self.namespaces] or [None]
+        self._listed: set[str | None] = set()
+        self._heartbeats: dict[str | None, float] = {scope: time.monotonic() for scope in self._scopes}
+        # The index has its own lock; this one keeps a scope's relist (which deletes what it did not
+        # see in its namespace) from interleaving with another scope's events.
+        self._sync_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="example-watcher", daemon=True)
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(scope,), name=f"example-watcher-{scope or 'all'}", daemon=True
+            )
+            for scope in self._scopes
+        ]
+
+    @property
+    def heartbeat(self) -> float:
+        """The oldest scope's last sign of progress."""
+        return min(self._heartbeats.values())
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
 
     def alive(self) -> bool:
-        """Live while the thread runs and has made progress within two watch periods."""
-        return self._thread.is_alive() and time.monotonic() - self.heartbeat < 2 * READ_TIMEOUT + 30
+        """Live while every scope's thread runs and has made progress within two watch periods."""
+        fresh = time.monotonic() - self.heartbeat < 2 * READ_TIMEOUT + 30
+        return fresh and all(thread.is_alive() for thread in self._threads)
 
     def _list(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-        if namespace:
-            result = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, EXAMPLES)
-        else:
-            result = self.api.list_cluster_custom_object(GROUP, VERSION, EXAMPLES)
-        return list(result.get("items", [])), str(result["metadata"]["resourceVersion"])
+        """Every Example of the scope, page by page; the version to watch from is the first page's:
+        the API server serves all pages from that snapshot, and an older version only replays."""
+        items: list[dict[str, Any]] = []
+        version: str | None = None
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": self.page, "_request_timeout": READ_TIMEOUT}
+            if token:
+                kwargs["_continue"] = token
+            if namespace:
+                result = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, EXAMPLES, **kwargs)
+            else:
+                result = self.api.list_cluster_custom_object(GROUP, VERSION, EXAMPLES, **kwargs)
+            items += result.get("items", [])
+            version = version or str(result["metadata"]["resourceVersion"])
+            token = result["metadata"].get("continue")
+            if not token:
+                return items, version
 
-    def _run(self) -> None:
-        scopes: list[str | None] = [*self.namespaces] or [None]
-        versions: dict[str | None, str] = {}
-        failures = 0
+    def _relist(self, scope: str | None) -> str:
+        items, version = self._list(scope)
+        with self._sync_lock:
+            self.sync.reconcile(items, scope)
+        metrics.relists_total.inc()
+        metrics.index_size.set(len(self.index))
+        self._listed.add(scope)
+        if not self.ready.is_set() and self._listed.issuperset(self._scopes):
+            log.info("Listed Examples: scopes=%d index_size=%d", len(self._scopes), len(self.index))
+            self.ready.set()
+            metrics.index_ready.set(1)
+        return version
+
+    def _run(self, scope: str | None) -> None:
+        version: str | None = None
+
+        def failed(state: retry.RetryCallState) -> None:
+            metrics.watch_restarts_total.inc()
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, ApiException):
+                log.warning("Watch failed: scope=%s status=%s reason=%s", scope, exc.status, exc.reason)
+            else:  # connection reset, read timeout, garbage on the stream
+                log.warning("Watch stream broke: scope=%s error=%s", scope, exc)
+
         while not self._stop.is_set():
             try:
-                if not versions:
-                    items: list[dict[str, Any]] = []
-                    for scope in scopes:
-                        listed, versions[scope] = self._list(scope)
-                        items += listed
-                    self.sync.reconcile(items)
-                    metrics.relists_total.inc()
-                    metrics.index_size.set(len(self.index))
-                    if not self.ready.is_set():
-                        log.info("Listed Examples: count=%d index_size=%d", len(items), len(self.index))
-                    self.ready.set()
-                    metrics.index_ready.set(1)
-                # One namespace at a time, in turn: a watch per scope would need a thread per scope.
-                for scope in scopes:
-                    versions[scope] = self._watch(scope, versions[scope])
-                failures = 0
-            except ApiException as exc:
-                metrics.watch_restarts_total.inc()
-                if exc.status == 410:
-                    log.info("Watch expired (410 Gone): relisting")
-                    versions.clear()
-                    continue
-                failures += 1
-                log.warning("Watch failed: status=%s reason=%s", exc.status, exc.reason)
-            except Exception as exc:  # connection reset, read timeout, garbage on the stream
-                metrics.watch_restarts_total.inc()
-                failures += 1
-                log.warning("Watch stream broke: error=%s", exc)
-            if failures:
-                self._stop.wait(min(30.0, 0.2 * 2 ** min(failures, 8)))
-                if failures >= 3:
-                    versions.clear()  # after repeated failures, trust nothing: relist
+                for attempt in tenacity.Retrying(
+                    wait=retry.exponential(0.2, 30.0),
+                    stop=tenacity.stop_when_event_set(self._stop),
+                    sleep=retry.thread_sleep(self._stop),
+                    before_sleep=failed,
+                    reraise=True,
+                ):
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 3:
+                            version = None  # after repeated failures, trust nothing: relist
+                        if version is None:
+                            version = self._relist(scope)
+                        try:
+                            version = self._watch(scope, version)
+                        except ApiException as exc:
+                            if exc.status != 410:
+                                raise
+                            metrics.watch_restarts_total.inc()
+                            log.info("Watch expired (410 Gone): scope=%s; relisting", scope)
+                            version = None
+            except Exception:  # tenacity gives up only when the watcher is stopping
+                return
 
     def _watch(self, scope: str | None, version: str) -> str:
         watch = kubernetes.watch.Watch()
         kwargs: dict[str, Any] = {
             "resource_version": version,
-            "timeout_seconds": WATCH_SECONDS if len(self.namespaces) <= 1 else 5,
+            "timeout_seconds": WATCH_SECONDS,
             "allow_watch_bookmarks": True,
             "_request_timeout": READ_TIMEOUT,
         }
@@ -187,7 +238,7 @@ class ExampleWatcher:
         else:
             stream = watch.stream(self.api.list_cluster_custom_object, GROUP, VERSION, EXAMPLES, **kwargs)
         for event in stream:
-            self.heartbeat = time.monotonic()
+            self._heartbeats[scope] = time.monotonic()
             if self._stop.is_set():
                 watch.stop()
                 break
@@ -195,7 +246,8 @@ class ExampleWatcher:
             version = str(obj.get("metadata", {}).get("resourceVersion") or version)
             if kind == "BOOKMARK":
                 continue
-            self.sync.apply(obj, deleted=kind == "DELETED")
+            with self._sync_lock:
+                self.sync.apply(obj, deleted=kind == "DELETED")
             metrics.index_size.set(len(self.index))
-        self.heartbeat = time.monotonic()
+        self._heartbeats[scope] = time.monotonic()
         return version

@@ -241,9 +241,14 @@ class Reconcilers:
             vector = await self.batcher.embed(text)
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
-            metrics.reconcile_retries_total.labels("example").inc()
-            failing = set_condition(conditions, "Embedded", "False", "EmbedderError", str(exc), generation)
+            # A refusal (a 4xx other than 429) waits for a change: a new key needs a restart, which
+            # reconciles every Example again; anything else is retried with backoff.
+            reason = "EmbedderRefused" if exc.permanent else "EmbedderError"
+            failing = set_condition(conditions, "Embedded", "False", reason, str(exc), generation)
             await self._write_status(EXAMPLES, body, {"conditions": failing}, retry)
+            if exc.permanent:
+                raise kopf.PermanentError(str(exc)) from exc
+            metrics.reconcile_retries_total.labels("example").inc()
             raise kopf.TemporaryError(str(exc), delay=self.backoff.delay(retry)) from exc
         await self._write_status(
             EXAMPLES,

@@ -92,6 +92,8 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         for task in tasks:
             task.cancel()
         reconcilers.batcher.close()
+        if isinstance(embedder, OpenAIEmbedder):
+            await embedder.close()
 
     try:
         await kopf.operator(

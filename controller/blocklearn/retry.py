@@ -1,0 +1,85 @@
+"""Retrying, one way everywhere: tenacity, with capped exponential backoff and the server's own hint.
+
+The OpenAI client, the backfill, the index's watcher and its wait for the embedder, and the
+controller's resync all retry through these pieces; each call site says what is worth retrying and
+for how long, tenacity does the counting and the sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+
+import tenacity
+from tenacity import RetryCallState
+from tenacity.wait import wait_base
+
+__all__ = [
+    "RetryCallState",
+    "after_hint",
+    "exponential",
+    "interruptible_sleep",
+    "log_before_sleep",
+    "thread_sleep",
+]
+
+
+def exponential(base: float, cap: float) -> wait_base:
+    """base, 2·base, 4·base ... up to cap, plus up to 10% of base at random, so that many clients
+    failing together do not all retry in the same instant."""
+    return tenacity.wait_exponential(multiplier=base, max=cap) + tenacity.wait_random(0, base / 10)
+
+
+class after_hint(wait_base):  # lower case, like tenacity's own wait strategies
+    """Wait what the server asked (the failure's `retry_after`, from a Retry-After header), within
+    `cap`; otherwise fall back to another strategy."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback, self.cap = fallback, cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        failure = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        hint = getattr(failure, "retry_after", None)
+        if isinstance(hint, int | float) and hint >= 0:
+            return float(min(self.cap, hint))
+        return float(self.fallback(retry_state))
+
+
+def interruptible_sleep(stop: asyncio.Event) -> Callable[[float], Awaitable[None]]:
+    """An asyncio sleep that ends early when `stop` is set (tenacity then stops at its next check)."""
+
+    async def sleep(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    return sleep
+
+
+def thread_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A thread's sleep that ends early when `stop` is set."""
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
+def log_before_sleep(log: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
+    """One warning per failed attempt: what failed, why, and when the next try is."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "%s failed; retrying: attempt=%d delay=%.1fs error=%s: %s",
+            what,
+            state.attempt_number,
+            delay,
+            type(failure).__name__,
+            failure,
+        )
+
+    return before_sleep
