@@ -44,6 +44,25 @@ query_truncations_total = Counter(
     "blocklearn_query_truncations_total", "Contexts cut to the embedding size limit."
 )
 
+workqueue_depth = Gauge("blocklearn_workqueue_depth", "Keys waiting in a work queue.", ["name"])
+workqueue_retries_total = Counter(
+    "blocklearn_workqueue_retries_total", "Keys put back in a work queue after a failure.", ["name"]
+)
+resync_passes_total = Counter("blocklearn_resync_passes_total", "Resync passes completed.")
+resync_duration_seconds = Gauge(
+    "blocklearn_resync_duration_seconds", "How long the last resync pass took, listing included."
+)
+resync_last_success_timestamp_seconds = Gauge(
+    "blocklearn_resync_last_success_timestamp_seconds", "When the last resync pass ended."
+)
+api_writes_total = Counter(
+    "blocklearn_api_writes_total", "Writes the controller made, by resource and verb.", ["resource", "verb"]
+)
+events_total = Counter("blocklearn_events_total", "Kubernetes Events posted, by reason.", ["reason"])
+embedding_cpu_seconds_total = Counter(
+    "blocklearn_embedding_cpu_seconds_total", "CPU time the embedding model used in this process."
+)
+
 index_size = Gauge("blocklearn_index_size", "Examples in the index.")
 index_ready = Gauge("blocklearn_index_ready", "1 once the first full list is in the index.")
 search_total = Counter("blocklearn_search_total", "Searches by result.", ["result"])

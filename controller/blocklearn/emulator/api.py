@@ -715,6 +715,20 @@ class Emulator(kmock.KubernetesEmulator):
     async def _serve_delete(self, request: kmock.Request) -> Any:
         rtype, key, current = self._existing(request)
         options = request.data if isinstance(request.data, dict) else {}
+        preconditions = options.get("preconditions") or {}
+        for field_, given in (
+            ("UID", preconditions.get("uid")),
+            ("ResourceVersion", preconditions.get("resourceVersion")),
+        ):
+            actual = current["metadata"]["uid" if field_ == "UID" else "resourceVersion"]
+            if given and given != actual:
+                raise _status(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rtype.qualified} "{request.name}": '
+                    f"Precondition failed: {field_} in precondition: {given}, "
+                    f"{field_} in object meta: {actual}",
+                )
         orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
         if current["metadata"].get("finalizers"):
             if not current["metadata"].get("deletionTimestamp"):

@@ -1,35 +1,50 @@
-"""kopf handlers: thin layers that fetch, call the pure logic and write the result.
+"""The reconcilers: read the cache, ask the pure functions what should be, write the difference.
 
-Both reconcilers are level-triggered (kopf's reconciliation recipe): resume, create, update and the
-periodic resync all call one idempotent function that reads the object's current state and converges.
-Running it twice changes nothing.
+Level-triggered and keyed, as controller-runtime's `Reconcile(ctx, req)`: each gets a namespace/name,
+reads the current objects from the informers' cache (never from the API), and converges. Running
+one twice writes nothing. Every write carries the resourceVersion it was computed from; a 409 means
+the cache was stale, so the object is read once, the cache refreshed, and the key reconciled again.
+
+A teaching Block costs four writes in all: its own create, the Example's create, the Example's
+status (the embedding), the Block's status. Events only on a transition (a Block becoming Invalid).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, cast
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
-import kopf
-from kubernetes.client.exceptions import ApiException
+import aiohttp
 from pydantic import ValidationError
 
-from blocklearn import API_VERSION, BLOCKS, EXAMPLES, GROUP, VERSION, metrics
-from blocklearn.conditions import now_rfc3339, set_condition
+from blocklearn import BLOCKS, EXAMPLES, metrics
+from blocklearn.conditions import find, now_rfc3339, set_condition
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.text import query_text
-from blocklearn.kube.client import CustomObjects
+from blocklearn.kube.rest import MERGE_PATCH, ApiError, Rest, custom_path
 from blocklearn.learning import Policy, Reason, decide, example_name
-from blocklearn.models import BlockRef, BlockSpec, ExampleSpec
+from blocklearn.models import BlockRef, BlockSpec, Condition, ExampleSpec, ExampleStatus
+from blocklearn.operator import events
+from blocklearn.operator.desired import (
+    SAME,
+    SOURCE_CHANGED,
+    Outcome,
+    block_status,
+    example_patch,
+    merge_patch,
+    new_example,
+    owned_by,
+    status_patch,
+)
+from blocklearn.operator.informer import Key, Obj, Store, without_embedding
+from blocklearn.operator.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
 
-SOURCE_CHANGED = f"{GROUP}/source-changed-at"
-BLOCK_LABEL = f"{GROUP}/block"
+log = logging.getLogger("blocklearn.controller")
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -42,332 +57,321 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
-class Backoff:
-    """Exponential retry delays with a cap: 1s, 2s, 4s, ... up to `cap`."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base, self.cap = base, cap
-
-    def delay(self, retry: int) -> float:
-        return float(min(self.cap, self.base * 2 ** min(retry, 30)))
+class Refused(Exception):
+    """The API refused a write for good (400, 403, 422): retrying waits for the object to change."""
 
 
 class Reconcilers:
-    """The Block and Example reconcilers, with their dependencies, registered on a kopf registry."""
+    """The Block and Example reconcilers, their cache and their work queues."""
 
-    def __init__(self, settings: Settings, api: CustomObjects, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, rest: Rest, embedder: Embedder) -> None:
         self.settings = settings
-        self.api = api
+        self.rest = rest
         self.embedder = embedder
         self.policy = Policy(**settings.policy_kwargs())
-        self.backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
+        self.blocks = Store()
+        self.examples = Store(trim=without_embedding)
+        base, cap = settings.retry_base_seconds, settings.retry_max_seconds
+        self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
+        self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
-        self._waiting: set[str] = set()  # Examples whose embedding is missing or stale
+        self._waiting: set[Key] = set()  # Examples whose embedding is missing or stale
 
-    # -- Block -> Example --------------------------------------------------------------------------
+    # -- what the informers report ------------------------------------------------------------------
 
-    async def _write_status(self, plural: str, body: kopf.Body, fields: dict[str, Any], retry: int) -> None:
-        """Write status ourselves, not through kopf's patch: when kopf's own status patch fails
-        (a 409 or a 5xx), kopf logs it and moves on, and the status stays lost until the next resync.
-        Here a failed write fails the handler, and kopf retries it with backoff."""
-        if all(body.status.get(k) == v for k, v in fields.items()):
-            return  # converged: running the reconcile again writes nothing
+    def on_block(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        """Enqueue a Block when it appears, goes, or changes in what it asks for: its spec
+        (generation), its annotations (`blocklearn backfill`), its deletion. Not for status alone."""
+        obj = new or old
+        assert obj is not None
+        if kind == "MODIFIED" and old is not None and new is not None and not _asks_anew(old, new):
+            return
+        self.block_queue.add(_key(obj))
+
+    def on_example(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        """An Example changed by someone else: embed it if need be, and let its Block check it."""
+        obj = new or old
+        assert obj is not None
+        key = _key(obj)
+        if kind == "DELETED":
+            self.forget_example(key)
+        elif kind == "ADDED" or old is None or new is None or _asks_anew(old, new):
+            self.example_queue.add(key)
+        elif _status_digest(old) != _status_digest(new):
+            self.example_queue.add(key)  # its embedding was changed or taken away
+            return
+        else:
+            return
+        self.block_queue.add((key[0], _owner_name(obj)))
+
+    # -- Block -> Example ---------------------------------------------------------------------------
+
+    async def reconcile_block(self, key: Key) -> None:
+        await _measured("block", self._reconcile_block(key))
+
+    async def _reconcile_block(self, key: Key) -> str:
+        block = self.blocks.get(key)
+        if block is None:
+            await self._collect_stray(key)
+            return "gone"
+        if block["metadata"].get("deletionTimestamp"):
+            return "deleting"
+        meta = block["metadata"]
+        decision = None
         try:
-            await self.api.patch_status(plural, body.meta["namespace"], body.meta["name"], fields)
-        except ApiException as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile: nothing left to report on
-            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
-            metrics.reconcile_retries_total.labels(plural[:-1]).inc()
-            raise kopf.TemporaryError(
-                f"Kubernetes API error {exc.status} writing status", delay=self.backoff.delay(retry)
-            ) from exc
-
-    async def reconcile_block(
-        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
-    ) -> None:
-        await _measured("block", self._reconcile_block(body, logger, retry))
-
-    async def _reconcile_block(
-        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
-    ) -> str:
-        meta = body.meta
-        name, namespace = meta["name"], meta["namespace"]
-        generation = meta.get("generation")
-        conditions = list(body.status.get("conditions", []))
-        try:
-            spec = BlockSpec.model_validate(dict(body.spec))
+            spec = BlockSpec.model_validate(block.get("spec") or {})
         except ValidationError as exc:
-            message = describe_validation_error(exc)
-            await self._converge_example(namespace, name, None, body, logger, retry)
-            conditions = set_condition(conditions, "Ready", "False", Reason.INVALID, message, generation)
-            conditions = set_condition(conditions, "Learned", "False", Reason.INVALID, message, generation)
-            fields = {"conditions": conditions, "observedGeneration": generation, "exampleRef": None}
-            await self._write_status(BLOCKS, body, fields, retry)
-            metrics.block_decisions_total.labels(Reason.INVALID.value).inc()
-            kopf.warn(body, reason=Reason.INVALID.value, message=message)
-            logger.warning(f"Rejected Block: {message}")
-            raise kopf.PermanentError(message) from None  # retried only when the Block changes
-
-        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy)
-        await self._converge_example(namespace, name, decision.example, body, logger, retry)
-        learned = "True" if decision.teaches else "False"
-        conditions = set_condition(conditions, "Ready", "True", "Reconciled", "Block reconciled.", generation)
-        conditions = set_condition(
-            conditions, "Learned", learned, decision.reason.value, decision.message, generation
-        )
-        ref = example_name(name) if decision.teaches else None
-        fields = {"conditions": conditions, "observedGeneration": generation, "exampleRef": ref}
-        await self._write_status(BLOCKS, body, fields, retry)
-        metrics.block_decisions_total.labels(decision.reason.value).inc()
-        for kind, count in decision.redactions.items():
-            metrics.redactions_total.labels(kind).inc(count)
+            outcome = Outcome.invalid(describe_validation_error(exc))
+        else:
+            decision = decide(spec, BlockRef(name=meta["name"], uid=meta.get("uid", "")), self.policy)
+            outcome = Outcome.of(decision)
+        await self._converge_example(block, outcome.example)
+        previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
+        if not await self._write_block_status(block, outcome):
+            return "unchanged"
+        if previous is None or previous.get("reason") != outcome.learned[1]:
+            # Counted when the decision changes, not each time a resync confirms it.
+            metrics.block_decisions_total.labels(outcome.learned[1]).inc()
+            for kind, count in (decision.redactions if decision else {}).items():
+                metrics.redactions_total.labels(kind).inc(count)
+        if outcome.ready[1] == Reason.INVALID and (
+            previous is None or (previous.get("reason"), previous.get("message")) != outcome.learned[1:]
+        ):
+            log.warning("Rejected Block: namespace=%s name=%s %s", key[0], key[1], outcome.ready[2])
+            await events.post(self.rest, block, "Warning", Reason.INVALID.value, outcome.ready[2])
         return "success"
 
-    async def _converge_example(
-        self,
-        namespace: str,
-        block_name: str,
-        example: ExampleSpec | None,
-        block: kopf.Body,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
-        retry: int,
-    ) -> None:
+    async def _write_block_status(self, block: Obj, outcome: Outcome) -> bool:
+        patch = status_patch(block, block_status(block, outcome))
+        if patch is None:
+            return False  # converged: running the reconcile again writes nothing
+        meta = block["metadata"]
+        updated = await self._write("PATCH", BLOCKS, meta["namespace"], meta["name"], patch, "status")
+        if updated is not None:
+            self.blocks.put(updated)
+        return updated is not None
+
+    async def _converge_example(self, block: Obj, example: ExampleSpec | None) -> None:
         """Make exactly the desired Example exist (or none), whatever exists now."""
-        name = example_name(block_name)
-        try:
-            current = await self.api.get(EXAMPLES, namespace, name)
-            if example is None:
-                if current is not None and _owned_by(current, block):
-                    await self.api.delete(EXAMPLES, namespace, name)
-                    logger.info(f"Deleted Example: namespace={namespace} name={name} block={block_name}")
-                return
-            desired_spec = example.model_dump(by_alias=True, exclude_none=True, mode="json")
-            if current is None and not await self._block_exists(block):
-                # The body may be stale (a resync's list, an event just before a delete): creating
-                # the Example now would bring back what the Block's deletion just collected.
-                logger.info(f"Block is gone; not creating its Example: namespace={namespace} name={name}")
-                return
-            if current is None:
-                desired = {
-                    "apiVersion": API_VERSION,
-                    "kind": "Example",
-                    "metadata": {
-                        "name": name,
-                        # Label values stop at 63 characters; Block names may be longer.
-                        "labels": {BLOCK_LABEL: block_name} if len(block_name) <= 63 else {},
-                        "annotations": {SOURCE_CHANGED: _source_changed_at(block)},
-                    },
-                    "spec": desired_spec,
-                }
-                kopf.adopt(desired, owner=block)
-                try:
-                    await self.api.create(EXAMPLES, namespace, desired)
-                    logger.info(f"Created Example: namespace={namespace} name={name} block={block_name}")
-                    return
-                except ApiException as exc:
-                    if exc.status != 409:
-                        raise
-                current = await self.api.get(EXAMPLES, namespace, name)  # lost a race: compare and patch
-                if current is None:
-                    raise kopf.TemporaryError("Example vanished while being created", delay=1)
-            if current.get("metadata", {}).get("deletionTimestamp"):
-                # Left by an earlier Block of this name and still being collected: make it anew after.
-                raise kopf.TemporaryError("Example is being deleted; will create it again", delay=1)
-            changes: dict[str, Any] = {}
-            if current.get("spec") != desired_spec:
-                changes["spec"] = desired_spec
-                changes["metadata"] = {"annotations": {SOURCE_CHANGED: _source_changed_at(block)}}
-            if not _owned_by(current, block):
-                # Made by hand, or by an earlier Block of this name: adopt it, so deletion cascades.
-                owned: dict[str, Any] = {}
-                kopf.adopt(owned, owner=block)
-                changes.setdefault("metadata", {})["ownerReferences"] = owned["metadata"]["ownerReferences"]
-            if changes:
-                await self.api.patch(EXAMPLES, namespace, name, changes)
-                logger.info(f"Updated Example: namespace={namespace} name={name} block={block_name}")
-        except ApiException as exc:
-            metrics.reconcile_errors_total.labels("block").inc()
-            metrics.reconcile_retries_total.labels("block").inc()
-            if exc.status in (400, 403, 422):
-                # The API refused what we wrote: retrying will not help until something changes.
-                raise kopf.PermanentError(
-                    f"The API refused the Example ({exc.status}): {exc.reason}"
-                ) from exc
-            raise kopf.TemporaryError(
-                f"Kubernetes API error {exc.status} on Example {namespace}/{name}",
-                delay=self.backoff.delay(retry),
-            ) from exc
+        namespace, block_name = block["metadata"]["namespace"], block["metadata"]["name"]
+        key = (namespace, example_name(block_name))
+        current = self.examples.get(key)
+        if example is None:
+            if current is not None and owned_by(current, block):
+                await self._delete_example(current)
+                log.info("Deleted Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
+            return
+        if current is None:
+            created = await self._write("POST", EXAMPLES, namespace, key[1], new_example(block, example))
+            if created is not None:
+                self.examples.put(created)
+                self.example_queue.add(key)
+                log.info("Created Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
+            return
+        if current["metadata"].get("deletionTimestamp"):
+            # Left by an earlier Block of this name and still being collected: make it anew after.
+            raise Requeue("Example is being deleted; will create it again", delay=1.0)
+        patch = example_patch(current, block, example)
+        if patch is not None:
+            updated = await self._write("PATCH", EXAMPLES, namespace, key[1], patch)
+            if updated is not None:
+                self.examples.put(updated)
+                self.example_queue.add(key)
+                log.info("Updated Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
 
-    async def _block_exists(self, block: kopf.Body) -> bool:
-        """Whether this very Block (same uid) still exists and is not being deleted."""
-        current = await self.api.get(BLOCKS, block.meta["namespace"], block.meta["name"])
-        meta = (current or {}).get("metadata", {})
-        return meta.get("uid") == block.meta.get("uid") and not meta.get("deletionTimestamp")
+    async def _collect_stray(self, key: Key) -> None:
+        """The Block is gone. Its Example goes by garbage collection, except one created from a stale
+        cache just as the Block was deleted, whose owner is already gone: delete that one here."""
+        example = self.examples.get((key[0], example_name(key[1])))
+        if example is None or example["metadata"].get("deletionTimestamp"):
+            return
+        refs = example["metadata"].get("ownerReferences") or []
+        if any(r.get("kind") == "Block" and r.get("controller") and r.get("name") == key[1] for r in refs):
+            await self._delete_example(example)
+            log.info("Deleted Example of a deleted Block: namespace=%s name=%s", key[0], key[1])
 
-    # -- Example -> embedding ----------------------------------------------------------------------
+    async def _delete_example(self, example: Obj) -> None:
+        meta = example["metadata"]
+        # Preconditions: delete the Example the decision was about, not one made meanwhile.
+        options = {"preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
+        await self._write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
+        self.examples.delete((meta["namespace"], meta["name"]))
+        self.forget_example((meta["namespace"], meta["name"]))
 
-    async def reconcile_example(
-        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
-    ) -> None:
-        await _measured("example", self._reconcile_example(body, logger, retry))
+    # -- Example -> embedding -----------------------------------------------------------------------
 
-    async def _reconcile_example(
-        self, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int
-    ) -> str:
-        meta, status = body.meta, body.status
-        key = f"{meta['namespace']}/{meta['name']}"
+    async def reconcile_example(self, key: Key) -> None:
+        await _measured("example", self._reconcile_example(key))
+
+    async def _reconcile_example(self, key: Key) -> str:
+        example = self.examples.get(key)
+        if example is None:
+            self.forget_example(key)
+            return "gone"
+        meta, status = example["metadata"], example.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            return "deleting"
         generation = meta.get("generation")
-        conditions = list(status.get("conditions", []))
         try:
-            spec = ExampleSpec.model_validate(dict(body.spec))
+            spec = ExampleSpec.model_validate(example.get("spec") or {})
         except ValidationError as exc:
             message = describe_validation_error(exc)
-            invalid = set_condition(conditions, "Embedded", "False", Reason.INVALID, message, generation)
-            await self._write_status(EXAMPLES, body, {"conditions": invalid}, retry)
-            kopf.warn(body, reason=Reason.INVALID.value, message=message)
-            raise kopf.PermanentError(message) from None
+            await self._write_embedded_condition(example, "False", Reason.INVALID, message, warn=True)
+            return "invalid"
         text, truncated = query_text(spec.query.cells)
         wanted = text_hash(text, self.embedder.model)
-        if status.get("textHash") == wanted and status.get("embedding"):
-            self._waiting.discard(key)
-            metrics.embedding_backlog.set(len(self._waiting))
+        if (
+            status.get("textHash") == wanted
+            and status.get("embedding")
+            and status.get("embeddingModel") == self.embedder.model
+        ):
+            self.forget_example(key)
             return "unchanged"
         self._waiting.add(key)
         metrics.embedding_backlog.set(len(self._waiting))
-        if truncated:
-            metrics.query_truncations_total.inc()
         try:
             vector = await self.batcher.embed(text)
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
-            # A refusal (a 4xx other than 429) waits for a change: a new key needs a restart, which
-            # reconciles every Example again; anything else is retried with backoff.
-            reason = "EmbedderRefused" if exc.permanent else "EmbedderError"
-            failing = set_condition(conditions, "Embedded", "False", reason, str(exc), generation)
-            await self._write_status(EXAMPLES, body, {"conditions": failing}, retry)
             if exc.permanent:
-                raise kopf.PermanentError(str(exc)) from exc
-            metrics.reconcile_retries_total.labels("example").inc()
-            raise kopf.TemporaryError(str(exc), delay=self.backoff.delay(retry)) from exc
-        await self._write_status(
-            EXAMPLES,
-            body,
-            {
-                "embedding": encode(vector),
-                "embeddingDim": int(vector.shape[0]),
-                "embeddingModel": self.embedder.model,
-                "textHash": wanted,
-                "embeddedAt": now_rfc3339(),
-                "sourceChangedAt": meta.get("annotations", {}).get(SOURCE_CHANGED),
-                "conditions": set_condition(
-                    conditions,
-                    "Embedded",
-                    "True",
-                    "Embedded",
-                    f"Embedded with {self.embedder.model}.",
-                    generation,
-                ),
-            },
-            retry,
+                # A refusal (a 4xx other than 429) waits for a change: a new key needs a restart,
+                # which reconciles every Example again.
+                await self._write_embedded_condition(example, "False", "EmbedderRefused", str(exc), warn=True)
+                return "refused"
+            await self._write_embedded_condition(example, "False", "EmbedderError", str(exc))
+            raise Requeue(str(exc)) from exc
+        if truncated:
+            metrics.query_truncations_total.inc()
+        conditions = set_condition(
+            status.get("conditions") or [],
+            "Embedded",
+            "True",
+            "Embedded",
+            f"Embedded with {self.embedder.model}.",
+            generation,
         )
-        self._waiting.discard(key)
-        metrics.embedding_backlog.set(len(self._waiting))
+        desired = ExampleStatus(
+            embedding=encode(vector),
+            embedding_dim=int(vector.shape[0]),
+            embedding_model=self.embedder.model,
+            text_hash=wanted,
+            embedded_at=now_rfc3339(),
+            source_changed_at=(meta.get("annotations") or {}).get(SOURCE_CHANGED),
+            conditions=[Condition.model_validate(c) for c in conditions if c.get("type") == "Embedded"],
+        )
+        patch = status_patch(example, desired)
+        if patch is not None:
+            updated = await self._write("PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status")
+            if updated is None:
+                return "gone"
+            self.examples.put(updated)
+        self.forget_example(key)
         metrics.examples_embedded_total.inc()
-        logger.info(
-            f"Embedded Example: namespace={meta['namespace']} name={meta['name']} truncated={truncated}"
+        log.info(
+            "Embedded Example: namespace=%s name=%s truncated=%s", meta["namespace"], meta["name"], truncated
         )
         return "success"
+
+    async def _write_embedded_condition(
+        self, example: Obj, status: str, reason: str, message: str, warn: bool = False
+    ) -> None:
+        """Set the Embedded condition alone (the embedding stays as it is); a Warning on a transition."""
+        meta = example["metadata"]
+        current = (example.get("status") or {}).get("conditions") or []
+        previous = find(current, "Embedded")
+        conditions = set_condition(current, "Embedded", status, reason, message, meta.get("generation"))
+        if merge_patch(current, conditions) is SAME:
+            return
+        patch = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "status": {"conditions": conditions},
+        }
+        updated = await self._write("PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status")
+        if updated is not None:
+            self.examples.put(updated)
+        if warn and (
+            previous is None or (previous.get("reason"), previous.get("message")) != (reason, message)
+        ):
+            await events.post(self.rest, example, "Warning", reason, message)
 
     @property
     def waiting(self) -> int:
         """Examples whose embedding is missing or stale, as far as this process has seen."""
         return len(self._waiting)
 
-    def forget_example(self, namespace: str, name: str) -> None:
-        self._waiting.discard(f"{namespace}/{name}")
+    def forget_example(self, key: Key) -> None:
+        self._waiting.discard(key)
         metrics.embedding_backlog.set(len(self._waiting))
 
-    # -- registration ------------------------------------------------------------------------------
+    # -- writing --------------------------------------------------------------------------------
 
-    async def resync_forever(self, namespaces: list[str]) -> None:
-        """Re-derive every object's state periodically, healing drift (an Example deleted by hand).
-
-        Not a kopf timer: timers put a finalizer on every object, and then no Block or Example can be
-        deleted while the controller is not running (kopf #1305, #833). Like controller-runtime's
-        SyncPeriod, this lists and reconciles by id, and writes only where something differs.
-        """
-        log = logging.getLogger("blocklearn.resync")
-        while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            counts = {"blocks": 0, "examples": 0, "failed": 0, "current": 0}
-            for plural, reconcile in ((BLOCKS, self.reconcile_block), (EXAMPLES, self.reconcile_example)):
-                scopes: list[str | None] = [*namespaces] or [None]
-                for namespace in scopes:
-                    try:
-                        # Page by page: Examples carry their embeddings, so one list of them all
-                        # would hold every vector in memory at once (seen in the soak benchmark).
-                        async for items in self.api.pages(plural, namespace):
-                            counts["current"] += await self._resync_page(
-                                plural, reconcile, items, counts, log
-                            )
-                    except ApiException as exc:
-                        log.warning("Failed to list for resync: plural=%s status=%s", plural, exc.status)
-            metrics.examples_current.set(counts["current"])
-            log.info(
-                "Resynced: blocks=%d examples=%d failed=%d",
-                counts["blocks"],
-                counts["examples"],
-                counts["failed"],
+    async def _write(
+        self, verb: str, plural: str, namespace: str, name: str, body: Mapping[str, Any], sub: str = ""
+    ) -> Obj | None:
+        """One write; returns the object the API answered, None if it is gone (404). A conflict
+        refreshes the cached object and requeues the key; other failures requeue with backoff."""
+        path = custom_path(plural, namespace, "" if verb == "POST" else name, sub)
+        resource = plural + (f"/{sub}" if sub else "")
+        try:
+            result = await self.rest.request(
+                verb, path, body, content_type=MERGE_PATCH if verb == "PATCH" else "application/json"
             )
-
-    async def _resync_page(
-        self,
-        plural: str,
-        reconcile: Callable[[kopf.Body, logging.Logger, int], Awaitable[None]],
-        items: list[dict[str, Any]],
-        counts: dict[str, int],
-        log: logging.Logger,
-    ) -> int:
-        """Reconcile one page; returns how many of its Examples have a current embedding."""
-        for raw in items:
-            try:
-                await reconcile(kopf.Body(cast(kopf.RawBody, raw)), log, 0)
-                counts[plural] += 1
-            except (kopf.TemporaryError, kopf.PermanentError, ApiException, EmbedderError):
-                counts["failed"] += 1  # the next resync or the next change retries it
-            except Exception:  # one broken object must never stop the loop for all
-                counts["failed"] += 1
-                log.exception(
-                    "Failed to resync: plural=%s name=%s", plural, raw.get("metadata", {}).get("name")
+        except ApiError as exc:
+            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
+            if exc.status == 404:
+                return None  # deleted meanwhile: nothing left to write to
+            if exc.status == 409:
+                # Stale cache (or a create that lost a race): read this one object, then redo.
+                await self._refresh(plural, namespace, name)
+                raise Requeue(f"conflict writing {resource} {namespace}/{name}", delay=0.0) from exc
+            if exc.status in (400, 403, 422):
+                log.error(
+                    "The API refused a write: resource=%s name=%s/%s error=%s", resource, namespace, name, exc
                 )
-        return sum(1 for raw in items if self._is_current(raw)) if plural == EXAMPLES else 0
+                raise Refused(str(exc)) from exc
+            raise Requeue(f"API error {exc.status} writing {resource}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
+            raise Requeue(f"API unreachable writing {resource}: {exc}") from exc
+        metrics.api_writes_total.labels(resource, verb.lower()).inc()
+        return result
 
-    def _is_current(self, raw: dict[str, Any]) -> bool:
-        status = raw.get("status") or {}
-        return bool(status.get("embedding")) and status.get("embeddingModel") == self.embedder.model
+    async def _refresh(self, plural: str, namespace: str, name: str) -> None:
+        store = self.blocks if plural == BLOCKS else self.examples
+        try:
+            fresh = await self.rest.request("GET", custom_path(plural, namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                store.delete((namespace, name))
+            return
+        except (aiohttp.ClientError, TimeoutError):
+            return
+        store.put(fresh)
 
-    def register(self, registry: kopf.OperatorRegistry) -> None:
-        @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)
-        @kopf.on.create(GROUP, VERSION, BLOCKS, registry=registry)
-        # Any change but status: a spec edit, or an annotation from `blocklearn backfill` or an analyzer.
-        @kopf.on.update(GROUP, VERSION, BLOCKS, registry=registry)
-        async def block(
-            body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int, **_: Any
-        ) -> None:
-            await self.reconcile_block(body, logger, retry)
 
-        @kopf.on.resume(GROUP, VERSION, EXAMPLES, registry=registry)
-        @kopf.on.create(GROUP, VERSION, EXAMPLES, registry=registry)
-        @kopf.on.update(GROUP, VERSION, EXAMPLES, field="spec", registry=registry)
-        async def example(
-            body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], retry: int, **_: Any
-        ) -> None:
-            await self.reconcile_example(body, logger, retry)
+def _key(obj: Mapping[str, Any]) -> Key:
+    return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
 
-        @kopf.on.delete(GROUP, VERSION, EXAMPLES, optional=True, registry=registry)
-        async def example_gone(meta: kopf.Meta, **_: Any) -> None:
-            self.forget_example(meta["namespace"], meta["name"])
+
+def _owner_name(example: Mapping[str, Any]) -> str:
+    """The Block an Example belongs to: its controller owner, else the Block of the same name."""
+    for ref in example["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "Block" and ref.get("controller"):
+            return str(ref["name"])
+    return str(example["metadata"]["name"])
+
+
+def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a change is one to act on: spec (generation), annotations, owners, deletion."""
+    a, b = old.get("metadata", {}), new.get("metadata", {})
+    return any(
+        a.get(f) != b.get(f) for f in ("generation", "annotations", "ownerReferences", "deletionTimestamp")
+    )
+
+
+def _status_digest(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    status = obj.get("status") or {}
+    return status.get("textHash"), bool(status.get("embedding")), status.get("embeddingModel")
 
 
 async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
@@ -376,18 +380,11 @@ async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
     result = "error"
     try:
         result = await reconcile
+    except Refused:
+        result = "refused"  # logged where it happened; retried when the object changes
+    except Requeue:
+        result = "requeued"
+        raise
     finally:
         metrics.reconcile_total.labels(resource, result).inc()
         metrics.reconcile_duration_seconds.labels(resource).observe(time.perf_counter() - started)
-
-
-def _owned_by(obj: dict[str, Any], owner: kopf.Body) -> bool:
-    uid = owner.meta.get("uid")
-    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
-
-
-def _source_changed_at(block: kopf.Body) -> str:
-    """When the Block's current content appeared: its creation, or now for a later generation."""
-    if block.meta.get("generation", 1) == 1 and block.meta.get("creationTimestamp"):
-        return str(block.meta["creationTimestamp"])
-    return now_rfc3339()

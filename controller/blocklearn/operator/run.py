@@ -1,4 +1,10 @@
-"""`blocklearn controller`: the kopf operator process."""
+"""`blocklearn controller`: informers, work queues and the resync, hosted by kopf.
+
+kopf runs the process: startup and cleanup, login, the liveness endpoint and its probes. It handles
+no resource itself: its per-object machinery (a diff base copied into annotations, progress
+annotations, success Events, a worker task per object) cost more writes and CPU than the work.
+Our informers list in pages and watch; reconcilers work from their cache (blocklearn.operator).
+"""
 
 from __future__ import annotations
 
@@ -9,36 +15,69 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from blocklearn import GROUP, metrics
+from blocklearn import BLOCKS, EXAMPLES, metrics
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.openai import OpenAIEmbedder
-from blocklearn.kube.client import CustomObjects, api_client
+from blocklearn.kube.client import api_client
+from blocklearn.kube.rest import Rest
 from blocklearn.operator.handlers import Reconcilers
+from blocklearn.operator.informer import Informer
+from blocklearn.operator.resync import Resync
 from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.controller")
-KOPF_PREFIX = f"kopf.{GROUP}"
+WORKERS = 16
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
-    # Handler progress and the diff base live in annotations: status is pruned by the structural
-    # schema, so kopf's default status storage would lose its state there (kopf #574). The prefix
-    # is not ours: kopf ignores changes to every annotation under its storage prefix, and
-    # `blocklearn backfill` asks for a reconcile with an annotation under blocklearn.dev/.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
-    # Watches that hang silently never recover on their own (kopf #585, #698, #204): the server ends
-    # each watch after 5 minutes and the client gives up 30 s later, so a dead stream is replaced.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
+    # kopf watches nothing of ours; what it would post are its own messages: ours are Events we
+    # write on transitions (blocklearn.operator.events).
+    settings.posting.enabled = False
     settings.networking.request_timeout = 60
-    # Events tell `kubectl describe blk` what happened; info and above is what a person reads.
-    settings.posting.level = logging.INFO
-    settings.execution.max_workers = 8
+
+
+class Controller:
+    """The parts that run while the operator does, started once its caches are filled."""
+
+    def __init__(self, settings: Settings, rest: Rest, reconcilers: Reconcilers) -> None:
+        r = reconcilers
+        self.reconcilers = r
+        self.informers = [
+            Informer(rest, BLOCKS, settings.namespaces, r.blocks, r.on_block),
+            Informer(rest, EXAMPLES, settings.namespaces, r.examples, r.on_example),
+        ]
+        self.resync = Resync(r, self.informers, settings.resync_seconds)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for informer in self.informers:
+            informer.start()
+        # As controller-runtime: reconcile only once every cache has synced, so that a Block not
+        # yet listed is never taken for a deleted one.
+        for informer in self.informers:
+            await informer.synced.wait()
+        r = self.reconcilers
+        self._tasks = [
+            asyncio.create_task(r.block_queue.run(r.reconcile_block, WORKERS)),
+            asyncio.create_task(r.example_queue.run(r.reconcile_example, WORKERS)),
+        ]
+        self.resync.start()
+        log.info("Synced caches: blocks=%d examples=%d", len(r.blocks), len(r.examples))
+
+    def alive(self) -> bool:
+        return (
+            all(i.alive() for i in self.informers)
+            and all(not t.done() for t in self._tasks)
+            and (not self._tasks or self.resync.alive())
+        )
+
+    def stop(self) -> None:
+        self.resync.stop()
+        for informer in self.informers:
+            informer.stop()
+        for task in self._tasks:
+            task.cancel()
 
 
 async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Event | None = None) -> None:
@@ -51,14 +90,16 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             # Examples; the Examples wait (Embedded=False) and BlocklearnEmbedderFailing says why.
             metrics.embedder_errors_total.labels(exc.reason).inc()
             log.error("Embedder not answering at startup; Examples will wait for it: %s", exc)
-    api = CustomObjects(api_client())
+    rest = Rest(api_client().configuration)
+    reconcilers = Reconcilers(settings, rest, embedder)
+    controller = Controller(settings, rest, reconcilers)
     registry = kopf.OperatorRegistry()
-    reconcilers = Reconcilers(settings, api, embedder)
-    reconcilers.register(registry)
+    starting: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
+        starting.append(asyncio.create_task(controller.start()))
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -67,6 +108,16 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
     @kopf.on.probe(id="examples_waiting", registry=registry)
     def waiting(**_: Any) -> int:
         return reconcilers.waiting
+
+    @kopf.on.probe(id="controller_alive", registry=registry)
+    def alive(**_: Any) -> bool:
+        # A raise fails kopf's liveness endpoint (500): the kubelet restarts a controller whose
+        # watches, workers or resync have died, instead of leaving it silently idle.
+        if starting and starting[0].done() and starting[0].exception() is not None:
+            raise RuntimeError(f"the controller failed to start: {starting[0].exception()!r}")
+        if not controller.alive():
+            raise RuntimeError("a watch, a worker or the resync loop has stopped")
+        return True
 
     metrics.set_build_info(embedder.model, "controller")
     if settings.metrics_port:
@@ -77,21 +128,16 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         embedder.model,
         settings.metrics_port,
     )
-    tasks: list[asyncio.Task[None]] = []
-
-    # Started from kopf's startup so that it runs in kopf's context: kopf.warn() and kopf.info()
-    # need the operator's event queue, and fail outside it.
-    @kopf.on.startup(registry=registry)
-    async def start_resync(**_: Any) -> None:
-        tasks.append(asyncio.create_task(reconcilers.resync_forever(settings.namespaces)))
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
     # stop ours as soon as kopf begins to clean up.
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        for task in tasks:
+        for task in starting:
             task.cancel()
+        controller.stop()
         reconcilers.batcher.close()
+        await rest.close()
         if isinstance(embedder, OpenAIEmbedder):
             await embedder.close()
 
@@ -105,5 +151,4 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             stop_flag=stop,
         )
     finally:
-        for task in tasks:
-            task.cancel()
+        controller.stop()

@@ -1,0 +1,99 @@
+"""A work queue of object keys, as client-go's: each key at most once in the queue, never processed
+by two workers at once (a key added while it is processed runs again after), and failed keys come
+back after a per-key exponential backoff that resets on success."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from blocklearn import metrics
+
+K = TypeVar("K", bound=Hashable)
+log = logging.getLogger("blocklearn.workqueue")
+
+
+class Requeue(Exception):  # a request, not an error
+    """Raised by a worker to have its key processed again after `delay` seconds (or the backoff)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, name: str, base: float = 1.0, cap: float = 300.0) -> None:
+        self.name, self.base, self.cap = name, base, cap
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._pending: set[K] = set()
+        self._active: set[K] = set()
+        self._dirty: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._depth = metrics.workqueue_depth.labels(name)
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending or self._active)
+
+    async def drained(self) -> None:
+        """Wait until no key is queued or being processed (keys waiting out a backoff are not)."""
+        await self._idle.wait()
+
+    def add(self, key: K) -> None:
+        self._idle.clear()
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._pending:
+            self._pending.add(key)
+            self._queue.put_nowait(key)
+            self._depth.set(len(self._pending))
+
+    def add_after(self, key: K, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def backoff(self, key: K) -> float:
+        """The next delay for a failing key: base, 2·base, ... up to cap."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        return float(min(self.cap, self.base * 2 ** min(failures, 30)))
+
+    async def run(self, worker: Callable[[K], Awaitable[None]], concurrency: int) -> None:
+        """Process keys with `concurrency` workers until cancelled."""
+        await asyncio.gather(*(self._work(worker) for _ in range(concurrency)))
+
+    async def _work(self, worker: Callable[[K], Awaitable[None]]) -> None:
+        while True:
+            key = await self._queue.get()
+            self._pending.discard(key)
+            self._depth.set(len(self._pending))
+            self._active.add(key)
+            try:
+                await worker(key)
+                self._failures.pop(key, None)
+            except Requeue as exc:
+                delay = exc.delay if exc.delay is not None else self.backoff(key)
+                metrics.workqueue_retries_total.labels(self.name).inc()
+                self.add_after(key, delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one broken object must never stop a worker
+                delay = self.backoff(key)
+                metrics.workqueue_retries_total.labels(self.name).inc()
+                log.exception(
+                    "Failed to reconcile; retrying: queue=%s key=%s delay=%.1fs", self.name, key, delay
+                )
+                self.add_after(key, delay)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+                if not self.busy:
+                    self._idle.set()
