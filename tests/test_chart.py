@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kmock
 import pytest
 import yaml
 
@@ -235,6 +236,17 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             {**env, "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"},
         ).start(),
     ]
+    # A conflict on each status write: the controller reads that one object again (get) and redoes.
+    conflicted: set[str] = set()
+
+    def first_status_write(r: kmock.Request) -> bool:
+        plural = r.resource.plural if r.resource else ""
+        if r.method == "PATCH" and r.subresource == "status" and plural not in conflicted:
+            conflicted.add(str(plural))
+            return True
+        return False
+
+    emulator[first_status_write] << kmock.KubernetesError(status=409, reason="Conflict", message="stale")
     try:
         await api.call("POST", api.path("blocks"), block_body("b1"))
         bad = block_body("bad")
@@ -267,6 +279,14 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         await api.call(
             "PATCH",
             api.path("blocks", name="b1"),
+            {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods -o wide"}}},
+        )  # still teaches, something else: the Example is patched
+        await eventually(
+            lambda: _answer_is(api, "kubectl get pods -o wide"), what="Example patched", logs=procs
+        )
+        await api.call(
+            "PATCH",
+            api.path("blocks", name="b1"),
             {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods"}}},
         )  # stops teaching: the Example is deleted
         backfill = Process("backfill", ["backfill", "--since", "2000-01-01T00:00:00Z"], tmp_path, env).start()
@@ -276,11 +296,12 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     finally:
         for p in procs:
             await p.astop()
-    # What our processes called (kopf, and the Kubernetes client whose agent is OpenAPI-Generator);
-    # the test's own aiohttp calls are not the operator's.
+    # What our processes called (kopf, the controller's own client, and the Kubernetes client whose
+    # agent is OpenAPI-Generator); the test's own aiohttp calls are not the operator's.
+    ours = ("kopf", "blocklearn", "OpenAPI-Generator")
     agents = {c[3] for c in emulator.calls}
-    assert {"kopf", "OpenAPI-Generator"} <= agents, agents
-    calls = {c[:3] for c in emulator.calls if c[3] in ("kopf", "OpenAPI-Generator")}
+    assert set(ours) <= agents, agents
+    calls = {c[:3] for c in emulator.calls if c[3] in ours}
     assert {
         ("patch", "blocklearn.dev", "blocks/status"),
         ("delete", "blocklearn.dev", "examples"),
@@ -300,6 +321,11 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         (v, g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
     }
     assert granted - calls == set(), f"granted but never used: {sorted(granted - calls)}"
+
+
+async def _answer_is(api: Api, contents: str) -> bool:
+    code, ex = await api.call("GET", api.path("examples", name="b1"))
+    return code == 200 and ex["spec"]["answer"][0]["contents"] == contents
 
 
 async def _gone(api: Api) -> bool:

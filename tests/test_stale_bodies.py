@@ -1,42 +1,105 @@
-"""A reconcile that acts on a stale body must not bring back what a deletion collected.
+"""A reconcile that acts on a stale cache must not leave behind what a deletion collected.
 
-The resync reconciles Blocks from a list that may be seconds old; a Block deleted meanwhile (and its
-Example with it, by garbage collection) must stay gone. Found by `bench/soak.py --keep`: Examples of
-deleted Blocks reappeared after each resync, with no owner left to collect them.
+The cache may still hold a Block the API has just deleted (its DELETED event not yet read); an
+Example created from it has an owner that is already gone, so no garbage collection would ever
+take it. Found by `bench/soak.py --keep`: Examples of deleted Blocks reappeared after each resync.
+Now the Block's deletion, once the cache sees it, deletes such a stray Example.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import kopf
+import pytest
 
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.emulator.api import Emulator
-from blocklearn.kube.client import CustomObjects, api_client
+from blocklearn.kube.client import api_client
+from blocklearn.kube.rest import Rest
 from blocklearn.operator.handlers import Reconcilers
+from blocklearn.operator.workqueue import Requeue
 from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, kubeconfig_for
 
+EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+BLOCKS = "blocklearn.dev/v1alpha1/blocks"
 
-async def test_a_stale_body_of_a_deleted_block_creates_no_example(
+
+async def test_a_stale_cached_block_leaves_no_example_once_its_deletion_is_seen(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
-    client = CustomObjects(api_client(str(kubeconfig_for(emulator, tmp_path))))
-    reconcilers = Reconcilers(Settings(), client, HashingEmbedder(64))
-    log = logging.getLogger("test")
-    _, created = await api.call("POST", api.path("blocks"), block_body("b1"))
-    stale = kopf.Body(created)
-    await reconcilers.reconcile_block(stale, log, 0)  # the Block is there: its Example is made
-    assert [e["metadata"]["name"] for e in emulator.objects_of("blocklearn.dev/v1alpha1/examples")] == ["b1"]
+    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
+    try:
+        _, created = await api.call("POST", api.path("blocks"), block_body("b1"))
+        reconcilers.blocks.put(created)
+        await api.call("DELETE", api.path("blocks", name="b1"))  # the cache has not seen it yet
+        await reconcilers.reconcile_block(("default", "b1"))  # acts on the stale cached Block
+        assert [e["metadata"]["name"] for e in emulator.objects_of(EXAMPLES)] == ["b1"]  # a stray
 
-    await api.call("DELETE", api.path("blocks", name="b1"))  # the Example goes with it
-    assert emulator.objects_of("blocklearn.dev/v1alpha1/examples") == []
-    await reconcilers.reconcile_block(stale, log, 0)  # e.g. a resync's list from before the delete
-    assert emulator.objects_of("blocklearn.dev/v1alpha1/examples") == []
+        reconcilers.blocks.delete(("default", "b1"))  # the DELETED event arrives
+        await reconcilers.reconcile_block(("default", "b1"))
+        assert emulator.objects_of(EXAMPLES) == []
+        assert len(reconcilers.examples) == 0
+    finally:
+        await rest.close()
 
-    # A new Block of the same name is another object: the old body must not make its Example either.
-    await api.call("POST", api.path("blocks"), block_body("b1"))
-    await reconcilers.reconcile_block(stale, log, 0)
-    assert emulator.objects_of("blocklearn.dev/v1alpha1/examples") == []
+
+async def test_a_new_block_of_the_same_name_adopts_what_an_old_one_left(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
+    try:
+        _, old = await api.call("POST", api.path("blocks"), block_body("b1"))
+        reconcilers.blocks.put(old)
+        await reconcilers.reconcile_block(("default", "b1"))
+        await api.call("DELETE", api.path("blocks", name="b1"), {"propagationPolicy": "Orphan"})
+        _, new = await api.call("POST", api.path("blocks"), block_body("b1", executed="kubectl get po -A"))
+        reconcilers.blocks.delete(("default", "b1"))
+        reconcilers.blocks.put(new)
+        await reconcilers.reconcile_block(("default", "b1"))
+        (example,) = emulator.objects_of(EXAMPLES)
+        assert [r["uid"] for r in example["metadata"]["ownerReferences"]] == [new["metadata"]["uid"]]
+        assert example["spec"]["answer"][0]["contents"] == "kubectl get po -A"
+    finally:
+        await rest.close()
+
+
+async def test_a_patch_from_a_stale_cache_gets_409_and_is_redone_from_fresh_state(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    """An edit made between the cache's copy and the write must win: the write carries the
+    resourceVersion it was computed from, the API refuses it, and the redo starts from the edit."""
+    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
+    try:
+        _, created = await api.call("POST", api.path("blocks"), block_body("b1"))
+        reconcilers.blocks.put(created)
+        # Someone edits the Block after the cache copied it: it now teaches something else.
+        edit = {"spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl top"}}}
+        await api.call("PATCH", api.path("blocks", name="b1"), edit)
+        with pytest.raises(Requeue):
+            await reconcilers.reconcile_block(("default", "b1"))
+        (block,) = emulator.objects_of(BLOCKS)
+        assert "status" not in block  # the status computed from the stale copy did not land
+        # The conflict refreshed the Block; the redo (the work queue's) converges from the edit.
+        await reconcilers.reconcile_block(("default", "b1"))
+        (block,) = emulator.objects_of(BLOCKS)
+        assert block["status"]["observedGeneration"] == 2
+        (example,) = emulator.objects_of(EXAMPLES)
+        assert example["spec"]["answer"][0]["contents"] == "kubectl top"
+        # A stale cached Example is refused the same way, and the other writer's change is kept.
+        await api.call("PATCH", api.path("examples", name="b1"), {"metadata": {"labels": {"x": "y"}}})
+        await api.call("PATCH", api.path("blocks", name="b1"), {"spec": {"exitCode": 0, "evalMode": False}})
+        edit["spec"]["executedCell"]["contents"] = "kubectl top nodes"
+        _, edited = await api.call("PATCH", api.path("blocks", name="b1"), edit)
+        reconcilers.blocks.put(edited)
+        with pytest.raises(Requeue):
+            await reconcilers.reconcile_block(("default", "b1"))
+        await reconcilers.reconcile_block(("default", "b1"))
+        (example,) = emulator.objects_of(EXAMPLES)
+        assert example["spec"]["answer"][0]["contents"] == "kubectl top nodes"
+        assert example["metadata"]["labels"]["x"] == "y"
+    finally:
+        await rest.close()

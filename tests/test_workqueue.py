@@ -1,0 +1,70 @@
+"""The work queue: each key once, never by two workers at once, failures back after a backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+from blocklearn.operator.workqueue import Requeue, WorkQueue
+
+
+async def test_a_key_is_queued_once_and_processed_again_if_it_changed_meanwhile() -> None:
+    queue: WorkQueue[str] = WorkQueue("test", base=0.01, cap=0.05)
+    seen: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def worker(key: str) -> None:
+        seen.append(key)
+        if len(seen) == 1:
+            started.set()
+            await release.wait()
+
+    queue.add("a")
+    queue.add("a")  # already queued: once
+    runner = asyncio.create_task(queue.run(worker, 4))
+    await started.wait()
+    queue.add("a")  # while it is processed: again after, never concurrently
+    assert seen == ["a"]
+    release.set()
+    await queue.drained()
+    assert seen == ["a", "a"]
+    runner.cancel()
+
+
+async def test_failures_come_back_with_a_growing_backoff_that_success_resets() -> None:
+    queue: WorkQueue[str] = WorkQueue("test", base=0.01, cap=0.04)
+    attempts = 0
+    succeeded = asyncio.Event()
+
+    async def worker(key: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 4:
+            raise Requeue("not yet")
+        succeeded.set()
+
+    queue.add("k")
+    runner = asyncio.create_task(queue.run(worker, 1))
+    await succeeded.wait()
+    assert queue.backoff("k") == 0.01  # reset by the success
+    assert [queue.backoff("x") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
+    runner.cancel()
+
+
+async def test_an_unexpected_exception_never_stops_a_worker() -> None:
+    queue: WorkQueue[str] = WorkQueue("test", base=0.01, cap=0.01)
+    done: list[str] = []
+    both = asyncio.Event()
+
+    async def worker(key: str) -> None:
+        if key == "bad" and "bad" not in done:
+            done.append("bad")
+            raise KeyError("a bug")
+        done.append(key)
+        if done.count("bad") == 2 and "good" in done:
+            both.set()
+
+    runner = asyncio.create_task(queue.run(worker, 1))
+    queue.add("bad")
+    queue.add("good")
+    await both.wait()  # the failing key came back, and the worker went on with the other
+    runner.cancel()
