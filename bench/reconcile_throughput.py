@@ -1,9 +1,13 @@
 """Blocks reconciled per second, end to end: emulator, controller and index as real processes.
 
 Creates N Blocks from the tldr-pages data over HTTP, then waits until every Example is embedded and
-the index holds all of them. Prints throughput and the learning latency the index measured.
+the index holds all of them. For each embedder asked for, prints: Blocks/s end to end, the
+controller's CPU per Block from its process times (and the embedding model's share of it, which the
+controller counts in blocklearn_embedding_cpu_seconds_total), API writes per Block (from the
+emulator's resourceVersion, which moves once per write to any object, as etcd's revision), and the
+learning latency the index measured.
 
-    python -m bench.reconcile_throughput [--blocks 1000] [--data ../shared/data/tldr/blocks.jsonl]
+    python -m bench.reconcile_throughput [--blocks 1000] [--embedder hashing ...] [--data FILE]
 """
 
 from __future__ import annotations
@@ -73,6 +77,17 @@ def metric(text: str, name: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def revision(api: str) -> int:
+    """The emulator's resourceVersion counter, from a list's metadata."""
+    return int(get_json(f"{api}{BASE}/blocks?limit=1")["metadata"]["resourceVersion"])
+
+
 async def create_all(api: str, bodies: list[dict[str, object]], concurrency: int = 16) -> None:
     gate = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
@@ -84,37 +99,29 @@ async def create_all(api: str, bodies: list[dict[str, object]], concurrency: int
         await asyncio.gather(*(one(b) for b in bodies))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--blocks", type=int, default=1000)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args()
-    records = [json.loads(line) for line in args.data.read_text().splitlines()[: args.blocks]]
+def run(records: list[dict[str, str]], embedder: str) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="blocklearn-bench-"))
-    api_port, index_port = free_port(), free_port()
+    api_port, index_port, metrics_port = free_port(), free_port(), free_port()
     api, index = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{index_port}"
-    env = {"KUBECONFIG": str(tmp / "kubeconfig")}
+    env = {"KUBECONFIG": str(tmp / "kubeconfig"), "BLOCKLEARN_EMBEDDER": embedder}
     procs = [
         start(["emulator", "--port", str(api_port), "--kubeconfig", env["KUBECONFIG"]], tmp / "emu.log", {})
     ]
     try:
         while not (tmp / "kubeconfig").exists():
             time.sleep(0.1)
-        procs.append(
-            start(
-                [
-                    "controller",
-                    "--metrics-port",
-                    "0",
-                    "--liveness",
-                    f"http://127.0.0.1:{free_port()}/healthz",
-                ],
-                tmp / "controller.log",
-                env,
-            )
+        controller = start(
+            [
+                "controller",
+                "--metrics-port",
+                str(metrics_port),
+                "--liveness",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ],
+            tmp / "controller.log",
+            env,
         )
+        procs.append(controller)
         procs.append(start(["index", "--port", str(index_port)], tmp / "index.log", env))
         while True:
             try:
@@ -127,36 +134,83 @@ def main() -> None:
         teaching = sum(
             1 for b in bodies if decide(BlockSpec.model_validate(b["spec"]), BlockRef(name="b")).teaches
         )
+        controller_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        model_before = metric(get_text(controller_metrics), "blocklearn_embedding_cpu_seconds_total")
+        cpu_before, rv_before = cpu_seconds(controller.pid), revision(api)
         started = time.perf_counter()
         asyncio.run(create_all(api, bodies))
         created = time.perf_counter() - started
         print(
-            f"created {len(records)} Blocks in {created:.1f} s ({len(records) / created:.0f}/s)", flush=True
+            f"[{embedder}] created {len(records)} Blocks in {created:.1f} s ({len(records) / created:.0f}/s)"
         )
         while True:
             ready = get_json(f"{index}/readyz")
-            if ready["indexSize"] >= teaching:
+            if ready["indexSize"] >= teaching and learned(api) >= len(records):
                 break
             time.sleep(0.2)
         total = time.perf_counter() - started
+        cpu = cpu_seconds(controller.pid) - cpu_before
+        writes = revision(api) - rv_before
+        model = metric(get_text(controller_metrics), "blocklearn_embedding_cpu_seconds_total") - model_before
         examples = get_json(f"{api}{BASE}/examples")["items"]
         embedded = sum(1 for e in examples if e.get("status", {}).get("embedding"))
-        with urllib.request.urlopen(f"{index}/metrics", timeout=30) as resp:
-            text = resp.read().decode()
+        text = get_text(f"{index}/metrics")
         count = metric(text, "blocklearn_learning_latency_seconds_count")
         mean = metric(text, "blocklearn_learning_latency_seconds_sum") / count if count else float("nan")
+        n = len(records)
         print(
-            f"{len(records)} Blocks -> {embedded} embedded Examples -> {ready['indexSize']} searchable"
-            f" in {total:.1f} s: {len(records) / total:.1f} Blocks/s end to end"
+            f"[{embedder}] {n} Blocks ({teaching} teaching) -> {embedded} embedded Examples ->"
+            f" {ready['indexSize']} searchable in {total:.1f} s: {n / total:.1f} Blocks/s end to end"
         )
         print(
-            f"learning latency (Block created -> searchable), mean over {count:.0f}: {mean:.1f} s"
-            " (creationTimestamp has 1 s resolution)"
+            f"[{embedder}] controller CPU {1000 * cpu / n:.2f} ms per Block"
+            f" ({1000 * (cpu - model) / n:.2f} ms without the model, the model {1000 * model / n:.2f} ms);"
+            f" per teaching Block {1000 * (cpu - model) / teaching:.2f} ms without the model"
         )
+        print(
+            f"[{embedder}] API writes: {writes} for {n} Blocks, {writes / n:.2f} per Block"
+            f" ({(writes - (n - teaching) * 2) / teaching:.2f} per teaching Block, counting 2 for each"
+            " other: its create and its status)"
+        )
+        print(
+            f"[{embedder}] learning latency (Block created -> searchable), mean over {count:.0f}:"
+            f" {mean:.1f} s (creationTimestamp has 1 s resolution)",
+            flush=True,
+        )
+        return {"blocks_per_s": n / total, "cpu_ms": 1000 * (cpu - model) / n, "writes": writes / n}
     finally:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(30)
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return str(resp.read().decode())
+
+
+def learned(api: str) -> int:
+    """Blocks whose status the controller has written."""
+    items = get_json(f"{api}{BASE}/blocks")["items"]
+    return sum(1 for b in items if b.get("status", {}).get("observedGeneration"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--blocks", type=int, default=1000)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--embedder", nargs="+", default=["hashing"], help="embedders to measure, one run each"
+    )
+    args = parser.parse_args()
+    records = [json.loads(line) for line in args.data.read_text().splitlines()[: args.blocks]]
+    results = {name: run(records, name) for name in args.embedder}
+    print("\n| embedder | Blocks/s | controller CPU ms/Block (no model) | API writes/Block |")
+    print("| --- | --- | --- | --- |")
+    for name, r in results.items():
+        print(f"| {name} | {r['blocks_per_s']:.1f} | {r['cpu_ms']:.2f} | {r['writes']:.2f} |")
 
 
 if __name__ == "__main__":
