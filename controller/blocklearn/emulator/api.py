@@ -200,6 +200,7 @@ class Emulator(kmock.KubernetesEmulator):
     _tick: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
     _builtin_reactions: int = attrs.field(default=0, init=False)
+    _list_cache: dict[tuple[Any, ...], tuple[int, list[Obj]]] = attrs.field(factory=dict, init=False)
     # Fault injection for long runs: called for every request before anything is written; it may
     # sleep (a slow server) and returns an HTTP status to fail with, or None. Unlike kmock reactions,
     # whose matching scans the request history, it costs O(1) per request.
@@ -575,14 +576,22 @@ class Emulator(kmock.KubernetesEmulator):
     async def _serve_list(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
         selector = request.params.get("labelSelector")
-        items = [
-            o
-            for (k, ns, _), o in self._store.items()
-            if k == rtype.key and (request.namespace is None or ns == request.namespace)
-            if _selector_matches(selector, o["metadata"].get("labels", {}))
-            and _fields_match(request.params.get("fieldSelector"), o)
-        ]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        fields = request.params.get("fieldSelector")
+        # Pages of one list reuse its sorted result while nothing is written: without this, each page
+        # of 100k objects rescanned and resorted them all.
+        cache_key = (rtype.key, request.namespace, selector, fields)
+        cached = self._list_cache.get(cache_key)
+        if cached is not None and cached[0] == self._rv:
+            items = cached[1]
+        else:
+            items = [
+                o
+                for (k, ns, _), o in self._store.items()
+                if k == rtype.key and (request.namespace is None or ns == request.namespace)
+                if _selector_matches(selector, o["metadata"].get("labels", {})) and _fields_match(fields, o)
+            ]
+            items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+            self._list_cache = {cache_key: (self._rv, items)}
         # Chunked lists (limit/continue), as clients page through large collections. The token is
         # the offset: simpler than the real server's snapshot, and enough for sorted, rarely
         # changing test data.

@@ -1,7 +1,8 @@
 """The periodic resync, as controller-runtime's SyncPeriod: heal drift no event reported.
 
 Each pass lists Blocks and Examples once, in pages, into the informers' cache (what the list shows
-replaces what the cache held, as a relist does), then queues every Block and Example. The
+replaces what the cache held, as a relist does), then queues every Block and Example. The first pass,
+at start, takes the informers' own first lists. The
 reconcilers compare desired and current state in memory and write only differences: a pass over a
 converged cluster reads two lists and writes nothing, with no request per object.
 
@@ -28,7 +29,7 @@ log = logging.getLogger("blocklearn.resync")
 class Resync:
     def __init__(self, reconcilers: Reconcilers, informers: list[Informer], interval: float) -> None:
         self.reconcilers, self.informers, self.interval = reconcilers, informers, interval
-        self.last_pass = time.monotonic()  # the start counts as a pass: the first is an interval away
+        self.last_pass = time.monotonic()  # the start counts: the liveness clock runs from here
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -49,8 +50,8 @@ class Resync:
             exc = state.outcome.exception() if state.outcome is not None else None
             log.error("Resync failed; retrying: attempt=%d error=%r", state.attempt_number, exc)
 
+        relist = False  # the first pass reconciles what the informers have just listed
         while True:
-            await asyncio.sleep(self.interval)
             # Whatever fails (a list, a bug), the pass is tried again with backoff, never abandoned.
             async for attempt in tenacity.AsyncRetrying(
                 retry=tenacity.retry_if_exception_type(Exception),
@@ -58,12 +59,14 @@ class Resync:
                 before_sleep=failed,
             ):
                 with attempt:
-                    await self.run_once()
+                    await self.run_once(relist=relist)
+            relist = True
+            await asyncio.sleep(self.interval)
 
-    async def run_once(self) -> None:
+    async def run_once(self, relist: bool = True) -> None:
         """One pass: relist everything into the cache, then queue every object for a reconcile."""
         started, cpu = time.monotonic(), time.process_time()
-        for informer in self.informers:
+        for informer in self.informers if relist else []:
             for scope in informer.scopes:
                 await informer.relist(scope)
         r = self.reconcilers
@@ -84,7 +87,8 @@ class Resync:
         metrics.resync_last_success_timestamp_seconds.set(time.time())
         self.last_pass = time.monotonic()
         log.info(
-            "Resynced: blocks=%d examples=%d current=%d seconds=%.1f cpu_seconds=%.1f",
+            "Resynced: relisted=%s blocks=%d examples=%d current=%d seconds=%.1f cpu_seconds=%.1f",
+            relist,
             len(r.blocks),
             len(r.examples),
             current,

@@ -1,0 +1,201 @@
+"""Scale: a controller and an index starting on 100k converged Blocks and their Examples.
+
+Seeds the emulator directly (a --persist file, not through the controller) with N Blocks and the
+Examples and statuses the controller itself would have written (the same pure functions make them),
+then starts the controller and the index and prints: the time and controller CPU to the end of its
+first full pass (list in pages, reconcile every object from the cache), and of a second pass (a
+resync that relists), the API writes they made (from the emulator's revision: should be 0), the
+controller's and the index's resident memory, and the index's time to ready.
+
+    python -m bench.scale [--blocks 100000] [--namespaces 10] [--dim 256] [--resync 60]
+
+The hashing dimension defaults to 256 to keep the emulator (which holds every embedding) within a
+shared machine's memory; the controller caches no embedding, so its figures do not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_json, start
+from bench.soak import rss_mb
+from blocklearn.conditions import set_condition
+from blocklearn.dev import free_port
+from blocklearn.embed.codec import encode, text_hash
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.text import query_text
+from blocklearn.learning import BlockRef, Policy, decide
+from blocklearn.models import BlockSpec, Condition, ExampleStatus
+from blocklearn.operator.desired import Outcome, block_status, new_example
+
+BLOCKS = "blocklearn.dev/v1alpha1/blocks"
+EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+STAMP = "2026-01-01T00:00:00Z"
+
+
+def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int, dim: int) -> int:
+    """Write an emulator snapshot of `count` converged Blocks (and Examples); returns the revision."""
+    embedder = HashingEmbedder(dim)
+    objects: list[list[Any]] = []
+    rv = 100
+    for i in range(count):
+        body = block(i, records[i % len(records)], prefix=f"s{i // len(records)}")
+        namespace = f"team-{i % namespaces}"
+        rv += 1
+        body["metadata"] = {
+            "name": body["metadata"]["name"],  # type: ignore[index]
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "resourceVersion": str(rv),
+            "generation": 1,
+            "creationTimestamp": STAMP,
+        }
+        meta = body["metadata"]
+        decision = decide(
+            BlockSpec.model_validate(body["spec"]), BlockRef(name=meta["name"], uid=meta["uid"])
+        )
+        outcome = Outcome.of(decision)
+        body["status"] = block_status(body, outcome).model_dump(by_alias=True, exclude_none=True, mode="json")
+        objects.append([[BLOCKS, namespace, meta["name"]], body])
+        if decision.example is None:
+            continue
+        example = new_example(body, decision.example)
+        text, _ = query_text(decision.example.query.cells)
+        rv += 1
+        example["metadata"].update(
+            uid=str(uuid.uuid4()), resourceVersion=str(rv), generation=1, creationTimestamp=STAMP
+        )
+        conditions = set_condition([], "Embedded", "True", "Embedded", f"Embedded with {embedder.model}.", 1)
+        example["status"] = ExampleStatus(
+            embedding=encode(embedder.embed_sync([text])[0]),
+            embedding_dim=dim,
+            embedding_model=embedder.model,
+            text_hash=text_hash(text, embedder.model),
+            embedded_at=STAMP,
+            source_changed_at=STAMP,
+            conditions=[Condition.model_validate(c) for c in conditions],
+        ).model_dump(by_alias=True, exclude_none=True, mode="json")
+        objects.append([[EXAMPLES, namespace, example["metadata"]["name"]], example])
+    path.write_text(json.dumps({"resourceVersion": rv, "objects": objects}))
+    return rv
+
+
+def revision(api: str) -> int:
+    url = f"{api}/apis/blocklearn.dev/v1alpha1/blocks?limit=1"
+    return int(get_json(url)["metadata"]["resourceVersion"])
+
+
+def passes(log: Path) -> list[dict[str, float]]:
+    """The controller's "Resynced:" lines, as numbers."""
+    found = []
+    for line in log.read_text().splitlines():
+        if "Resynced:" in line:
+            found.append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)})
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--blocks", type=int, default=100_000)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--resync", type=float, default=60, help="seconds between the controller's passes")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    records = [json.loads(line) for line in args.data.read_text().splitlines()]
+    tmp = Path(tempfile.mkdtemp(prefix="blocklearn-scale-"))
+    started = time.perf_counter()
+    seeded_rv = seed(tmp / "seed.json", records, args.blocks, args.namespaces, args.dim)
+    print(
+        f"seeded {args.blocks} Blocks and their Examples in {time.perf_counter() - started:.0f} s", flush=True
+    )
+    api_port, index_port = free_port(), free_port()
+    api, index = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{index_port}"
+    env = {
+        "KUBECONFIG": str(tmp / "kubeconfig"),
+        "BLOCKLEARN_HASHING_DIM": str(args.dim),
+        "BLOCKLEARN_RESYNC_SECONDS": str(args.resync),
+    }
+    procs = [
+        start(
+            [
+                "emulator",
+                "--port",
+                str(api_port),
+                "--kubeconfig",
+                env["KUBECONFIG"],
+                "--persist",
+                str(tmp / "seed.json"),
+            ],
+            tmp / "emu.log",
+            {},
+        )
+    ]
+    try:
+        while not (tmp / "kubeconfig").exists():
+            time.sleep(0.2)
+        assert revision(api) == seeded_rv
+        t0 = time.perf_counter()
+        controller = start(
+            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp / "controller.log",
+            env,
+        )
+        procs.append(controller)
+        while not passes(tmp / "controller.log"):
+            time.sleep(0.5)
+        first_time, first_cpu = time.perf_counter() - t0, cpu_seconds(controller.pid)
+        first_rss = rss_mb(controller.pid)
+        print(
+            f"controller: first full pass (list {args.blocks} Blocks and their Examples in pages, reconcile"
+            f" every object) after {first_time:.1f} s, {first_cpu:.1f} s CPU (process start included),"
+            f" RSS {first_rss:.0f} MB; writes so far: {revision(api) - seeded_rv}",
+            flush=True,
+        )
+        t1 = time.perf_counter()
+        index_proc = start(
+            ["index", "--port", str(index_port), "--probe-port", str(free_port())], tmp / "index.log", env
+        )
+        procs.append(index_proc)
+        while True:
+            try:
+                if get_json(f"{index}/readyz")["ready"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        ready = time.perf_counter() - t1
+        size = get_json(f"{index}/readyz")["indexSize"]
+        print(
+            f"index: ready after {ready:.1f} s with {size} Examples, RSS {rss_mb(index_proc.pid):.0f} MB",
+            flush=True,
+        )
+        while len(passes(tmp / "controller.log")) < 2:
+            time.sleep(1)
+        second = passes(tmp / "controller.log")[1]
+        print(
+            f"controller: resync pass (relist in pages + reconcile all from the cache) {second['seconds']:.1f} s,"
+            f" {second['cpu_seconds']:.1f} s CPU; RSS {rss_mb(controller.pid):.0f} MB;"
+            f" writes since the start: {revision(api) - seeded_rv}",
+            flush=True,
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(60)
+        for name in ("seed.json",):
+            (tmp / name).unlink(missing_ok=True)
+        print(f"logs: {tmp}")
+
+
+if __name__ == "__main__":
+    main()
