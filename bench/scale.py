@@ -31,7 +31,7 @@ from blocklearn.dev import free_port
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import query_text
-from blocklearn.learning import BlockRef, Policy, decide
+from blocklearn.learning import BlockRef, decide
 from blocklearn.models import BlockSpec, Condition, ExampleStatus
 from blocklearn.operator.desired import Outcome, block_status, new_example
 
@@ -183,8 +183,9 @@ def main() -> None:
             time.sleep(1)
         second = passes(tmp / "controller.log")[1]
         print(
-            f"controller: resync pass (relist in pages + reconcile all from the cache) {second['seconds']:.1f} s,"
-            f" {second['cpu_seconds']:.1f} s CPU; RSS {rss_mb(controller.pid):.0f} MB;"
+            "controller: resync pass (relist in pages + reconcile all from the cache)"
+            f" {second['seconds']:.1f} s, {second['cpu_seconds']:.1f} s CPU;"
+            f" RSS {rss_mb(controller.pid):.0f} MB;"
             f" writes since the start: {revision(api) - seeded_rv}",
             flush=True,
         )

@@ -14,6 +14,7 @@ import pytest
 
 from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
+from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, scrape
 
 pytestmark = pytest.mark.e2e
@@ -151,3 +152,42 @@ async def test_events_and_decision_counts_only_on_transitions(
     await api.call("PATCH", api.path("blocks", name="bad"), {"spec": {"executedAt": "tomorrow"}})
     await eventually(lambda: _async(len(warnings()) == 2), what="a second Warning", logs=[controller.proc])
     assert "tomorrow" in max(warnings(), key=lambda e: int(e["metadata"]["resourceVersion"]))["message"]
+
+
+async def test_an_embedder_refusal_is_on_the_example_and_not_retried(
+    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+) -> None:
+    """A 4xx other than 429 (here a 401: a wrong key) will not pass by retrying: the Example says
+    why, one Warning says it once, and the endpoint is not asked again for that Example."""
+    embeddings.failing_with = 401
+    proc = Process(
+        "controller-openai",
+        ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+        tmp_path,
+        {
+            "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),
+            "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+            "BLOCKLEARN_RESYNC_SECONDS": "1",
+            **embeddings.env(),
+        },
+    ).start()
+    try:
+        await api.call("POST", api.path("blocks"), block_body("b1"))
+
+        async def refused() -> dict[str, Any] | None:
+            ex = next((e for e in emulator.objects_of(EXAMPLES) if e["metadata"]["name"] == "b1"), None)
+            conditions = (ex or {}).get("status", {}).get("conditions", [])
+            return next((c for c in conditions if c["reason"] == "EmbedderRefused"), None)
+
+        condition = await eventually(refused, what="EmbedderRefused", logs=[proc])
+        assert condition["status"] == "False" and "(401)" in condition["message"]
+        assert "not-a-real-key" not in condition["message"]
+        asked = embeddings.requests
+        await eventually(lambda: _async("Resynced" in proc.log.read_text()), what="a resync", logs=[proc])
+        warnings = [e for e in emulator.objects_of("/v1/events") if e["reason"] == "EmbedderRefused"]
+        assert len(warnings) == 1
+        # Only the startup probe and the one refused request; the resync does not ask again, because
+        # the refusal is permanent until the Example changes... or the controller restarts with a new key.
+        assert embeddings.requests == asked
+    finally:
+        await proc.astop()

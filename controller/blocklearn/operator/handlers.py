@@ -76,6 +76,9 @@ class Reconcilers:
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
         self._waiting: set[Key] = set()  # Examples whose embedding is missing or stale
+        # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
+        # changes, or after a restart (with a new key, say); not by every resync.
+        self._refused: dict[Key, int | None] = {}
 
     # -- what the informers report ------------------------------------------------------------------
 
@@ -212,6 +215,8 @@ class Reconcilers:
         if meta.get("deletionTimestamp"):
             return "deleting"
         generation = meta.get("generation")
+        if key in self._refused and self._refused[key] == generation:
+            return "refused"
         try:
             spec = ExampleSpec.model_validate(example.get("spec") or {})
         except ValidationError as exc:
@@ -236,6 +241,7 @@ class Reconcilers:
             if exc.permanent:
                 # A refusal (a 4xx other than 429) waits for a change: a new key needs a restart,
                 # which reconciles every Example again.
+                self._refused[key] = generation
                 await self._write_embedded_condition(example, "False", "EmbedderRefused", str(exc), warn=True)
                 return "refused"
             await self._write_embedded_condition(example, "False", "EmbedderError", str(exc))
@@ -301,6 +307,7 @@ class Reconcilers:
 
     def forget_example(self, key: Key) -> None:
         self._waiting.discard(key)
+        self._refused.pop(key, None)
         metrics.embedding_backlog.set(len(self._waiting))
 
     # -- writing --------------------------------------------------------------------------------
