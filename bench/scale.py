@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import tempfile
 import time
 import uuid
@@ -110,11 +111,19 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--resync", type=float, default=60, help="seconds between the controller's passes")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--seed", type=Path, help="keep the seeded snapshot here, and reuse it if it exists")
     args = parser.parse_args()
     records = [json.loads(line) for line in args.data.read_text().splitlines()]
     tmp = Path(tempfile.mkdtemp(prefix="blocklearn-scale-"))
     started = time.perf_counter()
-    seeded_rv = seed(tmp / "seed.json", records, args.blocks, args.namespaces, args.dim)
+    snapshot = tmp / "seed.json"
+    if args.seed is not None and args.seed.exists():
+        shutil.copy(args.seed, snapshot)
+        seeded_rv = json.loads(snapshot.read_text())["resourceVersion"]
+    else:
+        seeded_rv = seed(snapshot, records, args.blocks, args.namespaces, args.dim)
+        if args.seed is not None:
+            shutil.copy(snapshot, args.seed)
     print(
         f"seeded {args.blocks} Blocks and their Examples in {time.perf_counter() - started:.0f} s", flush=True
     )

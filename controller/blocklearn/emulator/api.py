@@ -580,8 +580,10 @@ class Emulator(kmock.KubernetesEmulator):
         # Pages of one list reuse its sorted result while nothing is written: without this, each page
         # of 100k objects rescanned and resorted them all.
         cache_key = (rtype.key, request.namespace, selector, fields)
+        if any(rv != self._rv for rv, _ in self._list_cache.values()):
+            self._list_cache = {}  # something was written: every cached list is stale
         cached = self._list_cache.get(cache_key)
-        if cached is not None and cached[0] == self._rv:
+        if cached is not None:
             items = cached[1]
         else:
             items = [
@@ -591,7 +593,7 @@ class Emulator(kmock.KubernetesEmulator):
                 if _selector_matches(selector, o["metadata"].get("labels", {})) and _fields_match(fields, o)
             ]
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-            self._list_cache = {cache_key: (self._rv, items)}
+            self._list_cache[cache_key] = (self._rv, items)
         # Chunked lists (limit/continue), as clients page through large collections. The token is
         # the offset: simpler than the real server's snapshot, and enough for sorted, rarely
         # changing test data.
