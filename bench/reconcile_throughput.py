@@ -135,6 +135,12 @@ def run(records: list[dict[str, str]], embedder: str) -> dict[str, float]:
             1 for b in bodies if decide(BlockSpec.model_validate(b["spec"]), BlockRef(name="b")).teaches
         )
         controller_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        while True:
+            try:
+                get_text(controller_metrics)
+                break
+            except OSError:
+                time.sleep(0.2)
         model_before = metric(get_text(controller_metrics), "blocklearn_embedding_cpu_seconds_total")
         cpu_before, rv_before = cpu_seconds(controller.pid), revision(api)
         started = time.perf_counter()
