@@ -24,7 +24,7 @@ from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.text import query_text
 from blocklearn.kube.client import CustomObjects
-from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.learning import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.models import BlockRef, BlockSpec, ExampleSpec
 from blocklearn.settings import Settings
 
@@ -109,7 +109,8 @@ class Reconcilers:
             logger.warning(f"Rejected Block: {message}")
             raise kopf.PermanentError(message) from None  # retried only when the Block changes
 
-        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy)
+        excluded = is_excluded(meta.get("annotations"))
+        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy, excluded)
         await self._converge_example(namespace, name, decision.example, body, logger, retry)
         learned = "True" if decision.teaches else "False"
         conditions = set_condition(conditions, "Ready", "True", "Reconciled", "Block reconciled.", generation)
