@@ -136,7 +136,9 @@ class Client:
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(UnavailableError),
             stop=tenacity.stop_after_attempt(retries + 1),
-            wait=tenacity.wait_exponential_jitter(initial=backoff, max=max_backoff),
+            # backoff, 2x, 4x ... up to max_backoff, plus jitter so that clients do not retry in step
+            wait=tenacity.wait_exponential(multiplier=backoff, max=max_backoff)
+            + tenacity.wait_random(0, backoff),
             reraise=True,
         )
 
@@ -184,7 +186,10 @@ class Client:
             resp = self._session.request(
                 method, self.url + path, json=body, headers=headers, timeout=self.timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.Timeout as exc:
+            message = f"the index at {self.url} did not answer within {self.timeout} s"
+            raise UnavailableError(0, message) from exc
+        except requests.ConnectionError as exc:
             raise UnavailableError(0, f"cannot reach the index at {self.url}: {exc}") from exc
         if resp.status_code == 200:
             return resp.json()
