@@ -151,7 +151,7 @@ async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
     ).start()
     assert await table.exited() == 0
     text = table.log.read_text()
-    assert text.splitlines()[0].split() == ["SCORE", "NAMESPACE/NAME", "QUERY", "ANSWER"]
+    assert text.splitlines()[0].split() == ["SCORE", "SUPPORT", "NAMESPACE/NAME", "QUERY", "ANSWER"]
     assert "default/tar" in text.splitlines()[1] and "tar czf build.tgz build/" in text
 
     await api.call("DELETE", api.path("blocks", name="kube-logs"))

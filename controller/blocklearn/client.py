@@ -167,15 +167,12 @@ class Client:
             distinct=distinct,
         )
         body = request.model_dump(mode="json", by_alias=True, exclude_none=True)
-        answer = self._retrying(self._post, "/v1/search", body)
+        answer = self._retrying(self._call, "POST", "/v1/search", body)
         return SearchResponse.model_validate(answer)
 
     def openapi(self) -> dict[str, Any]:
         """The index's OpenAPI document."""
         return cast(dict[str, Any], self._retrying(self._call, "GET", "/openapi.json", None))
-
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, body)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         headers = {"Accept": "application/json"}
@@ -194,8 +191,12 @@ class Client:
         if resp.status_code == 200:
             return resp.json()
         try:
-            message = str(resp.json().get("error", resp.reason))
+            error = resp.json()
         except ValueError:
+            error = None
+        if isinstance(error, dict) and "error" in error:
+            message = str(error["error"])
+        else:
             message = resp.text.strip() or str(resp.reason)
         raise _ERRORS.get(resp.status_code, BlocklearnError)(resp.status_code, message)
 
