@@ -17,7 +17,7 @@ import pytest
 
 from blocklearn.emulator.api import Emulator
 from blocklearn.emulator.serve import kubeconfig
-from tests.conftest import Api
+from tests.conftest import Api, block_body
 from tests.processes import Process, eventually, free_port
 from tests.test_faults import corpus
 
@@ -64,6 +64,8 @@ class Pod:
     controller: Process | None = None
     index: Process | None = None
     index_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    timing: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Pod:
         # Each process authenticates with its own token: the recorder tells their requests apart.
@@ -78,8 +80,9 @@ class Pod:
             "BLOCKLEARN_LEADER_ELECTION": "true",
             "BLOCKLEARN_LEADER_ELECTION_NAMESPACE": "default",
             "BLOCKLEARN_LEADER_ELECTION_IDENTITY": self.name,
+            **self.timing,
         }
-        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        liveness = f"http://127.0.0.1:{self.health_port}/healthz"
         args = ["controller", "--metrics-port", "0", "--liveness", liveness]
         controller_env = {**env, "KUBECONFIG": str(configs["controller"])}
         self.controller = Process(f"{self.name}-controller", args, self.directory, controller_env).start()
@@ -87,6 +90,14 @@ class Pod:
         index_env = {**env, "KUBECONFIG": str(configs["index"])}
         self.index = Process(f"{self.name}-index", args, self.directory, index_env).start()
         return self
+
+    async def alive(self, session: aiohttp.ClientSession) -> bool:
+        """The controller's liveness probe, as the kubelet sees it (a follower's too)."""
+        try:
+            async with session.get(f"http://127.0.0.1:{self.health_port}/healthz") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
 
     def kill(self) -> None:
         for proc in (self.controller, self.index):
@@ -139,6 +150,10 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
 
             for pod in pods.values():
                 await eventually(lambda pod=pod: ready(pod), timeout=60, what=f"{pod.name} ready", logs=procs)
+                # Both live: the follower answers its liveness probe while it waits.
+                await eventually(
+                    lambda pod=pod: pod.alive(session), timeout=60, what=f"{pod.name} live", logs=procs
+                )
 
             async def search_survivor_forever() -> None:
                 nonlocal searches
@@ -196,6 +211,7 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
                     and await survivor.indexed(session) == expected
                     and await ready(leader)
                     and await leader.indexed(session) == expected
+                    and await leader.alive(session)  # back, as a live follower
                 )
 
             await eventually(converged, timeout=180, what="both indexes to hold every Example", logs=procs)
@@ -233,3 +249,62 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
     # Not taken early: the survivor waits for the lease duration without a renewal it saw, and
     # the last renewal was at most one retry period (2 s) before the kill.
     assert takeover >= LEASE_SECONDS - 2
+
+
+async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_over(
+    api: Api, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The API refuses the leader's Lease renewals (as when it is partitioned from it): it stops
+    reconciling and exits non-zero before the Lease runs out; the other replica then reconciles."""
+    recorder = Recorder(emulator)
+    emulator.fault = recorder
+    server = str(emulator.url).rstrip("/")
+    # Short timings, so that the test takes seconds; the rules are the same as with the defaults.
+    timing = {
+        "BLOCKLEARN_LEASE_DURATION_SECONDS": "6",
+        "BLOCKLEARN_RENEW_DEADLINE_SECONDS": "4",
+        "BLOCKLEARN_RETRY_PERIOD_SECONDS": "0.5",
+    }
+    a = Pod("pod-a", tmp_path, server, timing=timing).start()
+    procs = [p for p in (a.controller, a.index) if p is not None]
+    try:
+
+        async def held_by_a() -> bool:
+            return recorder.holder() == "pod-a"
+
+        await eventually(held_by_a, timeout=60, what="pod-a to lead", logs=procs)
+        code, _ = await api.call("POST", api.path("blocks"), block_body("before"))
+        assert code == 201
+        await eventually(lambda: _learned(api, "before"), timeout=60, what="pod-a to learn", logs=procs)
+
+        async def partitioned(request: kmock.Request) -> int | None:
+            await recorder(request)
+            token = request.headers.get("Authorization", "")
+            leases = request.resource is not None and request.resource.plural == "leases"
+            return 503 if leases and token == "Bearer pod-a" else None
+
+        emulator.fault = partitioned
+        assert a.controller is not None
+        assert await a.controller.exited(timeout=60) != 0
+        assert "Lost the Lease" in a.controller.log.read_text()
+        exited_at = len(recorder.requests)
+        emulator.fault = recorder
+        b = Pod("pod-b", tmp_path, server, timing=timing).start()
+        procs += [p for p in (b.controller, b.index) if p is not None]
+        code, _ = await api.call(
+            "POST", api.path("blocks"), block_body("after", executed="kubectl get pods -w")
+        )
+        assert code == 201
+        await eventually(lambda: _learned(api, "after"), timeout=60, what="pod-b to learn", logs=procs)
+    finally:
+        emulator.fault = None
+        for p in procs:
+            await p.astop()
+    assert {r[0] for r in recorder.requests[exited_at:]} == {"pod-b"}
+    assert all(r[0] == r[3] for r in recorder.requests), "only the Lease's holder touched Blocks and Examples"
+
+
+async def _learned(api: Api, name: str) -> bool:
+    code, block = await api.call("GET", api.path("blocks", name=name))
+    conditions = block.get("status", {}).get("conditions", []) if code == 200 else []
+    return any(c["type"] == "Learned" and c["status"] == "True" for c in conditions)

@@ -10,6 +10,7 @@ from typing import Any
 
 import kmock
 import pytest
+from prometheus_client import REGISTRY
 
 from blocklearn.emulator.api import Emulator
 from blocklearn.kube.client import api_client
@@ -96,10 +97,12 @@ async def test_a_renewal_resets_the_followers_count(emulator: Emulator, leases: 
 
 async def test_a_released_lease_is_taken_at_once(emulator: Emulator, leases: LeaseClient) -> None:
     a, b = elector(leases, "a"), elector(leases, "b")
-    await a.acquire()
+    assert await a.acquire(asyncio.Event())
+    assert REGISTRY.get_sample_value("blocklearn_leader_election_status") == 1
     assert not await b.try_acquire_or_renew()
     await a.release()
     assert holder(emulator) == ""
+    assert REGISTRY.get_sample_value("blocklearn_leader_election_status") == 0
     assert await b.try_acquire_or_renew()
     assert holder(emulator) == "b"
 
@@ -154,7 +157,7 @@ async def test_a_follower_stopped_while_waiting_never_leads(emulator: Emulator, 
         elector(leases, "a"),
         elector(leases, "b", clock, retry_period=0.2, renew_deadline=1, lease_duration=2),
     )
-    await a.acquire()
+    assert await a.acquire(asyncio.Event())
     stop = asyncio.Event()
 
     async def work(_: asyncio.Event) -> None:

@@ -19,11 +19,12 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import signal
 import socket
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -184,17 +185,26 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
 
-    async def acquire(self) -> None:
-        """Return once this process holds the Lease; tries every retry period."""
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        """Return True once this process holds the Lease (tries every retry period), False on stop.
+
+        An attempt in flight is never cancelled: its write may succeed, and then the Lease must be
+        released by the caller rather than left held by a process that has gone.
+        """
         cfg = self.config
         log.info(
             "Waiting for the Lease: namespace=%s name=%s identity=%s", cfg.namespace, cfg.name, cfg.identity
         )
-        while not await self.try_acquire_or_renew():  # noqa: ASYNC110 (polling the API is the point)
-            await asyncio.sleep(cfg.retry_period)
+        while not await self.try_acquire_or_renew():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=cfg.retry_period)
+                return False
+            except TimeoutError:
+                continue
         self._last_renew = self.clock()
         self.leading = True
         metrics.leader.set(1)
+        return True
 
     async def hold(self) -> None:
         """Renew every retry period; return (leadership lost) when no renewal succeeded for the deadline."""
@@ -270,15 +280,41 @@ async def while_leading(
     replacement starts as a follower), False after a clean stop (the Lease is released).
     """
     stop = stop or asyncio.Event()
+    with _stop_on_signals(stop):
+        return await _while_leading(elector, work, stop, liveness)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` until kopf installs its own handlers: a follower stops cleanly,
+    and a leader stopped before kopf started still releases the Lease."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass  # not the main thread: the caller handles signals
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _while_leading(
+    elector: LeaderElector,
+    work: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    liveness: str | None,
+) -> bool:
     async with follower_liveness(liveness):
-        acquiring = asyncio.ensure_future(elector.acquire())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([acquiring, stopping], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not acquiring.done():
-            acquiring.cancel()
+        if not await elector.acquire(stop):
             return False
-    acquiring.result()
+    if stop.is_set():  # stopped while the winning attempt was in flight
+        await elector.release()
+        return False
     work_stop = asyncio.Event()
     holding = asyncio.create_task(elector.hold())
     holding.add_done_callback(lambda _: work_stop.set())
