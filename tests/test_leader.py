@@ -53,10 +53,14 @@ async def test_the_first_candidate_creates_the_lease_and_the_second_waits(
     a, b = elector(leases, "a"), elector(leases, "b")
     assert await a.try_acquire_or_renew()
     assert not await b.try_acquire_or_renew()
+    [first] = emulator.objects_of(LEASES, "default")
     assert await a.try_acquire_or_renew()  # a renewal
     assert holder(emulator) == "a"
     [lease] = emulator.objects_of(LEASES, "default")
     assert lease["spec"]["leaseDurationSeconds"] == 15 and lease["spec"]["leaseTransitions"] == 0
+    # A renewal moves the renew time on and keeps the acquire time.
+    assert lease["spec"]["acquireTime"] == first["spec"]["acquireTime"]
+    assert lease["spec"]["renewTime"] > first["spec"]["renewTime"]
 
 
 async def test_concurrent_candidates_elect_exactly_one(emulator: Emulator, leases: LeaseClient) -> None:

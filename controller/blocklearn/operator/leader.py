@@ -81,7 +81,16 @@ def default_namespace() -> str:
 
 
 def _micro_time(at: float) -> str:
+    """metav1.MicroTime (RFC 3339 with microseconds, UTC)."""
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(value: Any) -> float | None:
+    """A time the client read back (it renders MicroTime as ISO 8601, without zero microseconds)."""
+    try:
+        return datetime.datetime.fromisoformat(str(value)).timestamp() if value else None
+    except ValueError:
+        return None
 
 
 class LeaseClient:
@@ -152,9 +161,10 @@ class LeaderElector:
                 return False
             ours = holder == cfg.identity
             transitions = int(spec.get("leaseTransitions") or 0)
+            acquired = _parse_time(spec.get("acquireTime")) if ours else None
             spec = self._spec(
                 now_wall,
-                acquire=spec.get("acquireTime") if ours else now_wall,
+                acquire=acquired or now_wall,
                 transitions=transitions if ours else transitions + 1,
             )
             body = {"metadata": current["metadata"], "spec": spec}
@@ -176,11 +186,11 @@ class LeaderElector:
     def _observe(self, spec: Obj) -> None:
         self._observed_spec, self._observed_at = spec, self.clock()
 
-    def _spec(self, now_wall: float, acquire: Any, transitions: int) -> Obj:
+    def _spec(self, now_wall: float, acquire: float, transitions: int) -> Obj:
         return {
             "holderIdentity": self.config.identity,
             "leaseDurationSeconds": int(self.config.lease_duration),
-            "acquireTime": acquire if isinstance(acquire, str) else _micro_time(float(acquire)),
+            "acquireTime": _micro_time(acquire),
             "renewTime": _micro_time(now_wall),
             "leaseTransitions": transitions,
         }
