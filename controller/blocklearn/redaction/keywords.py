@@ -1,0 +1,110 @@
+"""Keyword context: a secret word (password, token, api key, ...) next to a value, in code and in prose.
+
+The keyword list is the union of detect-secrets' keyword plugin (DENYLIST in
+detect_secrets/plugins/keyword.py, Apache-2.0) and gitleaks' generic-api-key keywords (MIT); its
+allowlist of names that are *about* a secret rather than holding one (`secret_name`, `token_file`,
+`key_id`, `credentials_url`) is the model for `_NOT_A_VALUE_SUFFIXES`. Written here, not imported:
+detect-secrets scans files, reports values without positions and runs about 330 µs a line ad hoc.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from blocklearn.redaction.engine import Rule, rule
+from blocklearn.redaction.values import is_a_value
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that, as a part of a name, say the name holds a secret; `key` does so after a qualifier.
+_SECRET_PARTS = _words(
+    "password passwd passwort pwd pw pass passphrase passcode secret secrets token tokens apikey "
+    "credential credentials creds psk contrasena"
+)
+# Run-together names: PGPASSWORD, authtoken, dbpasswd, clientsecret, rootpw is too short to trust.
+_SECRET_ENDINGS = ("password", "passwd", "passphrase", "token", "secret", "apikey", "secretkey")
+_KEY_QUALIFIERS = _words(
+    "api access auth secret private client account master signing encryption app service"
+)
+# Names that say where or what a secret is, not what it is (gitleaks' generic-api-key allowlist).
+_NOT_A_VALUE_SUFFIXES = _words(
+    "file files path dir name names length len size id ids ref type url uri endpoint env var "
+    "prompt policy ttl expiry expires expiration count mode min max header field command cmd "
+    "helper format regex pattern hint label enabled required reset change manager store source "
+    "provider method key-ref keyref stdin fd hash algorithm algo level strength"
+)
+
+
+def _parts(name: str) -> list[str]:
+    """`dbPassword` → [db, password]; `AWS_SECRET_ACCESS_KEY` → [aws, secret, access, key]."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [p for p in re.split(r"[\s_.\-\[\]\"']+", spaced.lower()) if p]
+
+
+def names_a_secret(name: str) -> bool:
+    parts = _parts(name)
+    # `pwd` alone is the shell's working directory (`alias pwd=...`, `echo pwd: ...`).
+    if not parts or parts[-1] in _NOT_A_VALUE_SUFFIXES or parts == ["pwd"]:
+        return False
+    if any(p in _SECRET_PARTS or p.endswith(_SECRET_ENDINGS) for p in parts):
+        return True
+    return any(a in _KEY_QUALIFIERS and b == "key" for a, b in itertools.pairwise(parts))
+
+
+def _named(match: re.Match[str]) -> bool:
+    return names_a_secret(match.group("name")) and is_a_value(match.group("secret"))
+
+
+# A value: quoted (spaces allowed) or one word, up to a shell or list delimiter.
+_VALUE = r"(?P<secret>\"[^\"\n]+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`;&|,)\]}]+)"
+_NAME = r"(?P<name>[A-Za-z_][\w.-]*)"
+
+KEYWORDS: list[Rule] = [
+    # JSON: "password": "correct horse battery staple" (a quoted value may hold spaces).
+    rule("json-secret", r'"(?P<name>[\w.-]+)"\s*:\s*(?P<secret>"[^"\n]+")', _named, needles=['":']),
+    # export DB_PASSWORD=..., PGPASSWORD=... psql, set API_TOKEN=..., db_pass = ...
+    rule("env-secret", rf"(?<![\w.-]){_NAME}[ \t]*=(?!=)[ \t]*{_VALUE}", _named),
+    # JSON/YAML/TOML/Ruby/Go: "password": "...", password: ..., :token => '...', apiKey := "..."
+    rule(
+        "config-secret",
+        rf"(?<![\w-])[\"']?{_NAME}[\"']?[ \t]*(?::=|=>|:)[ \t]*{_VALUE}",
+        _named,
+    ),
+    # --password X, --db-password=X, --auth-token X, --client-secret=X (the flag ends with the keyword).
+    rule("flag-secret", rf"(?<![\w-])--(?!no-){_NAME}(?:=|[ \t]+){_VALUE}", _named, needles=["--"]),
+]
+
+# Prose: "the token for staging is 8f2a9c1d", "password: hunter2x", "log in with password S3cret!".
+# A word follows the keyword directly, or after a few words and a verb or colon; the value must look
+# made up (letters and digits), since prose is full of "the password is stored in Vault".
+_PROSE_KEYWORD = (
+    r"(?:password|passwd|passphrase|passcode|pass[ -]?word|token|secret|api[ _-]?key|access[ _-]?key|"
+    r"secret[ _-]?key|private[ _-]?key|credentials?|creds|contrase[nñ]a|mot de passe)s?"
+)
+_LINK = r"(?:\b(?:is|was|are|equals|reads|becomes)\b|=|:|->)"
+_PROSE_VALUE = (
+    r"(?P<secret>(?=[^\s\"'`]*\d)(?=[^\s\"'`]*[A-Za-z])[A-Za-z0-9!#%&*+?@^_~][^\s\"'`,;]{4,}[^\s\"'`,;.:!?)])"
+)
+_FILE_OR_VERSION = re.compile(
+    r"(?i)(?:\.(?:txt|log|conf|cfg|json|ya?ml|pem|key|crt|sh|py|gz|tgz|tar|zip|ini|env|csv|xml|html?|md|db|sql"
+    r"|jks|p12|pfx)$|^v?\d+(?:\.\d+)+$|^\d+(?:[kmgt]i?b?|s|ms|h|d|bit|bits|chars?|characters|bytes)$|/)"
+)
+
+
+def _prose_value(match: re.Match[str]) -> bool:
+    value = match.group("secret")
+    return is_a_value(value) and not _FILE_OR_VERSION.search(value)
+
+
+PROSE: list[Rule] = [
+    rule(
+        "prose-secret",
+        rf"(?i)\b{_PROSE_KEYWORD}\b(?:(?:[ \t]+[\w'()-]+){{0,5}}?[ \t]*{_LINK}|[ \t]*[:=]|(?=[ \t]))"
+        rf"[ \t]*[\"'`]?{_PROSE_VALUE}",
+        _prose_value,
+    ),
+]

@@ -1,0 +1,176 @@
+"""Passwords given positionally or after a short flag to common command-line tools.
+
+A short flag such as `-p` means a password to one tool and a port to the next, so each rule names its
+tool. The list comes from the tools' manual pages and from the command-line rules of the well-kept
+detectors: gitleaks' curl-auth-user and curl-auth-header, detect-secrets' keyword plugin (which covers
+`password=` but no positional form), and the shapes a held-out corpus found leaking (issue 14).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from blocklearn.redaction.engine import Rule, rule
+from blocklearn.redaction.values import literal
+
+# A tool in command position: at the start, or after a separator or a quote, maybe behind `sudo`,
+# `xargs`, `find -exec`, `watch` ... (`find / -name mysql -print` names mysql, it does not run it).
+_COMMAND = (
+    r"(?:^|(?<=[\n;|&(`'\"“]))[ \t]*(?:(?:sudo|xargs|-?exec|watch|time|nohup|env|command|timeout)\s+"
+    r"(?:-\S+\s+|\w+=\S+\s+|\d+\s+)*)*"
+)
+# The rest of a command line before the flag (no newline, no command separator in between).
+_ARGS = r"[^\n;|&]*?\s"
+# A value: quoted (spaces allowed) or one word; never a shell expansion or a template placeholder.
+_WORD = r"(?P<secret>\"(?![$<{])[^\"\n]+\"|'(?![$<{])[^'\n]+'|(?![$<{\"'-])[^\s;|&\"'`)]+)"
+
+
+def _not_a_switch(match: re.Match[str]) -> bool:
+    """`net user bob /add` and `net user bob *` (prompt) name no password."""
+    return literal(match) and not match.group("secret").startswith("/")
+
+
+def _tool(kind: str, command: str, flag: str, needles: list[str]) -> Rule:
+    """`command ... flag VALUE`: the value after a flag of one tool, where the tool is the command."""
+    return rule(kind, rf"{_COMMAND}{command}\b{_ARGS}{flag}{_WORD}", literal, needles=needles)
+
+
+_RULES: list[Rule] = [
+    _tool("sshpass-password", r"sshpass", r"-p\s*", ["sshpass"]),
+    # htpasswd -b[c|n|m|B...] [file] user password: the last of the two or three positional arguments.
+    rule(
+        "htpasswd-password",
+        r"\bhtpasswd\b(?=[^\n;|&]*\s-[a-zA-Z]*b)[^\n;|&]*\s" + _WORD + r"(?=\s*(?:$|[;|&\n>]))",
+        needles=["htpasswd"],
+    ),
+    # mysql -pSECRET (no space: with a space, -p prompts and the next word is the database).
+    rule(
+        "mysql-password",
+        _COMMAND
+        + r"(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump)\b"
+        + _ARGS
+        + r"-p(?P<secret>(?![$<{-])[^\s;|&\"'`]+|\"[^\"\n]+\"|'[^'\n]+')",
+        needles=["mysql", "mariadb"],
+    ),
+    _tool("redis-password", r"redis-cli", r"(?:-a|--pass)\s+", ["redis-cli"]),
+    # openssl -passout/-passin/-pass/-password pass:SECRET (env: and file: name where it is, not what).
+    rule("openssl-password", r"\s-pass(?:out|in|word)?\s+pass:(?P<secret>[^\s;|&\"'`]+)", needles=["pass:"]),
+    _tool("openssl-password", r"openssl\s+enc", r"-k\s+", ["openssl"]),
+    # smbclient/rpcclient/smbmap -U user%password (Samba's user%password form).
+    rule(
+        "smb-password",
+        r"\b(?:smbclient|rpcclient|smbmap|smbcacls|net|crackmapexec|nxc|winexe|mount\.cifs)\b"
+        + _ARGS
+        + r"(?:-U|--user(?:name)?=?)\s*['\"]?[^\s%'\"]+%(?P<secret>[^\s'\";|&]+)",
+        needles=["%"],
+    ),
+    # curl -u user:password, --user user:password; gitleaks: curl-auth-user.
+    rule(
+        "basic-auth",
+        _COMMAND
+        + r"(?:curl|http|wget|xh)\b"
+        + _ARGS
+        + r"(?:-u|--user|-a|--auth)(?:=|\s+)[\"']?[^\s:\"']+:(?P<secret>(?![$<{])[^\s\"']+)",
+        needles=["-u", "--user"],
+    ),
+    _tool("curl-bearer", r"curl", r"--oauth2-bearer(?:=|\s+)", ["--oauth2-bearer"]),
+    _tool(
+        "docker-password",
+        r"(?:docker|podman|buildah|skopeo|nerdctl|helm\s+registry)\s+login",
+        r"-p\s+",
+        ["login"],
+    ),
+    _tool("azure-password", r"az\s+login", r"-p\s+", ["az"]),
+    # ldapsearch/ldapadd/ldapmodify/ldapdelete/ldappasswd -w secret (bind password).
+    _tool("ldap-password", r"ldap[a-z]+", r"-w\s+", ["ldap"]),
+    # sqlcmd/bcp/osql/isql -P secret (SQL Server), mongo/mongosh -p secret, ipmitool -P secret.
+    _tool("sqlserver-password", r"(?:sqlcmd|bcp|osql|isql|mssql-cli|sqlpackage)", r"-P\s*", ["sql", "bcp"]),
+    _tool(
+        "mongo-password",
+        r"(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport)",
+        r"-p\s+",
+        ["mongo"],
+    ),
+    _tool("ipmi-password", r"ipmitool", r"-P\s+", ["ipmitool"]),
+    _tool("mosquitto-password", r"mosquitto_(?:pub|sub|rr)", r"-P\s+", ["mosquitto"]),
+    _tool("rdp-password", r"(?:rdesktop|xfreerdp|wlfreerdp)", r"(?:-p\s+|/p:)", ["rdesktop", "freerdp"]),
+    _tool("vnc-password", r"(?:x11vnc|vncviewer)", r"-passwd\s+", ["vnc"]),
+    # 7z/zip/unzip/unrar/rar/zipcloak: -pSECRET or -P SECRET.
+    rule(
+        "archive-password",
+        _COMMAND + r"(?:7z|7za|7zr|rar|unrar)\b" + _ARGS + r"-p(?P<secret>(?![$<{-])[^\s;|&\"'`]+)",
+        needles=["7z", "rar"],
+    ),
+    _tool("archive-password", r"(?:zip|unzip|zipcloak|fcrackzip)", r"-P\s+", ["zip"]),
+    _tool(
+        "java-keystore-password",
+        r"(?:keytool|jarsigner|apksigner)",
+        r"-(?:storepass|keypass|srcstorepass|deststorepass)\s+",
+        ["keytool", "jarsigner", "apksigner"],
+    ),
+    _tool("gpg-passphrase", r"gpg2?", r"--passphrase(?:=|\s+)", ["gpg"]),
+    _tool("ssh-keygen-passphrase", r"ssh-keygen", r"-[NP]\s+", ["ssh-keygen"]),
+    # rabbitmqctl add_user NAME PASSWORD / change_password NAME PASSWORD.
+    rule(
+        "rabbitmq-password",
+        r"\brabbitmqctl\s+(?:add_user|change_password)\s+\S+\s+" + _WORD,
+        needles=["rabbitmqctl"],
+    ),
+    # nmcli ... wifi connect SSID password SECRET; wpa_passphrase SSID SECRET.
+    _tool(
+        "wifi-password", r"nmcli", r"(?:password|wifi-sec\.psk|802-11-wireless-security\.psk)\s+", ["nmcli"]
+    ),
+    rule("wifi-password", r"\bwpa_passphrase\s+\S+\s+" + _WORD, needles=["wpa_passphrase"]),
+    # Windows: net user NAME SECRET, net use \\server\share SECRET /user:NAME.
+    rule("windows-password", r"(?i)\bnet\s+user\s+[^\s/]+\s+" + _WORD, _not_a_switch, needles=["net"]),
+    rule(r"windows-password", r"(?i)\bnet\s+use\s+\S+\s+" + _WORD + r"(?=\s+/user:)", needles=["/user:"]),
+    # sqlplus user/password@db, lftp -u user,password.
+    rule(
+        "sqlplus-password",
+        r"\bsqlplus\s+(?:-\w+\s+)*[\w$#]+/(?P<secret>[^\s@/]+)(?=@|\s|$)",
+        needles=["sqlplus"],
+    ),
+    rule(
+        "ftp-password",
+        r"\b(?:lftp|ncftp\w*)\b" + _ARGS + r"-u\s+[^\s,]+,(?P<secret>[^\s;|&]+)",
+        needles=["ftp"],
+    ),
+    _tool("ftp-password", r"(?:ncftp\w*|wput)", r"-p\s+", ["ftp", "wput"]),
+    # aws configure set aws_secret_access_key SECRET; mc alias set NAME URL ACCESS SECRET.
+    rule(
+        "aws-secret-key",
+        r"\baws\s+configure\s+set\s+(?:\S+\.)?aws_secret_access_key\s+" + _WORD,
+        needles=["aws_secret_access_key"],
+    ),
+    rule(
+        "minio-secret",
+        r"\bmc\s+(?:alias\s+set|config\s+host\s+add)\s+\S+\s+\S+\s+\S+\s+" + _WORD,
+        needles=["mc"],
+    ),
+    _tool("cli-token", r"doctl\s+auth\s+init", r"(?:-t|--access-token)(?:=|\s+)", ["doctl"]),
+    rule("vault-token", r"\bvault\s+login\s+(?!-)" + _WORD, needles=["vault"]),
+    _tool("cli-token", r"(?:twine|poetry\s+publish|flit\s+publish)", r"-p\s+", ["twine", "publish"]),
+    # gh secret set NAME --body VALUE / -b VALUE.
+    _tool("gh-secret-value", r"gh\s+secret\s+set", r"(?:-b|--body)(?:=|\s+)", ["gh"]),
+    # A password piped into a command that reads it from stdin: echo SECRET | sudo -S / --password-stdin.
+    rule(
+        "stdin-password",
+        r"\b(?:echo|printf)\s+(?:-[ne]+\s+)?" + _WORD + r"\s*\|\s*(?:sudo\s+-\S*S|[^\n;|&]*--password-stdin|"
+        r"passwd\s+--stdin|chpasswd|[^\n;|&]*\bkinit\b)",
+        needles=["sudo", "--password-stdin", "passwd", "kinit"],
+    ),
+    rule(
+        "stdin-password",
+        r"\b(?:sudo\s+-\S*S|[^\n;|&]*--password-stdin)[^\n;|&]*<<<\s*" + _WORD,
+        needles=["<<<"],
+    ),
+    # chpasswd input: user:password (echo 'bob:S3cret' | chpasswd).
+    rule(
+        "chpasswd-password",
+        r"\b(?:echo|printf)\s+[\"']?[\w.-]+:(?P<secret>[^\s\"':|]+)[\"']?\s*\|\s*(?:sudo\s+)?chpasswd",
+        needles=["chpasswd"],
+    ),
+]
+# Every value must be a literal, not `$PW`, `"$(cat pw)"`, `<password>` or `XXXX`.
+TOOLS: list[Rule] = [r if r.check else replace(r, check=literal) for r in _RULES]
