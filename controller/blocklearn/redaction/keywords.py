@@ -30,6 +30,8 @@ _SECRET_ENDINGS = ("password", "passwd", "passphrase", "token", "secret", "apike
 _KEY_QUALIFIERS = _words(
     "api access auth secret private client account master signing encryption app service"
 )
+# Parts that, anywhere in a name, make it point at a secret held elsewhere.
+_POINTER_PARTS = _words("existing file path name id ref url uri endpoint length size type")
 # Names that say where or what a secret is, not what it is (gitleaks' generic-api-key allowlist).
 _NOT_A_VALUE_SUFFIXES = _words(
     "file files path dir name names length len size id ids ref type url uri endpoint env var "
@@ -45,18 +47,57 @@ def _parts(name: str) -> list[str]:
     return [p for p in re.split(r"[\s_.\-\[\]\"']+", spaced.lower()) if p]
 
 
+def _is_secret_part(part: str) -> bool:
+    return part in _SECRET_PARTS or part.endswith(_SECRET_ENDINGS)
+
+
 def names_a_secret(name: str) -> bool:
     parts = _parts(name)
-    # `pwd` alone is the shell's working directory (`alias pwd=...`, `echo pwd: ...`).
-    if not parts or parts[-1] in _NOT_A_VALUE_SUFFIXES or parts == ["pwd"]:
+    # `pwd` alone is the shell's working directory (`alias pwd=...`, `echo pwd: ...`); a name with
+    # `existing`, `file`, `id` ... in it points at a secret (`existingSecret`, `secret_name_ref`).
+    if not parts or parts == ["pwd"] or parts[-1] in _NOT_A_VALUE_SUFFIXES:
         return False
-    if any(p in _SECRET_PARTS or p.endswith(_SECRET_ENDINGS) for p in parts):
+    if any(p in _POINTER_PARTS for p in parts):
+        return False
+    if any(_is_secret_part(p) for p in parts):
         return True
     return any(a in _KEY_QUALIFIERS and b == "key" for a, b in itertools.pairwise(parts))
 
 
 def _named(match: re.Match[str]) -> bool:
     return names_a_secret(match.group("name")) and is_a_value(match.group("secret"))
+
+
+# In code, `x = y` assigns a variable and `f(y)` calls: a literal secret is quoted, or at least not a
+# bare identifier (`password = getpass.getpass()`, `token = tok`); shell and .env write `X=literal`.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.]*$")
+
+
+def _assigned(match: re.Match[str]) -> bool:
+    value = match.group("secret")
+    if not _named(match) or "(" in value or "[" in value:
+        return False
+    spaced = match.group("sep").strip() != match.group("sep")
+    return not (spaced and value[0] not in "\"'" and _IDENTIFIER.match(value))
+
+
+# A name, not a secret, after `--secret`/`--token`: `gcloud ... --secret=db-password`, `--secret id=x`.
+_RESOURCE_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)+$|^[\w.-]+=")
+# Words after a flag in prose ("Using --password via the CLI is insecure").
+_PROSE_WORDS = _words("via is was the a an to for from with and or on in of instead option flag")
+
+
+def _flag(match: re.Match[str]) -> bool:
+    """The flag must end with the secret word (`--export-secret-keys KEYID` names a key)."""
+    parts = _parts(match.group("name"))
+    value = match.group("secret")
+    if not parts or not _named(match) or value.lower() in _PROSE_WORDS:
+        return False
+    last = parts[-1]
+    if last in ("password", "passwd", "passphrase", "pass", "pw"):
+        return True
+    ends_a_pair = len(parts) > 1 and parts[-2] in _KEY_QUALIFIERS and last == "key"
+    return (_is_secret_part(last) or ends_a_pair) and not _RESOURCE_NAME.match(value)
 
 
 # A value: quoted (spaces allowed) or one word, up to a shell or list delimiter.
@@ -66,26 +107,28 @@ _NAME = r"(?P<name>[A-Za-z_][\w.-]*)"
 KEYWORDS: list[Rule] = [
     # JSON: "password": "correct horse battery staple" (a quoted value may hold spaces).
     rule("json-secret", r'"(?P<name>[\w.-]+)"\s*:\s*(?P<secret>"[^"\n]+")', _named, needles=['":']),
+    # --password X, --db-password=X, --auth-token X, --client-secret=X (the flag ends with the keyword).
+    rule("flag-secret", rf"(?<![\w-])--(?!no-){_NAME}(?:=|[ \t]+){_VALUE}", _flag, needles=["--"]),
     # export DB_PASSWORD=..., PGPASSWORD=... psql, set API_TOKEN=..., db_pass = ...
-    rule("env-secret", rf"(?<![\w.-]){_NAME}[ \t]*=(?!=)[ \t]*{_VALUE}", _named),
+    rule("env-secret", rf"(?<![\w.-])(?:-D)?{_NAME}(?P<sep>[ \t]*=(?!=)[ \t]*){_VALUE}", _assigned),
     # JSON/YAML/TOML/Ruby/Go: "password": "...", password: ..., :token => '...', apiKey := "..."
     rule(
         "config-secret",
         rf"(?<![\w-])[\"']?{_NAME}[\"']?[ \t]*(?::=|=>|:)[ \t]*{_VALUE}",
         _named,
     ),
-    # --password X, --db-password=X, --auth-token X, --client-secret=X (the flag ends with the keyword).
-    rule("flag-secret", rf"(?<![\w-])--(?!no-){_NAME}(?:=|[ \t]+){_VALUE}", _named, needles=["--"]),
 ]
 
 # Prose: "the token for staging is 8f2a9c1d", "password: hunter2x", "log in with password S3cret!".
 # A word follows the keyword directly, or after a few words and a verb or colon; the value must look
 # made up (letters and digits), since prose is full of "the password is stored in Vault".
 _PROSE_KEYWORD = (
-    r"(?:password|passwd|passphrase|passcode|pass[ -]?word|token|secret|api[ _-]?key|access[ _-]?key|"
-    r"secret[ _-]?key|private[ _-]?key|credentials?|creds|contrase[nñ]a|mot de passe)s?"
+    r"(?:password|passwort|passwd|passphrase|passcode|pass[ -]?word|token|secret|api[ _-]?key|"
+    r"access[ _-]?key|secret[ _-]?key|private[ _-]?key|credentials?|creds|contrase[nñ]a|mot de passe)s?"
 )
-_LINK = r"(?:\b(?:is|was|are|equals|reads|becomes)\b|=|:|->)"
+_LINK = r"(?:\b(?:is|was|are|equals|reads|becomes|est|ist|es)\b|[:=](?=[ \t])|->)"
+# "Credentials are root / T00r", "login: app, Pw9x": a user name may stand before the secret.
+_USER = r"(?:[\w.@-]+[ \t]*(?:/|,|:)[ \t]*)?"
 _PROSE_VALUE = (
     r"(?P<secret>(?=[^\s\"'`]*\d)(?=[^\s\"'`]*[A-Za-z])[A-Za-z0-9!#%&*+?@^_~][^\s\"'`,;]{4,}[^\s\"'`,;.:!?)])"
 )
@@ -97,14 +140,24 @@ _FILE_OR_VERSION = re.compile(
 
 def _prose_value(match: re.Match[str]) -> bool:
     value = match.group("secret")
-    return is_a_value(value) and not _FILE_OR_VERSION.search(value)
+    if not is_a_value(value) or _FILE_OR_VERSION.search(value) or _RESOURCE_NAME.match(value):
+        return False
+    if match.group("link") or match.group("colon"):
+        return True
+    # Right after the word, with no verb or colon (`kubectl get secret web2`), only a strong value.
+    return (
+        len(value) >= 12
+        or bool(re.search(r"[A-Z]", value) and re.search(r"[a-z]", value))
+        or not value.isalnum()
+    )
 
 
 PROSE: list[Rule] = [
     rule(
         "prose-secret",
-        rf"(?i)\b{_PROSE_KEYWORD}\b(?:(?:[ \t]+[\w'()-]+){{0,5}}?[ \t]*{_LINK}|[ \t]*[:=]|(?=[ \t]))"
-        rf"[ \t]*[\"'`]?{_PROSE_VALUE}",
+        rf"(?i)\b{_PROSE_KEYWORD}\b"
+        rf"(?:(?:[ \t]+[\w'()-]+){{0,5}}?[ \t]*(?P<link>{_LINK})|[ \t]*(?P<colon>[:=])|(?=[ \t]))"
+        rf"[ \t]*{_USER}[\"'`]?{_PROSE_VALUE}",
         _prose_value,
     ),
 ]

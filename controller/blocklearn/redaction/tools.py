@@ -41,7 +41,7 @@ _RULES: list[Rule] = [
     # htpasswd -b[c|n|m|B...] [file] user password: the last of the two or three positional arguments.
     rule(
         "htpasswd-password",
-        r"\bhtpasswd\b(?=[^\n;|&]*\s-[a-zA-Z]*b)[^\n;|&]*\s" + _WORD + r"(?=\s*(?:$|[;|&\n>]))",
+        r"\bhtpasswd\b(?=[^\n;|&]*\s-[a-zA-Z]*b)[^\n;|&<>]*\s" + _WORD + r"(?=\s*(?:$|[;|&\n>]))",
         needles=["htpasswd"],
     ),
     # mysql -pSECRET (no space: with a space, -p prompts and the next word is the database).
@@ -72,7 +72,7 @@ _RULES: list[Rule] = [
         + r"(?:curl|http|wget|xh)\b"
         + _ARGS
         + r"(?:-u|--user|-a|--auth)(?:=|\s+)[\"']?[^\s:\"']+:(?P<secret>(?![$<{])[^\s\"']+)",
-        needles=["-u", "--user"],
+        needles=["-u", "--user", "-a"],
     ),
     _tool("curl-bearer", r"curl", r"--oauth2-bearer(?:=|\s+)", ["--oauth2-bearer"]),
     _tool(

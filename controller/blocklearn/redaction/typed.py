@@ -8,6 +8,7 @@ gitleaks rule id where a rule comes from there.
 from __future__ import annotations
 
 from blocklearn.redaction.engine import Rule, rule
+from blocklearn.redaction.values import literal
 
 # The end of a token, as gitleaks writes it: a quote, a space, a semicolon or the end.
 _END = r"(?=[`'\"\s;,)]|\\[nr]|$)"
@@ -135,10 +136,14 @@ TYPED: list[Rule] = [
     rule("square-token", r"\b(?P<secret>(?:EAAA|sq0atp-|sq0csp-)[\w-]{22,60})", needles=["eaaa", "sq0"]),
     rule("dynatrace-token", r"\b(?P<secret>dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64})", needles=["dt0c01."]),
     rule("heroku-key", r"\b(?P<secret>HRKU-[A-Za-z0-9_-]{30,})", needles=["hrku-"]),
-    rule("planetscale-token", r"\b(?P<secret>pscale_(?:pw|tkn|oauth)_[\w=.-]{32,64})", needles=["pscale_"]),
+    rule("planetscale-token", r"(?P<secret>pscale_(?:pw|tkn|oauth)_[\w=.-]{32,64})", needles=["pscale_"]),
     rule("onepassword-token", r"\b(?P<secret>ops_eyJ[A-Za-z0-9+/]{100,}={0,3})", needles=["ops_eyj"]),
     # gitleaks: telegram-bot-api-token (bot id, a colon, "AA" and 33 more).
-    rule("telegram-bot-token", r"\b(?P<secret>\d{6,12}:A[A-Za-z0-9_-]{34})" + _END, needles=[":a"]),
+    rule(
+        "telegram-bot-token",
+        r"(?:\b|(?<=bot))(?P<secret>\d{6,12}:A[A-Za-z0-9_-]{34})(?![\w-])",
+        needles=[":a"],
+    ),
     rule("mailgun-key", r"\b(?P<secret>key-[a-f0-9]{32})\b", needles=["key-"]),
     rule("mailchimp-key", r"\b(?P<secret>[a-f0-9]{32}-us\d{1,2})\b", needles=["-us"]),
     rule(
@@ -155,32 +160,45 @@ TYPED: list[Rule] = [
     rule(
         "bearer-token",
         r"(?i)authorization:\s*(?:bearer|token|apikey|api-key)\s+(?P<secret>[^\s'\"]+)",
+        check=literal,
         needles=["authorization"],
     ),
     rule(
-        "basic-auth", r"(?i)authorization:\s*basic\s+(?P<secret>[A-Za-z0-9+/=]+)", needles=["authorization"]
+        "basic-auth",
+        r"(?i)authorization:\s*basic\s+(?P<secret>[A-Za-z0-9+/=]+)",
+        check=literal,
+        needles=["authorization"],
     ),
     rule(
         "api-key-header",
         r"(?i)\b(?:x-[a-z-]*)?(?:api-?key|api-?token|auth-?token|access-?token|private-token|x-vault-token|"
         r"x-auth-key|x-goog-api-key|ocp-apim-subscription-key)\s*:\s*(?P<secret>(?![$<{])[^\s'\"]{6,})",
+        check=literal,
         needles=["key", "token"],
     ),
     # A password in the user-information part of a URL (psql, mongodb, redis, amqp, git, pip index URLs).
     rule(
         "url-password",
         r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:(?P<secret>(?![$<{])[^\s@/'\"]+)@",
+        check=literal,
         needles=["://"],
     ),
-    rule("kubeconfig-token", r"(?m)^\s*(?:-\s+)?token:\s*(?P<secret>(?![$<{])\S+)", needles=["token:"]),
+    rule(
+        "kubeconfig-token",
+        r"(?m)^\s*(?:-\s+)?token:\s*(?P<secret>(?![$<{])\S+)",
+        check=literal,
+        needles=["token:"],
+    ),
     rule(
         "kubeconfig-key",
         r"(?m)^\s*(?:client-key-data|client-key|id-token|refresh-token):\s*(?P<secret>(?![$<{/])\S+)",
+        check=literal,
         needles=["client-key", "id-token", "refresh-token"],
     ),
     rule(
         "k8s-secret-literal",
         r"--from-literal=[^=\s]+=(?P<secret>\"[^\"]*\"|'[^']*'|[^\s\"']+)",
+        check=literal,
         needles=["--from-literal"],
     ),
 ]

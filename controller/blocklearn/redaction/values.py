@@ -17,7 +17,8 @@ def _words(text: str) -> frozenset[str]:
 _PLACEHOLDERS = _words(
     "true false null none nil yes no required optional prompt stdin env empty changeme example "
     "password passwd pass pswd pwd secret token xxx redacted hidden your_password yourpassword "
-    "my_password mypassword your_token yourtoken your_secret"
+    "my_password mypassword your_token yourtoken your_secret str string int bool bytes any optional "
+    "dict list float"
 )
 _PATH = re.compile(r"^(?:[~.]{0,2}/|[A-Za-z]:\\)")
 
@@ -27,7 +28,7 @@ def is_a_value(value: str) -> bool:
     if value[:1] == "`" or "$(" in value or "`" in value[1:] or " | " in value:
         return False
     value = value.strip("\"'")
-    if not value or value[0] in "$<{%@*-" or value.lower() in _PLACEHOLDERS or _PATH.match(value):
+    if not value or value[0] in "$<{(%@*-" or value.lower() in _PLACEHOLDERS or _PATH.match(value):
         return False
     if set(value.lower()) <= {"x", "*", ".", "_"}:
         return False
