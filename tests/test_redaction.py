@@ -96,5 +96,6 @@ def test_the_shapes_that_leaked_in_issue_14_are_caught() -> None:
     positional, _ = redact("sshpass -p 'Wint3r!sComing' ssh ops@10.0.0.7 && redis-cli -a r3d1sPw ping")
     assert prose == "The token for staging is <REDACTED:prose-secret>, it expires Friday."
     assert positional == (
-        "sshpass -p <REDACTED:sshpass-password> ssh ops@10.0.0.7 && redis-cli -a <REDACTED:redis-password> ping"
+        "sshpass -p <REDACTED:sshpass-password> ssh ops@10.0.0.7 && "
+        "redis-cli -a <REDACTED:redis-password> ping"
     )
