@@ -22,7 +22,7 @@ def _words(text: str) -> frozenset[str]:
 
 # Words that, as a part of a name, say the name holds a secret; `key` does so after a qualifier.
 _SECRET_PARTS = _words(
-    "password passwd passwort pwd pw pass passphrase passcode secret secrets token tokens apikey "
+    "password passwd passwort pwd pw pass passphrase passcode secret token apikey "
     "credential credentials creds psk contrasena"
 )
 # Run-together names: PGPASSWORD, authtoken, dbpasswd, clientsecret, rootpw is too short to trust.
@@ -104,18 +104,27 @@ def _flag(match: re.Match[str]) -> bool:
 _VALUE = r"(?P<secret>\"[^\"\n]+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`;&|,)\]}]+)"
 _NAME = r"(?P<name>[A-Za-z_][\w.-]*)"
 
+# One of these occurs in every name `names_a_secret` accepts: rules skip texts without any.
+_NEEDLES = ("pass", "pw", "token", "secret", "key", "cred", "psk", "contrase")
+
 KEYWORDS: list[Rule] = [
     # JSON: "password": "correct horse battery staple" (a quoted value may hold spaces).
-    rule("json-secret", r'"(?P<name>[\w.-]+)"\s*:\s*(?P<secret>"[^"\n]+")', _named, needles=['":']),
+    rule("json-secret", r'"(?P<name>[\w.-]+)"\s*:\s*(?P<secret>"[^"\n]+")', _named, needles=_NEEDLES),
     # --password X, --db-password=X, --auth-token X, --client-secret=X (the flag ends with the keyword).
-    rule("flag-secret", rf"(?<![\w-])--(?!no-){_NAME}(?:=|[ \t]+){_VALUE}", _flag, needles=["--"]),
+    rule("flag-secret", rf"(?<![\w-])--(?!no-){_NAME}(?:=|[ \t]+){_VALUE}", _flag, needles=_NEEDLES),
     # export DB_PASSWORD=..., PGPASSWORD=... psql, set API_TOKEN=..., db_pass = ...
-    rule("env-secret", rf"(?<![\w.-])(?:-D)?{_NAME}(?P<sep>[ \t]*=(?!=)[ \t]*){_VALUE}", _assigned),
+    rule(
+        "env-secret",
+        rf"(?<![\w.-])(?:-D)?{_NAME}(?P<sep>[ \t]*=(?!=)[ \t]*){_VALUE}",
+        _assigned,
+        needles=_NEEDLES,
+    ),
     # JSON/YAML/TOML/Ruby/Go: "password": "...", password: ..., :token => '...', apiKey := "..."
     rule(
         "config-secret",
         rf"(?<![\w-])[\"']?{_NAME}[\"']?[ \t]*(?::=|=>|:)[ \t]*{_VALUE}",
         _named,
+        needles=_NEEDLES,
     ),
 ]
 
@@ -123,9 +132,12 @@ KEYWORDS: list[Rule] = [
 # A word follows the keyword directly, or after a few words and a verb or colon; the value must look
 # made up (letters and digits), since prose is full of "the password is stored in Vault".
 _PROSE_KEYWORD = (
-    r"(?:password|passwort|passwd|passphrase|passcode|pass[ -]?word|token|secret|api[ _-]?key|"
-    r"access[ _-]?key|secret[ _-]?key|private[ _-]?key|credentials?|creds|contrase[nñ]a|mot de passe)s?"
+    r"(?:password|passwort|passwd|passphrase|passcode|pass[ -]?word|pw|pwd|token|secret|credentials?|creds|"
+    r"(?:api|access|secret|private|deploy|license|signing|master|encryption|webhook)[ _-]?key|"
+    r"contrase[nñ]a|mot de passe)s?"
 )
+# Words between the keyword and its verb ("for alerts@ on prod.example.com"): no sentence end inside.
+_FILLER = r"[\w'()@-]+(?:\.[\w'()@-]+)*"
 _LINK = r"(?:\b(?:is|was|are|equals|reads|becomes|est|ist|es)\b|[:=](?=[ \t])|->)"
 # "Credentials are root / T00r", "login: app, Pw9x": a user name may stand before the secret.
 _USER = r"(?:[\w.@-]+[ \t]*(?:/|,|:)[ \t]*)?"
@@ -156,8 +168,9 @@ PROSE: list[Rule] = [
     rule(
         "prose-secret",
         rf"(?i)\b{_PROSE_KEYWORD}\b"
-        rf"(?:(?:[ \t]+[\w'()-]+){{0,5}}?[ \t]*(?P<link>{_LINK})|[ \t]*(?P<colon>[:=])|(?=[ \t]))"
+        rf"(?:(?:[ \t]+{_FILLER}){{0,5}}?[ \t]*(?P<link>{_LINK})|[ \t]*(?P<colon>[:=])|(?=[ \t]))"
         rf"[ \t]*{_USER}[\"'`]?{_PROSE_VALUE}",
         _prose_value,
+        needles=("pass", "pw", "token", "secret", "key", "cred", "contrase"),
     ),
 ]

@@ -81,7 +81,19 @@ _RULES: list[Rule] = [
         r"-p\s+",
         ["login"],
     ),
-    _tool("azure-password", r"az\s+login", r"-p\s+", ["az"]),
+    _tool("azure-password", r"az\s+(?:login|sql|mysql|postgres|vm\s+create|ad\s+sp)", r"-p\s+", ["az"]),
+    # oc/cf/ibmcloud login -p SECRET; cqlsh/rabbitmqadmin -p SECRET; vsql -w SECRET.
+    _tool("cli-password", r"(?:oc|cf|ibmcloud)\s+login", r"-p\s+", ["login"]),
+    _tool("cli-password", r"(?:cqlsh|rabbitmqadmin)", r"-p\s+", ["cqlsh", "rabbitmqadmin"]),
+    _tool("cli-password", r"vsql", r"-w\s+", ["vsql"]),
+    # openssl passwd [-1|-6|-salt x] PASSWORD: the password is the last argument.
+    rule(
+        "openssl-password",
+        r"\bopenssl\s+passwd\s+(?:-(?:salt\s+\S+|\S+)\s+)*" + _WORD,
+        needles=["openssl"],
+    ),
+    # Password managers' CLIs: bw unlock MASTER, bw login EMAIL MASTER.
+    rule("cli-password", r"\bbw\s+(?:unlock|login\s+\S+)\s+(?!-)" + _WORD, needles=["bw"]),
     # ldapsearch/ldapadd/ldapmodify/ldapdelete/ldappasswd -w secret (bind password).
     _tool("ldap-password", r"ldap[a-z]+", r"-w\s+", ["ldap"]),
     # sqlcmd/bcp/osql/isql -P secret (SQL Server), mongo/mongosh -p secret, ipmitool -P secret.
@@ -162,8 +174,22 @@ _RULES: list[Rule] = [
     ),
     rule(
         "stdin-password",
-        r"\b(?:sudo\s+-\S*S|[^\n;|&]*--password-stdin)[^\n;|&]*<<<\s*" + _WORD,
+        r"\b(?:sudo\s+-\S*S|[^\n;|&]*(?:--password-stdin|signin|unlock|login|passwd))[^\n;|&]*<<<\s*" + _WORD,
         needles=["<<<"],
+    ),
+    # user:password encoded for a Basic Authorization header (echo -n 'admin:S3cret' | base64).
+    rule(
+        "basic-auth",
+        r"\b(?:echo|printf)\s+(?:-n\s+)?[\"']?[\w.@-]+:(?P<secret>[^\s\"':|]+)[\"']?\s*\|\s*base64\b(?!\s+-d)",
+        needles=["base64"],
+    ),
+    # A literal written to a file named for a secret (echo 'S3cret' > ~/.vault_pass).
+    rule(
+        "file-secret",
+        r"\b(?:echo|printf)\s+(?:-n\s+)?"
+        + _WORD
+        + r"\s*>>?\s*\S*(?:auth|token|secret|pass|pw|key|cred)[^\s/]*(?=\s|$|;|&)",
+        needles=[">"],
     ),
     # chpasswd input: user:password (echo 'bob:S3cret' | chpasswd).
     rule(

@@ -179,7 +179,7 @@ TYPED: list[Rule] = [
     # A password in the user-information part of a URL (psql, mongodb, redis, amqp, git, pip index URLs).
     rule(
         "url-password",
-        r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:(?P<secret>(?![$<{])[^\s@/'\"]+)@",
+        r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"\[]*:(?P<secret>(?![$<{])[^\s@/'\"\[\]]+)@",
         check=literal,
         needles=["://"],
     ),

@@ -25,10 +25,17 @@ _PATH = re.compile(r"^(?:[~.]{0,2}/|[A-Za-z]:\\)")
 
 def is_a_value(value: str) -> bool:
     """Whether a value is a literal secret, not a reference, command, path or placeholder."""
-    if value[:1] == "`" or "$(" in value or "`" in value[1:] or " | " in value:
+    if (
+        value[:1] == "`"
+        or "$(" in value
+        or "`" in value[1:]
+        or " | " in value
+        or "{{" in value
+        or "}}" in value
+    ):
         return False
     value = value.strip("\"'")
-    if not value or value[0] in "$<{(%@*-" or value.lower() in _PLACEHOLDERS or _PATH.match(value):
+    if not value or value[0] in "$<{(%@*-:" or value.lower() in _PLACEHOLDERS or _PATH.match(value):
         return False
     if set(value.lower()) <= {"x", "*", ".", "_"}:
         return False
