@@ -174,7 +174,8 @@ _RULES: list[Rule] = [
     ),
     rule(
         "stdin-password",
-        r"\b(?:sudo\s+-\S*S|[^\n;|&]*(?:--password-stdin|signin|unlock|login|passwd))[^\n;|&]*<<<\s*" + _WORD,
+        r"\b(?:sudo\s+-\S*S|[^\n;|&]*(?:--password-stdin|signin|unlock|login|passwd))[^\n;|&]*<<<\s*\$?"
+        + _WORD,
         needles=["<<<"],
     ),
     # user:password encoded for a Basic Authorization header (echo -n 'admin:S3cret' | base64).
@@ -190,6 +191,18 @@ _RULES: list[Rule] = [
         + _WORD
         + r"\s*>>?\s*\S*(?:auth|token|secret|pass|pw|key|cred)[^\s/]*(?=\s|$|;|&)",
         needles=[">"],
+    ),
+    # SQL: CREATE/ALTER USER ... IDENTIFIED BY 'S3cret'; Ansible: '{{ 'S3cret' | password_hash(...) }}'.
+    # SQL quotes the password always; unquoted, "identified by" is prose ("a pod identified by name").
+    rule(
+        "sql-password",
+        r"(?i)\bidentified\s+(?:with\s+\S+\s+)?by\s+(?P<secret>'[^'\n]+'|\"[^\"\n]+\")",
+        needles=["identified"],
+    ),
+    rule(
+        "ansible-password",
+        r"(?P<secret>'[^'\n]+'|\"[^\"\n]+\")\s*\|\s*password_hash\b",
+        needles=["password_hash"],
     ),
     # chpasswd input: user:password (echo 'bob:S3cret' | chpasswd).
     rule(

@@ -37,7 +37,7 @@ def is_a_value(value: str) -> bool:
     value = value.strip("\"'")
     if not value or value[0] in "$<{(%@*-:" or value.lower() in _PLACEHOLDERS or _PATH.match(value):
         return False
-    if set(value.lower()) <= {"x", "*", ".", "_"}:
+    if set(value.lower()) <= {"x", "*", ".", "_"} or value.startswith("..."):
         return False
     return not (value.isdigit() and len(value) < 4)
 
