@@ -3,7 +3,7 @@
 NL2Bash holds no real credentials, so every change is a false positive or a value its author wrote as
 a password on purpose (`sshpass -p pass123`); each change is printed with its kind to judge which.
 
-    python -m bench.redaction_fp [--data ../shared/data/nl2bash/learn.jsonl] [--show 40]
+    python -m bench.redaction_fp [--data ../shared/data/nl2bash/learn.jsonl] [--show 40] [--worst]
 
 Prints the rows changed (target <= 1%), the texts changed per kind, and the cost in µs per Block
 (a Block's context and executed cell: the request and the command), timed over every row.
@@ -86,10 +86,42 @@ def entropy_report(texts: list[str]) -> None:
         print(f"  generated {name} tokens caught, by length: {' '.join(caught)}")
 
 
+def worst_cases() -> None:
+    """CPU ms to redact one 64 KiB cell (the largest a Block may hold) built to make a scan
+    quadratic: a keyword or tool name repeated with no value, an unclosed quote, a cut-off key."""
+    size = 64 * 1024
+    rng = random.Random(0)
+    units = [
+        "token=",
+        "password: ",
+        "the password for the staging cluster ",
+        "htpasswd -b ",
+        "sshpass ",
+        'echo "',
+        "curl -u ",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        '"password": "',
+        "http://a:",
+        "--password ",
+        "export A_TOKEN=",
+        "mysql -x ",
+        "echo x > .tok",
+        "sudo -S <<< ",
+    ]
+    cells = {repr(u): (u * (size // len(u) + 1))[:size] for u in units}
+    cells["random letters"] = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(size))
+    print("worst cases, CPU ms per 64 KiB cell:")
+    for name, cell in cells.items():
+        start = time.process_time()
+        redact(cell)
+        print(f"  {name:44} {(time.process_time() - start) * 1000:8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--show", type=int, default=40, help="changed texts to print")
+    parser.add_argument("--worst", action="store_true", help="also time adversarial 64 KiB cells")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
     found, changed_rows = changes(rows)
@@ -106,6 +138,8 @@ def main() -> None:
         print(f"    before: {by_id[row_id][field]}\n    after:  {text}")
     entropy_report([row[f] for row in rows for f in ("doc", "command")])
     print(f"cost: {cost_us(rows):.1f} µs CPU per Block (request + command), best of 3 passes")
+    if args.worst:
+        worst_cases()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the cost per Block low when the text holds no trace of a secret.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -38,10 +39,17 @@ def rule(
     return Rule(kind, compiled, check, tuple(n.lower() for n in needles))
 
 
+def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    i = bisect.bisect_left(taken, (start, end))
+    return (i > 0 and taken[i - 1][1] > start) or (i < len(taken) and taken[i][0] < end)
+
+
 def apply(rules: Sequence[Rule], text: str) -> tuple[str, Counter[str]]:
     """Replace every span a rule finds by its typed placeholder; count the kinds."""
     lowered = text.lower()
-    # Placeholders already in the text (a second pass) are never a value to redact again.
+    # Placeholders already in the text (a second pass) are never a value to redact again. Spans taken
+    # stay sorted and disjoint, so an overlap is found by bisection: a cell with thousands of
+    # secrets must not cost a scan of all spans per match.
     taken: list[tuple[int, int]] = [m.span() for m in PLACED.finditer(text)]
     spans: list[tuple[int, int, str]] = []
     for r in rules:
@@ -49,12 +57,12 @@ def apply(rules: Sequence[Rule], text: str) -> tuple[str, Counter[str]]:
             continue
         for match in r.pattern.finditer(text):
             start, end = match.span("secret")
-            if start == end or any(start < t_end and t_start < end for t_start, t_end in taken):
+            if start == end or _overlaps(taken, start, end):
                 continue
             if r.check is not None and not r.check(match):
                 continue
             spans.append((start, end, r.kind))
-            taken.append((start, end))
+            bisect.insort(taken, (start, end))
     if not spans:
         return text, Counter()
     spans.sort()

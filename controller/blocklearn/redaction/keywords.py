@@ -101,8 +101,8 @@ def _flag(match: re.Match[str]) -> bool:
 
 
 # A value: quoted (spaces allowed) or one word, up to a shell or list delimiter.
-_VALUE = r"(?P<secret>\"[^\"\n]+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`;&|,)\]}]+)"
-_NAME = r"(?P<name>[A-Za-z_][\w.-]*)"
+_VALUE = r"(?P<secret>\"[^\"\n]{1,1024}\"|'[^'\n]{1,1024}'|`[^`\n]{1,1024}`|[^\s\"'`;&|,)\]}]{1,1024})"
+_NAME = r"(?P<name>[A-Za-z_][\w.-]{0,80})"
 
 # One of these occurs in every name `names_a_secret` accepts: rules skip texts without any.
 _NEEDLES = ("pass", "pw", "token", "secret", "key", "cred", "psk", "contrase")
@@ -129,6 +129,8 @@ KEYWORDS: list[Rule] = [
 ]
 
 # Prose: "the token for staging is 8f2a9c1d", "password: hunter2x", "log in with password S3cret!".
+# Every repetition is bounded: an unbounded scan from each keyword makes a 64 KiB cell of
+# `token=token=...` quadratic (4 s measured; bench/redaction_fp.py --worst prints the worst cases).
 # A word follows the keyword directly, or after a few words and a verb or colon; the value must look
 # made up (letters and digits), since prose is full of "the password is stored in Vault".
 _PROSE_KEYWORD = (
@@ -137,12 +139,13 @@ _PROSE_KEYWORD = (
     r"contrase[nñ]a|mot de passe)s?"
 )
 # Words between the keyword and its verb ("for alerts@ on prod.example.com"): no sentence end inside.
-_FILLER = r"[\w'()@-]+(?:\.[\w'()@-]+)*"
+_FILLER = r"[\w'()@-]{1,40}(?:\.[\w'()@-]{1,40}){0,4}"
 _LINK = r"(?:\b(?:is|was|are|equals|reads|becomes|est|ist|es)\b|[:=](?=[ \t])|->)"
 # "Credentials are root / T00r", "login: app, Pw9x": a user name may stand before the secret.
-_USER = r"(?:[\w.@-]+[ \t]*(?:/|,|:)[ \t]*)?"
+_USER = r"(?:[\w.@-]{1,64}[ \t]{0,3}(?:/|,|:)[ \t]{0,3})?"
 _PROSE_VALUE = (
-    r"(?P<secret>(?=[^\s\"'`]*\d)(?=[^\s\"'`]*[A-Za-z])[A-Za-z0-9!#%&*+?@^_~][^\s\"'`,;]{4,}[^\s\"'`,;.:!?)])"
+    r"(?P<secret>(?=[^\s\"'`]{0,200}\d)(?=[^\s\"'`]{0,200}[A-Za-z])[A-Za-z0-9!#%&*+?@^_~][^\s\"'`,;]{4,200}"
+    r"[^\s\"'`,;.:!?)])"
 )
 _FILE_OR_VERSION = re.compile(
     r"(?i)(?:\.(?:txt|log|conf|cfg|json|ya?ml|pem|key|crt|sh|py|gz|tgz|tar|zip|ini|env|csv|xml|html?|md|db|sql"

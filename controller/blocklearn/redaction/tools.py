@@ -18,12 +18,13 @@ from blocklearn.redaction.values import literal
 # `xargs`, `find -exec`, `watch` ... (`find / -name mysql -print` names mysql, it does not run it).
 _COMMAND = (
     r"(?:^|(?<=[\n;|&(`'\"“]))[ \t]*(?:(?:sudo|xargs|-?exec|watch|time|nohup|env|command|timeout)\s+"
-    r"(?:-\S+\s+|\w+=\S+\s+|\d+\s+)*)*"
+    r"(?:-\S{1,64}\s+|\w{1,64}=\S{1,256}\s+|\d{1,9}\s+){0,8}){0,4}"
 )
-# The rest of a command line before the flag (no newline, no command separator in between).
-_ARGS = r"[^\n;|&]*?\s"
+# The rest of a command line before the flag (no newline, no command separator in between), bounded
+# so that a cell of repeated tool names stays linear (`htpasswd -b ` x 5,000 took 5 s unbounded).
+_ARGS = r"[^\n;|&]{0,256}?\s"
 # A value: quoted (spaces allowed) or one word; never a shell expansion or a template placeholder.
-_WORD = r"(?P<secret>\"(?![$<{])[^\"\n]+\"|'(?![$<{])[^'\n]+'|(?![$<{\"'-])[^\s;|&\"'`)]+)"
+_WORD = r"(?P<secret>\"(?![$<{])[^\"\n]{1,256}\"|'(?![$<{])[^'\n]{1,256}'|(?![$<{\"'-])[^\s;|&\"'`)]{1,256})"
 
 
 def _not_a_switch(match: re.Match[str]) -> bool:
@@ -41,7 +42,7 @@ _RULES: list[Rule] = [
     # htpasswd -b[c|n|m|B...] [file] user password: the last of the two or three positional arguments.
     rule(
         "htpasswd-password",
-        r"\bhtpasswd\b(?=[^\n;|&]*\s-[a-zA-Z]*b)[^\n;|&<>]*\s" + _WORD + r"(?=\s*(?:$|[;|&\n>]))",
+        r"\bhtpasswd\b(?=[^\n;|&]{0,256}\s-[a-zA-Z]*b)[^\n;|&<>]{0,256}\s" + _WORD + r"(?=\s*(?:$|[;|&\n>]))",
         needles=["htpasswd"],
     ),
     # mysql -pSECRET (no space: with a space, -p prompts and the next word is the database).
@@ -168,13 +169,15 @@ _RULES: list[Rule] = [
     # A password piped into a command that reads it from stdin: echo SECRET | sudo -S / --password-stdin.
     rule(
         "stdin-password",
-        r"\b(?:echo|printf)\s+(?:-[ne]+\s+)?" + _WORD + r"\s*\|\s*(?:sudo\s+-\S*S|[^\n;|&]*--password-stdin|"
-        r"passwd\s+--stdin|chpasswd|[^\n;|&]*\bkinit\b)",
+        r"\b(?:echo|printf)\s+(?:-[ne]+\s+)?"
+        + _WORD
+        + r"\s*\|\s*(?:sudo\s+-\S{0,8}S|[^\n;|&]{0,256}--password-stdin|"
+        r"passwd\s+--stdin|chpasswd|[^\n;|&]{0,256}\bkinit\b)",
         needles=["sudo", "--password-stdin", "passwd", "kinit"],
     ),
     rule(
         "stdin-password",
-        r"\b(?:sudo\s+-\S*S|[^\n;|&]*(?:--password-stdin|signin|unlock|login|passwd))[^\n;|&]*<<<\s*\$?"
+        r"\b(?:sudo\s+-\S{0,8}S|[^\n;|&]{0,256}(?:--password-stdin|signin|unlock|login|passwd))[^\n;|&]{0,256}<<<\s*\$?"
         + _WORD,
         needles=["<<<"],
     ),
@@ -189,7 +192,7 @@ _RULES: list[Rule] = [
         "file-secret",
         r"\b(?:echo|printf)\s+(?:-n\s+)?"
         + _WORD
-        + r"\s*>>?\s*\S*(?:auth|token|secret|pass|pw|key|cred)[^\s/]*(?=\s|$|;|&)",
+        + r"\s*>>?\s*\S{0,128}(?:auth|token|secret|pass|pw|key|cred)[^\s/]{0,64}(?=\s|$|;|&)",
         needles=[">"],
     ),
     # SQL: CREATE/ALTER USER ... IDENTIFIED BY 'S3cret'; Ansible: '{{ 'S3cret' | password_hash(...) }}'.

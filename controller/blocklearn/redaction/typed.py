@@ -16,8 +16,10 @@ _END = r"(?=[`'\"\s;,)]|\\[nr]|$)"
 TYPED: list[Rule] = [
     rule(
         "private-key",
-        r"(?P<secret>-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-        r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)",
+        # To the END line, or to the end of the text when it is cut off (a partial key is still secret);
+        # one greedy pass, so a cell of repeated BEGIN lines stays linear.
+        r"(?P<secret>-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[^-]|-(?!----END ))*"
+        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?)",
         needles=["private key"],
     ),
     # gitleaks: aws-access-token (the key id; its prefixes name the kind of credential).
