@@ -78,3 +78,17 @@ def test_the_wheel_requires_kmock_only_in_the_dev_extra(wheel: Path) -> None:
     kmock = [r for r in requires if r.lower().startswith("kmock")]
     assert kmock and all('extra == "dev"' in r for r in kmock), kmock
     assert any(r.startswith("kopf") and "extra" not in r for r in requires)
+
+
+def test_the_client_imports_neither_kopf_nor_the_emulator_nor_the_index_server() -> None:
+    """An assistant installs blocklearn for `blocklearn.client`: it must not pull in the operator's
+    framework, the emulator, or the index's HTTP server and metrics."""
+    script = (
+        "import json, sys\n"
+        "import blocklearn.client\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('kopf', 'kmock', 'aiohttp', 'prometheus_client') or m.startswith(('blocklearn.emulator',"
+        " 'blocklearn.operator', 'blocklearn.index.api')))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -78,6 +78,16 @@ def cmd_crds(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from blocklearn.index.openapi import render
+
+    if args.out is None:
+        sys.stdout.write(render())
+        return
+    Path(args.out).write_text(render())
+    print(f"wrote {args.out}")
+
+
 def _require_dev_extra() -> None:
     """The local API needs kmock, which production installs leave out."""
     import importlib.util
@@ -138,8 +148,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     token = (
         Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
     )
-    result = search(args.url, args.query, args.k, None if args.all_namespaces else args.namespace, token)
-    print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
+    namespace = None if args.all_namespaces else args.namespace
+    result = search(args.url, args.query, args.k, namespace, token, distinct=not args.raw)
+    dumped = result.model_dump(mode="json", by_alias=True)
+    print(json.dumps(dumped, indent=2) if args.output == "json" else format_table(result))
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -265,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.add_argument(
+        "--raw",
+        action="store_true",
+        help="the nearest examples as they are, even with the same answer (default: distinct answers)",
+    )
+    p.add_argument(
         "--token-file",
         help="file with a bearer token for the index: its shared token, or a ServiceAccount token"
         " (`kubectl create token SA`) if the index checks them (default: $BLOCKLEARN_TOKEN, if set)",
@@ -303,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
     p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser(
+        "openapi", help="print the search API's OpenAPI 3.1 document, generated from its models"
+    )
+    p.add_argument("--out", help="write it to this file instead (e.g. docs/openapi.json)")
+    p.set_defaults(func=cmd_openapi)
 
     p = sub.add_parser("backfill", help="re-reconcile every Block changed after a time")
     p.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")

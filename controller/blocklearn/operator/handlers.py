@@ -26,7 +26,7 @@ from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.text import query_text
 from blocklearn.kube.rest import MERGE_PATCH, ApiError, Rest, custom_path
-from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.learning import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.models import BlockRef, BlockSpec, Condition, ExampleSpec, ExampleStatus
 from blocklearn.operator import events
 from blocklearn.operator.desired import (
@@ -126,7 +126,9 @@ class Reconcilers:
         except ValidationError as exc:
             outcome = Outcome.invalid(describe_validation_error(exc))
         else:
-            decision = decide(spec, BlockRef(name=meta["name"], uid=meta.get("uid", "")), self.policy)
+            excluded = is_excluded(meta.get("annotations"))
+            ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""))
+            decision = decide(spec, ref, self.policy, excluded)
             outcome = Outcome.of(decision)
         await self._converge_example(block, outcome.example)
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")

@@ -23,6 +23,7 @@ from blocklearn.kube.client import api_client
 from blocklearn.kube.rest import Rest
 from blocklearn.operator.handlers import Reconcilers
 from blocklearn.operator.informer import Informer
+from blocklearn.operator.leader import LeaderElector, LeaseClient, lease_config, while_leading
 from blocklearn.operator.resync import Resync
 from blocklearn.settings import Settings
 
@@ -90,7 +91,8 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             # Examples; the Examples wait (Embedded=False) and BlocklearnEmbedderFailing says why.
             metrics.embedder_errors_total.labels(exc.reason).inc()
             log.error("Embedder not answering at startup; Examples will wait for it: %s", exc)
-    rest = Rest(api_client().configuration)
+    client = api_client()
+    rest = Rest(client.configuration)
     reconcilers = Reconcilers(settings, rest, embedder)
     controller = Controller(settings, rest, reconcilers)
     registry = kopf.OperatorRegistry()
@@ -141,14 +143,25 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
         if isinstance(embedder, OpenAIEmbedder):
             await embedder.close()
 
-    try:
+    async def operate(stop_flag: asyncio.Event | None) -> None:
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,
             liveness_endpoint=liveness,
-            stop_flag=stop,
+            stop_flag=stop_flag,
         )
+
+    try:
+        if not settings.leader_election:
+            await operate(stop)
+            return
+        # Only the Lease holder runs kopf (and so the informers, the reconcilers and the resync): a
+        # follower waits, and a leader that cannot renew stops at once and exits, as
+        # controller-runtime does.
+        elector = LeaderElector(lease_config(settings), LeaseClient(client))
+        if await while_leading(elector, operate, stop, liveness):
+            raise SystemExit("Lost leadership; exiting so that this replica restarts as a follower")
     finally:
         controller.stop()
