@@ -39,8 +39,8 @@ class Rest:
         self._base = str(configuration.host).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._token: str | None = None
-        self._token_read_at = -float("inf")
+        self._auth: dict[str, str] = {}  # the credential headers (a bearer token), re-read each minute
+        self._auth_read_at = -float("inf")
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self._base.startswith("https"):
@@ -68,12 +68,14 @@ class Rest:
         # file; with a kubeconfig, the whole file: 5% of the controller's CPU when asked per call).
         # A projected token is renewed long before it expires: once a minute is plenty.
         now = time.monotonic()
-        if now - self._token_read_at > TOKEN_REFRESH_SECONDS:
-            self._token = self._config.get_api_key_with_prefix("authorization")
-            self._token_read_at = now
-        if self._token:
-            headers["Authorization"] = self._token
-        return headers
+        if now - self._auth_read_at > TOKEN_REFRESH_SECONDS:
+            self._auth = {
+                str(setting["key"]): str(setting["value"])
+                for setting in self._config.auth_settings().values()
+                if setting.get("in") == "header" and setting.get("value")
+            }
+            self._auth_read_at = now
+        return {**headers, **self._auth}
 
     async def close(self) -> None:
         if self._session is not None:
