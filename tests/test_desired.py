@@ -9,6 +9,7 @@ from blocklearn.models import BlockSpec
 from blocklearn.operator.desired import (
     SAME,
     Outcome,
+    block_patch,
     block_status,
     example_patch,
     merge_patch,
@@ -100,3 +101,25 @@ def test_conditions_someone_else_wrote_in_another_shape_are_replaced() -> None:
     b["status"] = {"conditions": [{"type": "Ready", "status": "Maybe", "lastTransitionTime": 5}, "junk"]}
     status = block_status(b, teach(b))
     assert {c.type for c in status.conditions} == {"Ready", "Learned"}
+
+
+def test_kopfs_leftover_state_is_removed_once() -> None:
+    """The kopf-handled controller left a diff base (a copy of the spec) in annotations."""
+    b = block()
+    assert block_patch(b) is None
+    b["metadata"]["annotations"] = {
+        "kopf.blocklearn.dev/last-handled-configuration": "{...}",
+        "blocklearn.dev/reconcile-requested-at": "2026-01-01T00:00:00Z",
+    }
+    assert block_patch(b) == {
+        "metadata": {
+            "resourceVersion": "7",
+            "annotations": {"kopf.blocklearn.dev/last-handled-configuration": None},
+        }
+    }
+    outcome = teach(b)
+    assert outcome.example is not None
+    ex = new_example(b, outcome.example)
+    ex["metadata"].update(resourceVersion="3", annotations={"kopf.blocklearn.dev/x": "y"})
+    patch = example_patch(ex, b, outcome.example)
+    assert patch == {"metadata": {"annotations": {"kopf.blocklearn.dev/x": None}, "resourceVersion": "3"}}

@@ -68,3 +68,25 @@ async def test_an_unexpected_exception_never_stops_a_worker() -> None:
     queue.add("good")
     await both.wait()  # the failing key came back, and the worker went on with the other
     runner.cancel()
+
+
+async def test_the_resync_is_not_alive_once_its_loop_has_ended() -> None:
+    """The liveness probe asks this: a resync loop that ended (whatever ended it) fails it."""
+    from blocklearn.embed.hashing import HashingEmbedder
+    from blocklearn.kube.rest import Rest
+    from blocklearn.operator.handlers import Reconcilers
+    from blocklearn.operator.resync import Resync
+    from blocklearn.settings import Settings
+
+    class Config:
+        host = "http://127.0.0.1:1"
+
+    reconcilers = Reconcilers(Settings(), Rest(Config()), HashingEmbedder(16))
+    resync = Resync(reconcilers, [], interval=3600)
+    assert not resync.alive()  # not started
+    resync.start()
+    await asyncio.sleep(0.05)  # its first pass (nothing to do) ran; now it sleeps an interval
+    assert resync.alive()
+    resync.stop()
+    await asyncio.sleep(0)
+    assert not resync.alive()

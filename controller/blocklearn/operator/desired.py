@@ -21,6 +21,8 @@ from blocklearn.models import BlockStatus, Condition, ExampleSpec
 Obj = dict[str, Any]
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
 BLOCK_LABEL = f"{GROUP}/block"
+# Where the kopf-handled controller kept its state (a diff base: a second copy of the spec).
+KOPF_PREFIX = f"kopf.{GROUP}/"
 
 
 class _Same:
@@ -159,6 +161,21 @@ def new_example(block: Mapping[str, Any], example: ExampleSpec) -> Obj:
     }
 
 
+def leftover_annotations(obj: Mapping[str, Any]) -> dict[str, None]:
+    """kopf's state left by the controller before this one, to remove once: the diff base is a
+    second copy of the spec, which alone could reach the API server's 256 KiB annotation limit."""
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    return {key: None for key in annotations if key.startswith(KOPF_PREFIX)}
+
+
+def block_patch(block: Mapping[str, Any]) -> Obj | None:
+    """The patch of a Block's own metadata: only to remove kopf's leftovers, once."""
+    leftovers = leftover_annotations(block)
+    if not leftovers:
+        return None
+    return {"metadata": {"resourceVersion": block["metadata"]["resourceVersion"], "annotations": leftovers}}
+
+
 def example_patch(current: Mapping[str, Any], block: Mapping[str, Any], example: ExampleSpec) -> Obj | None:
     """The patch that makes an existing Example the Block's, or None when it already is: its spec,
     and its owner (made by hand, or by an earlier Block of the same name: adopted, so deletion
@@ -173,6 +190,8 @@ def example_patch(current: Mapping[str, Any], block: Mapping[str, Any], example:
             r for r in current.get("metadata", {}).get("ownerReferences") or [] if not r.get("controller")
         ]
         patch.setdefault("metadata", {})["ownerReferences"] = [*others, owner_reference(block)]
+    if leftovers := leftover_annotations(current):
+        patch.setdefault("metadata", {}).setdefault("annotations", {}).update(leftovers)
     if not patch:
         return None
     patch.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]

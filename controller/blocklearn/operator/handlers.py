@@ -33,6 +33,7 @@ from blocklearn.operator.desired import (
     SAME,
     SOURCE_CHANGED,
     Outcome,
+    block_patch,
     block_status,
     example_patch,
     merge_patch,
@@ -119,6 +120,12 @@ class Reconcilers:
             return "gone"
         if block["metadata"].get("deletionTimestamp"):
             return "deleting"
+        if (leftovers := block_patch(block)) is not None:
+            updated = await self._write("PATCH", BLOCKS, key[0], key[1], leftovers)
+            if updated is None:
+                return "gone"
+            self.blocks.put(updated)
+            block = updated
         meta = block["metadata"]
         decision = None
         try:
