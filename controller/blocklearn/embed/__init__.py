@@ -37,3 +37,7 @@ class EmbedderError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ModelUnavailable(RuntimeError):
+    """A local model's files are missing or not the pinned ones; the message says what to install."""
