@@ -106,8 +106,9 @@ def build_quantized(directory: Path) -> bytes:
     )
     with tempfile.TemporaryDirectory(prefix="blocklearn-model-") as tmp:
         out = Path(tmp) / "model.onnx"
-        # Its advice to pre-process (shape inference) is moot: the graph has its shapes and no torch ops.
-        quiet = _DropMessage("Please consider to run pre-processing")
+        # The quantiser logs each tensor it skips, and advises a pre-processing step (shape inference)
+        # that this graph, written with its shapes, does not need: its root-logger chatter is dropped.
+        quiet = _BelowError()
         logging.getLogger().addFilter(quiet)
         try:
             q.quantize_dynamic(graph, out, per_channel=True, weight_type=q.QuantType.QInt8)
@@ -116,13 +117,11 @@ def build_quantized(directory: Path) -> bytes:
         return out.read_bytes()
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self._prefix = prefix
+class _BelowError(logging.Filter):
+    """On the root logger, where onnxruntime's quantiser logs; Blocklearn's own loggers are named."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self._prefix)
+        return record.levelno >= logging.ERROR
 
 
 def load_model(directory: Path, cache_dir: Path | None) -> bytes:
