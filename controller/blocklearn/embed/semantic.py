@@ -8,18 +8,21 @@ that command). The files' SHA-256 are pinned below: other bytes are refused, not
 
 How the graph is made: `bert_onnx.build` writes the encoder and mean pooling as an ONNX graph from the
 safetensors, then `onnxruntime.quantization.quantize_dynamic` turns its MatMuls and the word-embedding
-Gather into int8 (per channel). That takes about 5 s, so the result is cached as a file named by the
-weights' hash, the builder's version and the quantisation, in `BLOCKLEARN_MODEL_CACHE_DIR` (default
-`~/.cache/blocklearn`). The image builds it at image build time into a directory that is read-only at
-run time. With no usable cache (a read-only or missing directory) it is built in memory at each start:
-slower to start, never wrong. Nothing is downloaded at any time.
+Gather into int8 (per channel). That takes 3-5 s and ~600 MB at its peak, so the result (23 MB, the
+same bytes at every build) is cached as a file named by the weights' hash, the builder's version and
+the quantisation, in `BLOCKLEARN_MODEL_CACHE_DIR` (default `~/.cache/blocklearn`). The image builds
+it at image build time into a directory that is read-only at run time, so a pod loads it in ~0.2 s
+and stays near 200 MB. With no usable cache (read-only or missing) it is built in memory at each
+start: slower to start, never wrong. Nothing is downloaded at any time.
 
-Texts are tokenised with upstream's WordPiece (lowercase), truncated at 256 tokens as
-sentence-transformers does for this model. Each text runs alone, unpadded: with dynamic int8
-quantisation a padded batch makes a text's vector depend on the other texts in it, and on this CPU a
-batch of 32 (sorted by length, padded to the longest) was slower, not faster (bench/embedder_speed.py).
-A call with many texts still makes one hop to the inference thread, off the event loop; onnxruntime
-uses `threads` cores for it (default 1, leaving the other core to the event loop).
+Texts are tokenised with upstream's WordPiece (lowercase) and cut to 256 tokens, sentence-transformers'
+max_seq_length for this model (upstream's tokenizer.json says 128; only 2 of nl2bash's 11,615 texts
+are longer, so this matters for notebook contexts), keeping the end as `embed.text.query_text` does.
+Each text runs alone, unpadded: with dynamic int8 quantisation a padded batch makes a text's vector
+depend on the other texts in it (cosine down to 0.96), and on this CPU a batch of 32, sorted by length
+and padded to the longest, was slower, not faster (bench/embedder_speed.py). A call with many texts
+makes one hop to the inference thread, off the event loop; onnxruntime uses `threads` cores for it
+(default 1, leaving the other core to the event loop).
 """
 
 from __future__ import annotations
@@ -157,7 +160,8 @@ class SemanticEmbedder:
         verify(directory)
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._tokenizer.no_padding()  # upstream's file pads every text to 128 tokens; we run them unpadded
-        self._tokenizer.enable_truncation(MAX_TOKENS)
+        # Keep the end, as query_text does: the cells nearest the executed one carry the request.
+        self._tokenizer.enable_truncation(MAX_TOKENS, direction="left")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -174,9 +178,8 @@ class SemanticEmbedder:
         return out
 
     def _run(self, ids: list[int]) -> npt.NDArray[np.float32]:
-        # One text per run, unpadded: int8 activations are quantised per tensor, so in a padded batch a
-        # text's vector would depend on its neighbours (cosine down to 0.96 measured), and here one at a
-        # time is no slower (bench/embedder_speed.py: batch 1 vs 32).
+        # One text per run, unpadded (see the module's docstring): int8 activations are quantised per
+        # tensor, so in a padded batch a text's vector would depend on its neighbours.
         input_ids = np.asarray([ids], dtype=np.int64)
         (pooled,) = self._session.run(
             ["embedding"], {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
