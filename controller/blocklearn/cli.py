@@ -190,7 +190,9 @@ def _retriever(name: str, hashing_dim: int | None) -> Any:
     if name == "semantic":
         from blocklearn.embed.semantic import SemanticEmbedder
 
-        return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2, int8)")
+        return ev.DenseRetriever(
+            SemanticEmbedder.from_settings(Settings()), "semantic (all-MiniLM-L6-v2, int8)"
+        )
     from blocklearn.embed.hashing import HashingEmbedder
 
     embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
@@ -201,9 +203,11 @@ def cmd_model(args: argparse.Namespace) -> None:
     from blocklearn.embed import semantic
 
     logs.setup("text")
-    cache = Path(args.cache_dir) if args.cache_dir else Settings().model_cache_dir
-    directory = Path(cache) if cache else semantic.default_cache_dir()
-    embedder = semantic.SemanticEmbedder(cache_dir=directory)
+    settings = Settings()
+    if args.cache_dir:
+        settings.model_cache_dir = args.cache_dir
+    embedder = semantic.SemanticEmbedder.from_settings(settings)
+    directory = Path(settings.model_cache_dir) if settings.model_cache_dir else semantic.default_cache_dir()
     [vector] = embedder.embed_sync(["list the pods in kube-system"])
     path = directory / semantic.cache_file_name()
     print(

@@ -43,6 +43,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from blocklearn.embed import Matrix, ModelUnavailable
+from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.embed.semantic")
 
@@ -148,6 +149,14 @@ def load_model(directory: Path, cache_dir: Path | None) -> bytes:
     return model
 
 
+def make_session(model: bytes, threads: int) -> ort.InferenceSession:
+    """A CPU session using `threads` cores for one run, and no second pool between runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class SemanticEmbedder:
     """all-MiniLM-L6-v2, int8, on onnxruntime; deterministic for a given machine and build."""
 
@@ -162,14 +171,14 @@ class SemanticEmbedder:
         self._tokenizer.no_padding()  # upstream's file pads every text to 128 tokens; we run them unpadded
         # Keep the end, as query_text does: the cells nearest the executed one carry the request.
         self._tokenizer.enable_truncation(MAX_TOKENS, direction="left")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            load_model(directory, cache_dir), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = make_session(load_model(directory, cache_dir), threads)
         # One worker: batches run one after another, so `threads` bounds the cores inference takes.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-embed")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SemanticEmbedder:
+        cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+        return cls(settings.semantic_threads, cache)
 
     def embed_sync(self, texts: list[str]) -> Matrix:
         out = np.empty((len(texts), DIM), dtype=np.float32)
