@@ -135,17 +135,21 @@ def load_model(directory: Path, cache_dir: Path | None) -> bytes:
         return cache.read_bytes()
     log.info("Building the int8 ONNX model from the weights (once): cache=%s", cache)
     model = build_quantized(directory)
+    partial: str | None = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a concurrent start (the controller and the index) never reads half a file.
         with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=".tmp-", delete=False) as f:
+            partial = f.name
             f.write(model)
-        os.chmod(f.name, 0o644)  # readable by the image's non-root user when built at image build time
-        os.replace(f.name, cache)
+        os.chmod(partial, 0o644)  # readable by the image's non-root user when built at image build time
+        os.replace(partial, cache)
     except OSError as exc:
         log.warning(
             "Could not cache the built model; it is rebuilt at each start: cache=%s error=%s", cache, exc
         )
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
     return model
 
 
