@@ -250,7 +250,7 @@ class Reconcilers:
             EXAMPLES,
             body,
             {
-                "embedding": encode(vector),
+                "embedding": encode(vector, self.settings.embedding_dtype),
                 "embeddingDim": int(vector.shape[0]),
                 "embeddingModel": self.embedder.model,
                 "textHash": wanted,
