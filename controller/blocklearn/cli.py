@@ -46,7 +46,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
         default=[],
         help="namespace to watch (repeat for several; default: all namespaces)",
     )
-    p.add_argument("--embedder", choices=["hashing", "openai"], help="embedder (default: hashing)")
+    p.add_argument(
+        "--embedder", choices=["semantic", "hashing", "openai"], help="embedder (default: semantic)"
+    )
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
@@ -200,11 +202,30 @@ def _retriever(name: str, hashing_dim: int | None) -> Any:
     if name == "semantic":
         from blocklearn.embed.semantic import SemanticEmbedder
 
-        return ev.DenseRetriever(SemanticEmbedder(), "semantic (all-MiniLM-L6-v2)")
+        return ev.DenseRetriever(
+            SemanticEmbedder.from_settings(Settings()), "semantic (all-MiniLM-L6-v2, int8)"
+        )
     from blocklearn.embed.hashing import HashingEmbedder
 
     embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
     return ev.DenseRetriever(embedder, f"hashing d={embedder.dim}")
+
+
+def cmd_model(args: argparse.Namespace) -> None:
+    from blocklearn.embed import semantic
+
+    logs.setup("text")
+    settings = Settings()
+    if args.cache_dir:
+        settings.model_cache_dir = args.cache_dir
+    embedder = semantic.SemanticEmbedder.from_settings(settings)
+    directory = Path(settings.model_cache_dir) if settings.model_cache_dir else semantic.default_cache_dir()
+    [vector] = embedder.embed_sync(["list the pods in kube-system"])
+    path = directory / semantic.cache_file_name()
+    print(
+        f"{embedder.model}: weights verified, model at {path}"
+        f" ({path.stat().st_size} bytes), dim {vector.shape[0]}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["hashing", "bm25"],
         choices=["hashing", "bm25", "semantic"],
-        help="retrievers to compare (default: hashing bm25; semantic needs pip install -e '.[semantic]')",
+        help="retrievers to compare (default: hashing bm25)",
     )
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     p.add_argument("--steps", type=int, default=10, help="learning-curve points (default: 10)")
@@ -316,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="run through the real emulator, controller and index processes (hashing; use a smaller --limit)",
     )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "model",
+        help="verify the semantic model's weights and build its int8 model into the cache",
+        description="Checks the pinned weights of all-MiniLM-L6-v2, builds the int8 ONNX model once and "
+        "caches it (the image runs this at build time), then embeds one text.",
+    )
+    p.add_argument(
+        "--cache-dir", help="cache directory (default: $BLOCKLEARN_MODEL_CACHE_DIR or ~/.cache/blocklearn)"
+    )
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
@@ -346,8 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from blocklearn.embed import ModelUnavailable
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ModelUnavailable as exc:  # a setup step is missing: say which, without a traceback
+        sys.exit(f"blocklearn {args.command}: {exc}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ class E2ERetriever:
     def __init__(self, hashing_dim: int, directory: Path | None = None) -> None:
         self.name = f"e2e hashing d={hashing_dim}"
         workdir = directory or Path(tempfile.mkdtemp(prefix="blocklearn-eval-"))
-        self.stack = Stack(workdir, Ports.free(), env={"BLOCKLEARN_HASHING_DIM": str(hashing_dim)})
+        self.stack = Stack(
+            workdir,
+            Ports.free(),
+            env={"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": str(hashing_dim)},
+        )
         self.stack.start()
         import kubernetes
 

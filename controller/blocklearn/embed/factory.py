@@ -12,4 +12,8 @@ def build_embedder(settings: Settings) -> Embedder:
         from blocklearn.embed.openai import OpenAIEmbedder
 
         return OpenAIEmbedder.from_settings(settings)
+    if settings.embedder == "semantic":
+        from blocklearn.embed.semantic import SemanticEmbedder
+
+        return SemanticEmbedder.from_settings(settings)
     return HashingEmbedder(settings.hashing_dim)

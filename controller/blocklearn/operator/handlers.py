@@ -266,7 +266,7 @@ class Reconcilers:
             generation,
         )
         desired = ExampleStatus(
-            embedding=encode(vector),
+            embedding=encode(vector, self.settings.embedding_dtype),
             embedding_dim=int(vector.shape[0]),
             embedding_model=self.embedder.model,
             text_hash=wanted,
