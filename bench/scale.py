@@ -35,6 +35,7 @@ from blocklearn.embed.text import query_text
 from blocklearn.learning import BlockRef, decide
 from blocklearn.models import BlockSpec, Condition, ExampleStatus
 from blocklearn.operator.desired import Outcome, block_status, new_example
+from blocklearn.settings import Settings
 
 BLOCKS = "blocklearn.dev/v1alpha1/blocks"
 EXAMPLES = "blocklearn.dev/v1alpha1/examples"
@@ -75,7 +76,7 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
         )
         conditions = set_condition([], "Embedded", "True", "Embedded", f"Embedded with {embedder.model}.", 1)
         example["status"] = ExampleStatus(
-            embedding=encode(embedder.embed_sync([text])[0]),
+            embedding=encode(embedder.embed_sync([text])[0], Settings().embedding_dtype),
             embedding_dim=dim,
             embedding_model=embedder.model,
             text_hash=text_hash(text, embedder.model),
