@@ -132,6 +132,7 @@ def main() -> None:
     api, index = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{index_port}"
     env = {
         "KUBECONFIG": str(tmp / "kubeconfig"),
+        "BLOCKLEARN_EMBEDDER": "hashing",
         "BLOCKLEARN_HASHING_DIM": str(args.dim),
         "BLOCKLEARN_RESYNC_SECONDS": str(args.resync),
     }
