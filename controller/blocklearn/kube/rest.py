@@ -1,9 +1,9 @@
 """A small asyncio client for the Kubernetes API, on aiohttp: the controller's reads and writes.
 
-The official client runs each call in a worker thread and turns every answer into generated models
-and back: about 2 ms of CPU a call, most of the controller's cost per Block. Custom objects are plain
-JSON, so this client sends and receives JSON on one keep-alive connection pool, with the credentials
-of the official client's configuration (kubeconfig or in-cluster, with its token refresh).
+The official client is synchronous (each call would take a worker thread) and passes every answer
+through its generated machinery. Custom objects are plain JSON, so this client sends and receives
+JSON on one keep-alive connection pool, with the credentials of the official client's configuration
+(kubeconfig or in-cluster, with its token refresh).
 """
 
 from __future__ import annotations
