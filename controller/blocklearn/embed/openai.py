@@ -16,8 +16,6 @@ RETRIES = 3
 
 
 class OpenAIEmbedder:
-    query_idf = False
-
     def __init__(
         self, base_url: str, model: str, api_key: str, timeout: float, dim: int | None = None
     ) -> None:

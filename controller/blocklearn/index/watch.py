@@ -1,4 +1,4 @@
-"""Keeps the index equal to the embedded Examples: list, reconcile, then watch; relist on 410 Gone.
+"""Keeps the index equal to the Examples: list, reconcile, then watch; relist on 410 Gone.
 
 Why the Kubernetes client and not kopf: kopf's watching machinery is internal, and after a broken
 stream kopf relists and replays only what it finds, so an Example deleted during the gap is never
@@ -21,10 +21,14 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from blocklearn import EXAMPLES, GROUP, VERSION, metrics
+from blocklearn.embed import Matrix
 from blocklearn.embed.codec import decode
+from blocklearn.embed.text import query_text
 from blocklearn.index.core import Entry, ExampleIndex, IndexMismatchError
+from blocklearn.models import ExampleSpec
 
 log = logging.getLogger("blocklearn.index.watch")
 
@@ -62,6 +66,16 @@ def _parse_time(value: object) -> datetime.datetime | None:
         return None
 
 
+def query_of(obj: Mapping[str, Any]) -> str | None:
+    """The text the lexical channel indexes: the Example's query as the controller embeds it; None
+    when the spec is not a valid Example's."""
+    try:
+        spec = ExampleSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+    return query_text(spec.query.cells)[0]
+
+
 class IndexSync:
     """Applies Example states to the index. Pure apart from the clock: no network here."""
 
@@ -71,29 +85,41 @@ class IndexSync:
         self._hashes: dict[str, str | None] = {}
 
     def apply(self, obj: Mapping[str, Any], deleted: bool = False, live: bool = True) -> str:
-        """Upsert or remove one Example; returns what was done. `live` events measure latency."""
+        """Upsert or remove one Example; returns what was done. `live` events measure latency.
+
+        Every valid Example is searchable by its text; its vector joins when it is of the index's
+        model (during a model switch, or before the controller embeds it, it has none)."""
         id_ = example_id(obj)
-        status = obj.get("status", {})
-        if deleted or not status.get("embedding") or status.get("embeddingModel") != self.index.model:
+        text = None if deleted else query_of(obj)
+        if text is None:
             self._hashes.pop(id_, None)
             return "deleted" if self.index.delete(id_) else "ignored"
-        try:
-            vector = decode(status["embedding"], self.index.dim)
-            self.index.upsert(id_, vector, to_entry(obj), status["embeddingModel"])
-        except (ValueError, IndexMismatchError) as exc:
-            log.warning("Skipped Example with an unusable embedding: id=%s error=%s", id_, exc)
-            self._hashes.pop(id_, None)
-            self.index.delete(id_)
-            return "rejected"
+        status = obj.get("status") or {}
+        vector, result = self._vector(id_, status)
+        self.index.upsert(id_, to_entry(obj), text, vector)
         fresh = self._hashes.get(id_) != status.get("textHash")
         self._hashes[id_] = status.get("textHash")
         changed_at = _parse_time(status.get("sourceChangedAt"))
-        if live and fresh and changed_at is not None:
+        if live and fresh and changed_at is not None and status.get("embeddingModel") == self.index.model:
             metrics.learning_latency_seconds.observe(max(0.0, self.clock() - changed_at.timestamp()))
-        return "upserted"
+        return result
+
+    def _vector(self, id_: str, status: Mapping[str, Any]) -> tuple[Matrix | None, str]:
+        """The Example's vector if it is one of the index's model, and what became of it."""
+        if not self.index.dim:
+            return None, "upserted"  # the hashing setting: the text is all there is
+        if not status.get("embedding"):
+            return None, "text-only"
+        if status.get("embeddingModel") != self.index.model:
+            return None, "text-only"
+        try:
+            return self.index.check(decode(status["embedding"], self.index.dim), self.index.model), "upserted"
+        except (ValueError, IndexMismatchError) as exc:
+            log.warning("Skipped an unusable embedding, kept the text: id=%s error=%s", id_, exc)
+            return None, "rejected"
 
     def reconcile(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Make the index hold exactly the embedded Examples of a full list."""
+        """Make the index hold exactly the valid Examples of a full list."""
         listed = set()
         for obj in items:
             listed.add(example_id(obj))
@@ -101,6 +127,15 @@ class IndexSync:
         for stale in self.index.ids() - listed:
             self.index.delete(stale)
             self._hashes.pop(stale, None)
+
+
+def publish(index: ExampleIndex) -> None:
+    """The index's size and how much of it has a current vector (progress of a model switch)."""
+    counts = index.vector_counts()
+    metrics.index_size.set(counts.current + counts.missing)
+    metrics.index_vectors.labels("current").set(counts.current)
+    metrics.index_vectors.labels("missing").set(counts.missing)
+    metrics.index_vectors_current_ratio.set(counts.ratio)
 
 
 class ExampleWatcher:
@@ -146,7 +181,7 @@ class ExampleWatcher:
                         items += listed
                     self.sync.reconcile(items)
                     metrics.relists_total.inc()
-                    metrics.index_size.set(len(self.index))
+                    publish(self.index)
                     if not self.ready.is_set():
                         log.info("Listed Examples: count=%d index_size=%d", len(items), len(self.index))
                     self.ready.set()
@@ -196,6 +231,6 @@ class ExampleWatcher:
             if kind == "BOOKMARK":
                 continue
             self.sync.apply(obj, deleted=kind == "DELETED")
-            metrics.index_size.set(len(self.index))
+            publish(self.index)
         self.heartbeat = time.monotonic()
         return version

@@ -22,6 +22,8 @@ from blocklearn.conditions import now_rfc3339, set_condition
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
+from blocklearn.embed.hashing import dense_dim
+from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.kube.client import CustomObjects
 from blocklearn.learning import Policy, Reason, decide, example_name
@@ -62,6 +64,7 @@ class Reconcilers:
         self.policy = Policy(**settings.policy_kwargs())
         self.backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
+        self.reembed_limit = TokenBucket(settings.reembed_per_second)
         self._waiting: set[str] = set()  # Examples whose embedding is missing or stale
 
     # -- Block -> Example --------------------------------------------------------------------------
@@ -229,7 +232,8 @@ class Reconcilers:
             raise kopf.PermanentError(message) from None
         text, truncated = query_text(spec.query.cells)
         wanted = text_hash(text, self.embedder.model)
-        if status.get("textHash") == wanted and status.get("embedding"):
+        stores_vectors = dense_dim(self.embedder) > 0  # `hashing`: the index reads the text itself
+        if status.get("textHash") == wanted and (status.get("embedding") or not stores_vectors):
             self._waiting.discard(key)
             metrics.embedding_backlog.set(len(self._waiting))
             return "unchanged"
@@ -237,8 +241,10 @@ class Reconcilers:
         metrics.embedding_backlog.set(len(self._waiting))
         if truncated:
             metrics.query_truncations_total.inc()
+        if status.get("embeddingModel") not in (None, self.embedder.model):
+            await self.reembed_limit.acquire()  # a model switch: rewrite stored Examples at a bounded rate
         try:
-            vector = await self.batcher.embed(text)
+            vector = await self.batcher.embed(text) if stores_vectors else None
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
             metrics.reconcile_retries_total.labels("example").inc()
@@ -249,8 +255,8 @@ class Reconcilers:
             EXAMPLES,
             body,
             {
-                "embedding": encode(vector),
-                "embeddingDim": int(vector.shape[0]),
+                "embedding": None if vector is None else encode(vector),  # None removes a stale one
+                "embeddingDim": None if vector is None else int(vector.shape[0]),
                 "embeddingModel": self.embedder.model,
                 "textHash": wanted,
                 "embeddedAt": now_rfc3339(),
@@ -340,7 +346,8 @@ class Reconcilers:
 
     def _is_current(self, raw: dict[str, Any]) -> bool:
         status = raw.get("status") or {}
-        return bool(status.get("embedding")) and status.get("embeddingModel") == self.embedder.model
+        stored = bool(status.get("embedding")) or dense_dim(self.embedder) == 0
+        return stored and status.get("embeddingModel") == self.embedder.model
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         @kopf.on.resume(GROUP, VERSION, BLOCKS, registry=registry)
