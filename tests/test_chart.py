@@ -116,8 +116,10 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert f"--probe-port={ports_of(idx)['index-http']}" in idx["args"]
     assert "search" not in {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
     # The controller and the index must embed alike: same settings in both.
-    assert env_of(ctl, "BLOCKLEARN_EMBEDDER") == env_of(idx, "BLOCKLEARN_EMBEDDER") == "hashing"
+    assert env_of(ctl, "BLOCKLEARN_EMBEDDER") == env_of(idx, "BLOCKLEARN_EMBEDDER") == "semantic"
     assert env_of(ctl, "BLOCKLEARN_HASHING_DIM") == env_of(idx, "BLOCKLEARN_HASHING_DIM") == "4096"
+    assert env_of(ctl, "BLOCKLEARN_SEMANTIC_THREADS") == env_of(idx, "BLOCKLEARN_SEMANTIC_THREADS") == "1"
+    assert env_of(ctl, "BLOCKLEARN_EMBEDDING_DTYPE") == "float16"
     assert env_of(ctl, "BLOCKLEARN_NAMESPACES") == "[]"
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
     assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
@@ -190,6 +192,7 @@ def test_the_api_key_comes_from_a_secret_only() -> None:
     [
         ("bogus=1", "additional properties 'bogus' not allowed"),
         ("embedder.type=word2vec", "embedder/type"),
+        ("embedder.storageDtype=int8", "embedder/storageDtype"),
         ("watchNamespaces={Team_A}", "watchNamespaces/0"),
         ("controller.resyncSeconds=1", "resyncSeconds"),
         ("embedder.openai.apiKey=sk-123", "additional properties 'apiKey' not allowed"),
@@ -219,7 +222,12 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     """Run the controller, the index (checking a search's ServiceAccount token) and a backfill for
     real; every call they made must be allowed, and every permission granted must have been used."""
     config = kubeconfig_for(emulator, tmp_path)
-    env = {"KUBECONFIG": str(config), "BLOCKLEARN_HASHING_DIM": "64", "BLOCKLEARN_RESYNC_SECONDS": "1"}
+    env = {
+        "KUBECONFIG": str(config),
+        "BLOCKLEARN_EMBEDDER": "hashing",
+        "BLOCKLEARN_HASHING_DIM": "64",
+        "BLOCKLEARN_RESYNC_SECONDS": "1",
+    }
     index_port = free_port()
     procs = [
         Process(

@@ -11,6 +11,7 @@ import kmock
 import numpy as np
 import pytest
 
+from blocklearn.embed.codec import decode
 from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
@@ -39,6 +40,7 @@ async def controller_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterato
             {
                 "KUBECONFIG": str(config),
                 "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+                "BLOCKLEARN_EMBEDDER": "hashing",
                 "BLOCKLEARN_HASHING_DIM": "256",
                 **env,
             },
@@ -84,9 +86,11 @@ async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(
     [owner] = ex["metadata"]["ownerReferences"]
     assert owner["uid"] == block["metadata"]["uid"] and owner["controller"] is True
     status = ex["status"]
-    vector = np.frombuffer(base64.b64decode(status["embedding"]), dtype="<f4")
+    # float16 by default: 2 bytes a dimension (tests/test_embedding.py covers the wire formats).
+    assert len(base64.b64decode(status["embedding"])) == 2 * 256
+    vector = decode(status["embedding"], status["embeddingDim"])
     assert vector.shape == (status["embeddingDim"],) == (256,)
-    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
+    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-3)
     assert status["embeddingModel"] == "hashing-v1-d256" and status["textHash"]
     assert condition(ex, "Embedded")["status"] == "True"
 

@@ -18,7 +18,11 @@ from tests.processes import Process, eventually, free_port, kubectl_binary, metr
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = "blocklearn.dev/v1alpha1/examples"
-ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
+ENV = {
+    "BLOCKLEARN_EMBEDDER": "hashing",
+    "BLOCKLEARN_HASHING_DIM": "512",
+    "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+}
 
 
 class System:

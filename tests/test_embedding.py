@@ -22,6 +22,22 @@ def test_codec_round_trips_little_endian_float32() -> None:
         decode("not base64!!")
 
 
+def test_codec_stores_float16_in_half_the_bytes_and_reads_both_formats_by_length() -> None:
+    v = np.random.default_rng(1).standard_normal(384).astype(np.float32)
+    v /= np.linalg.norm(v)
+    half, full = encode(v, "float16"), encode(v)
+    assert (
+        len(__import__("base64").b64decode(half)) == 768 and len(__import__("base64").b64decode(full)) == 1536
+    )
+    decoded = decode(half, 384)
+    assert decoded.dtype == np.float32 and decoded.shape == (384,)
+    assert np.array_equal(decoded, v.astype(np.float16).astype(np.float32))
+    assert abs(float(decoded @ v) - 1.0) < 1e-3  # a cosine moves by far less than neighbours differ
+    assert np.array_equal(decode(full, 384), v)  # an Example stored before the switch still reads
+    with pytest.raises(ValueError, match="dimension"):
+        decode(half, 100)
+
+
 def test_text_hash_changes_with_text_and_model() -> None:
     assert text_hash("a", "m1") == text_hash("a", "m1")
     assert text_hash("a", "m1") != text_hash("b", "m1")

@@ -93,6 +93,7 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
     config = kubeconfig_for(emulator, tmp_path)
     env = {
         "KUBECONFIG": str(config),
+        "BLOCKLEARN_EMBEDDER": "hashing",
         "BLOCKLEARN_HASHING_DIM": "256",
         "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
         "BLOCKLEARN_RETRY_MAX_SECONDS": "2",

@@ -46,7 +46,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
         default=[],
         help="namespace to watch (repeat for several; default: all namespaces)",
     )
-    p.add_argument("--embedder", choices=["hashing", "openai"], help="embedder (default: hashing)")
+    p.add_argument(
+        "--embedder", choices=["semantic", "hashing", "openai"], help="embedder (default: semantic)"
+    )
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
@@ -202,6 +204,21 @@ def _retriever(name: str, semantic: Callable[[], Any]) -> Any:
     return ev.IndexRetriever("hashing (lexical channel alone)")
 
 
+def cmd_model(args: argparse.Namespace) -> None:
+    from blocklearn.embed import semantic
+
+    logs.setup("text")
+    cache = Path(args.cache_dir) if args.cache_dir else Settings().model_cache_dir
+    directory = Path(cache) if cache else semantic.default_cache_dir()
+    embedder = semantic.SemanticEmbedder(cache_dir=directory)
+    [vector] = embedder.embed_sync(["list the pods in kube-system"])
+    path = directory / semantic.cache_file_name()
+    print(
+        f"{embedder.model}: weights verified, model at {path}"
+        f" ({path.stat().st_size} bytes), dim {vector.shape[0]}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blocklearn",
@@ -309,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser(
+        "model",
+        help="verify the semantic model's weights and build its int8 model into the cache",
+        description="Checks the pinned weights of all-MiniLM-L6-v2, builds the int8 ONNX model once and "
+        "caches it (the image runs this at build time), then embeds one text.",
+    )
+    p.add_argument(
+        "--cache-dir", help="cache directory (default: $BLOCKLEARN_MODEL_CACHE_DIR or ~/.cache/blocklearn)"
+    )
+    p.set_defaults(func=cmd_model)
+
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
     p.set_defaults(func=cmd_crds)
@@ -332,8 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from blocklearn.embed import ModelUnavailable
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ModelUnavailable as exc:  # a setup step is missing: say which, without a traceback
+        sys.exit(f"blocklearn {args.command}: {exc}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,22 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty watches all namespaces."
     )
-    embedder: Literal["hashing", "openai"] = Field(default="hashing", description="Which embedder to use.")
+    embedder: Literal["semantic", "hashing", "openai"] = Field(
+        default="semantic",
+        description="semantic (all-MiniLM-L6-v2 on onnxruntime), hashing (no model) or openai (an API).",
+    )
+    semantic_threads: int = Field(
+        default=1, ge=1, le=64, description="Cores onnxruntime uses for one batch of the semantic embedder."
+    )
+    model_cache_dir: str | None = Field(
+        default=None,
+        description="Where the semantic embedder caches its built int8 model; default ~/.cache/blocklearn.",
+    )
+    # float16 by default: a semantic Example is 3.8 KB as stored, not 4.8 KB, and dev hit@5 is unchanged
+    # (bench/embedder_speed.py); readers infer the format, so float32 Examples keep working.
+    embedding_dtype: Literal["float32", "float16"] = Field(
+        default="float16", description="How Examples store their vector: float16 is half of float32's bytes."
+    )
     hashing_dim: int = Field(default=4096, ge=16, le=65536, description="Dimension of the hashing embedder.")
     openai_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible API.")
     openai_model: str = Field(default="text-embedding-3-small", description="Embedding model name.")

@@ -42,6 +42,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   value: {{ .Values.embedder.type | quote }}
 - name: BLOCKLEARN_HASHING_DIM
   value: {{ .Values.embedder.hashingDim | quote }}
+- name: BLOCKLEARN_SEMANTIC_THREADS
+  value: {{ .Values.embedder.semanticThreads | quote }}
+- name: BLOCKLEARN_EMBEDDING_DTYPE
+  value: {{ .Values.embedder.storageDtype | quote }}
 - name: BLOCKLEARN_EMBED_BATCH_SIZE
   value: {{ .Values.embedder.batchSize | quote }}
 - name: BLOCKLEARN_EMBED_TIMEOUT_SECONDS

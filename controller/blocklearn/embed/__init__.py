@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 Matrix = npt.NDArray[np.float32]
+
+# onnxruntime >= 1.29 sends usage telemetry to Microsoft from Linux too (onnxruntime PR #27379) unless
+# this is set before onnxruntime is first imported; setting it later does not help (measured). This
+# package is imported before any module of ours imports onnxruntime. tests/test_offline.py caught the
+# lookups of mobile.events.data.microsoft.com; an operator who sets the variable keeps their value.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @runtime_checkable
@@ -33,3 +40,7 @@ class EmbedderError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ModelUnavailable(RuntimeError):
+    """A local model's files are missing or not the pinned ones; the message says what to install."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from blocklearn.embed import Embedder
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.settings import Settings
@@ -12,4 +14,9 @@ def build_embedder(settings: Settings) -> Embedder:
         from blocklearn.embed.openai import OpenAIEmbedder
 
         return OpenAIEmbedder.from_settings(settings)
+    if settings.embedder == "semantic":
+        from blocklearn.embed.semantic import SemanticEmbedder
+
+        cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+        return SemanticEmbedder(settings.semantic_threads, cache)
     return HashingEmbedder(settings.hashing_dim)

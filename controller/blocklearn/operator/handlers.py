@@ -255,7 +255,8 @@ class Reconcilers:
             EXAMPLES,
             body,
             {
-                "embedding": None if vector is None else encode(vector),  # None removes a stale one
+                # None removes a stale vector (the hashing setting stores none)
+                "embedding": None if vector is None else encode(vector, self.settings.embedding_dtype),
                 "embeddingDim": None if vector is None else int(vector.shape[0]),
                 "embeddingModel": self.embedder.model,
                 "textHash": wanted,

@@ -1,0 +1,106 @@
+"""The default embedder end to end: an Example as stored, in float32 and in float16, and a search on it.
+
+The controller and the index run with no embedder setting (the default, semantic); the size is what
+`kubectl get ex NAME -o json` prints, metadata included, as a person would measure it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blocklearn.embed.codec import decode
+from blocklearn.embed.semantic import MODEL_NAME
+from blocklearn.emulator.api import Emulator
+from tests.conftest import Api, block_body, kubeconfig_for
+from tests.processes import Process, eventually, free_port, kubectl_binary
+
+pytestmark = pytest.mark.e2e
+
+LIMIT = 4096  # issue 11: an Example as stored, for a typical one-cell query
+
+
+async def kubectl_json(config: Path, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        str(kubectl_binary()),
+        "--kubeconfig",
+        str(config),
+        *args,
+        "-o",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def search(port: int, query: str) -> list[dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/search",
+        data=json.dumps({"query": query, "k": 1, "namespace": "default"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return list(json.load(resp)["results"])
+
+
+# float16 is the default; float32 costs 1,024 more base64 characters and is over the limit (4.8 KB).
+@pytest.mark.parametrize(
+    ("dtype", "raw_bytes", "limit"), [(None, 768, LIMIT), ("float32", 1536, LIMIT + 1024)]
+)
+async def test_a_semantic_example_fits_in_4_kb_and_is_found_by_a_paraphrase(
+    api: Api, emulator: Emulator, tmp_path: Path, dtype: str | None, raw_bytes: int, limit: int
+) -> None:
+    config = kubeconfig_for(emulator, tmp_path)
+    env = {"KUBECONFIG": str(config), **({"BLOCKLEARN_EMBEDDING_DTYPE": dtype} if dtype else {})}
+    index_port = free_port()
+    procs = [
+        Process(
+            "controller",
+            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp_path,
+            env,
+        ).start(),
+        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
+    ]
+    try:
+        body = block_body(
+            "pods-kube-system",
+            generated="kubectl get pods",
+            executed="kubectl get pods -n kube-system",
+            doc="List the pods in the kube-system namespace",
+        )
+        code, _ = await api.call("POST", api.path("blocks"), body)
+        assert code == 201
+
+        async def embedded() -> dict | None:
+            code, ex = await api.call("GET", api.path("examples", name="pods-kube-system"))
+            return ex if code == 200 and ex.get("status", {}).get("embedding") else None
+
+        ex = await eventually(embedded, timeout=120, what="embedded Example", logs=procs)
+        status = ex["status"]
+        assert status["embeddingModel"] == MODEL_NAME and status["embeddingDim"] == 384
+        vector = decode(status["embedding"], 384)
+        assert len(status["embedding"]) == 4 * -(-raw_bytes // 3)  # base64 of raw_bytes
+        assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-3)
+
+        stored = await kubectl_json(config, "get", "ex", "pods-kube-system")
+        assert len(stored.encode()) <= limit, f"{len(stored.encode())} bytes as stored"
+
+        async def found() -> list[dict] | None:
+            try:
+                return await asyncio.to_thread(search, index_port, "show me what runs in kube-system") or None
+            except OSError:
+                return None  # the index is not listening yet
+
+        [hit] = await eventually(found, timeout=120, what="a search hit", logs=procs)
+        assert hit["answer"][0]["contents"] == "kubectl get pods -n kube-system"
+    finally:
+        for proc in procs:
+            await proc.astop()
