@@ -41,10 +41,15 @@ def _bucket(feature: str, dim: int) -> int:
     return index + 1 if h & 1 else -(index + 1)
 
 
+def tokens(text: str) -> list[str]:
+    """Lower-cased words (letters, digits, underscores) and single punctuation characters."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
 def features(text: str, chars: bool = True) -> tuple[Counter[str], Counter[str], Counter[str]]:
     """Words (punctuation tokens included), word bigrams and, unless `chars` is false, character
     3-5-grams of each word."""
-    words = [t.lower() for t in _TOKEN.findall(text)]
+    words = tokens(text)
     alnum = [w for w in words if w[0].isalnum() or w[0] == "_"]
     bigrams = Counter(f"{a} {b}" for a, b in itertools.pairwise(alnum))
     grams: Counter[str] = Counter()
