@@ -52,6 +52,7 @@ async def test_a_hashing_example_stores_no_vector_fits_in_4_kb_and_is_found_by_i
         assert "embedding" not in status and "embeddingDim" not in status
 
         stored = await kubectl_json(config, "get", "ex", "pods-kube-system")
+        print(f"hashing Example as stored: {len(stored.encode())} bytes")  # the README's figure, with -s
         assert len(stored.encode()) <= LIMIT, f"{len(stored.encode())} bytes as stored"
 
         async def found() -> list[dict] | None:
