@@ -101,8 +101,14 @@ class HashingEmbedder:
         return self.embed_sync(texts)
 
 
+def stores_vectors(embedder: Embedder) -> bool:
+    """Whether Examples store this embedder's vectors: not for `hashing`, whose features the index
+    computes from each Example's text (sparse, in `blocklearn.index.lexical`), so that no 16 KiB
+    lexical vector is written to etcd. Asks nothing of the embedder: an OpenAI-compatible one knows
+    its dimension only after it first answered."""
+    return not isinstance(embedder, HashingEmbedder)
+
+
 def dense_dim(embedder: Embedder) -> int:
-    """The dimension of the vectors stored and searched for this embedder; 0 for `hashing`, whose
-    features the index computes from each Example's text (sparse, in `blocklearn.index.lexical`), so
-    that no 16 KiB lexical vector is written to etcd."""
-    return 0 if isinstance(embedder, HashingEmbedder) else embedder.dim
+    """The dimension of the index's dense channel for this embedder; 0 for none (`hashing`)."""
+    return embedder.dim if stores_vectors(embedder) else 0

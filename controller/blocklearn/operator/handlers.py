@@ -22,7 +22,7 @@ from blocklearn.conditions import now_rfc3339, set_condition
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
-from blocklearn.embed.hashing import dense_dim
+from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.kube.client import CustomObjects
@@ -232,8 +232,8 @@ class Reconcilers:
             raise kopf.PermanentError(message) from None
         text, truncated = query_text(spec.query.cells)
         wanted = text_hash(text, self.embedder.model)
-        stores_vectors = dense_dim(self.embedder) > 0  # `hashing`: the index reads the text itself
-        if status.get("textHash") == wanted and (status.get("embedding") or not stores_vectors):
+        vectors = stores_vectors(self.embedder)  # not with `hashing`: the index reads the text itself
+        if status.get("textHash") == wanted and (status.get("embedding") or not vectors):
             self._waiting.discard(key)
             metrics.embedding_backlog.set(len(self._waiting))
             return "unchanged"
@@ -244,7 +244,7 @@ class Reconcilers:
         if status.get("embeddingModel") not in (None, self.embedder.model):
             await self.reembed_limit.acquire()  # a model switch: rewrite stored Examples at a bounded rate
         try:
-            vector = await self.batcher.embed(text) if stores_vectors else None
+            vector = await self.batcher.embed(text) if vectors else None
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
             metrics.reconcile_retries_total.labels("example").inc()
@@ -347,7 +347,7 @@ class Reconcilers:
 
     def _is_current(self, raw: dict[str, Any]) -> bool:
         status = raw.get("status") or {}
-        stored = bool(status.get("embedding")) or dense_dim(self.embedder) == 0
+        stored = bool(status.get("embedding")) or not stores_vectors(self.embedder)
         return stored and status.get("embeddingModel") == self.embedder.model
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
