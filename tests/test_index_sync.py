@@ -90,3 +90,14 @@ def test_learning_latency_is_observed_once_per_new_text_on_live_events() -> None
     sync.apply(example("b", changed_at=changed, text_hash="h2"))
     assert _latency_count() == before + 2
     assert (REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_bucket", {"le": "10.0"}) or 0) >= 2
+
+
+def test_a_relist_skips_examples_whose_resource_version_it_has_applied() -> None:
+    sync = IndexSync(ExampleIndex(DIM, MODEL))
+    a = example("a") | {"metadata": {"namespace": "default", "name": "a", "resourceVersion": "7"}}
+    assert sync.apply(a) == "upserted"
+    assert sync.apply(a) == "unchanged"
+    changed = example("a", model="other") | {"metadata": {**a["metadata"], "resourceVersion": "8"}}
+    assert sync.apply(changed) == "text-only"  # a new version is applied, whatever it holds
+    sync.reconcile([])
+    assert sync.apply(changed) == "text-only"  # forgotten with the Example: applied again

@@ -83,6 +83,9 @@ class IndexSync:
         self.index = index
         self.clock = clock
         self._hashes: dict[str, str | None] = {}
+        # The resourceVersion each Example was applied at: a relist skips what has not changed
+        # (validating and re-indexing the text costs ~0.1 ms an Example, 10 s a relist at 100k).
+        self._versions: dict[str, str] = {}
 
     def apply(self, obj: Mapping[str, Any], deleted: bool = False, live: bool = True) -> str:
         """Upsert or remove one Example; returns what was done. `live` events measure latency.
@@ -90,10 +93,16 @@ class IndexSync:
         Every valid Example is searchable by its text; its vector joins when it is of the index's
         model (during a model switch, or before the controller embeds it, it has none)."""
         id_ = example_id(obj)
+        version = obj["metadata"].get("resourceVersion")
+        if not deleted and version is not None and self._versions.get(id_) == version:
+            return "unchanged"
         text = None if deleted else query_of(obj)
         if text is None:
             self._hashes.pop(id_, None)
+            self._versions.pop(id_, None)
             return "deleted" if self.index.delete(id_) else "ignored"
+        if version is not None:
+            self._versions[id_] = str(version)
         status = obj.get("status") or {}
         vector, result = self._vector(id_, status)
         self.index.upsert(id_, to_entry(obj), text, vector)
@@ -127,6 +136,7 @@ class IndexSync:
         for stale in self.index.ids() - listed:
             self.index.delete(stale)
             self._hashes.pop(stale, None)
+            self._versions.pop(stale, None)
 
 
 def publish(index: ExampleIndex) -> None:
