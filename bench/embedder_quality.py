@@ -33,6 +33,7 @@ from blocklearn.evaluation import (
 )
 from blocklearn.index.core import HYBRID_WEIGHT
 from blocklearn.ranking import first_hit_rank, summarise
+from blocklearn.settings import Settings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash"
 
@@ -85,7 +86,7 @@ def main() -> None:
         return
     from blocklearn.embed.semantic import SemanticEmbedder
 
-    embedder = CachedEmbedder(SemanticEmbedder())
+    embedder = CachedEmbedder(SemanticEmbedder.from_settings(Settings()))
     started = time.perf_counter()
     semantic = figures(IndexRetriever("semantic", embedder, text=False), learn, queries)
     row("semantic (dense channel alone)", semantic, f"  ({time.perf_counter() - started:.0f} s)")

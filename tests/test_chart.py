@@ -57,6 +57,16 @@ VALUE_SETS = {
         "embedder.openai.apiKeySecret.name=openai",
         "embedder.openai.apiKeySecret.key=token",
     ],
+    "single-replica-without-leader-election": ["replicaCount=1", "controller.leaderElection.enabled=false"],
+    "pinned-image-and-network-policy": [
+        "image.registry=registry.example.com:5000",
+        "image.repository=platform/blocklearn",
+        "image.digest=sha256:" + "ab" * 32,
+        "networkPolicy.enabled=true",
+        "networkPolicy.from[0].namespaceSelector.matchLabels.team=notebooks",
+        "index.expose=true",
+        "index.auth.tokenSecret.name=idx",
+    ],
     "exposed-with-token-review": [
         "index.expose=true",
         "index.auth.tokenReview.enabled=true",
@@ -88,12 +98,15 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs)
     deploy = one(docs, "Deployment")
     spec = deploy["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -107,6 +120,9 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert c["livenessProbe"]["httpGet"]["port"] in ports
     ctl, idx = containers["controller"], containers["index"]
+    for c in (ctl, idx):  # a slow first list must not fail liveness: a startup probe comes first
+        assert c["startupProbe"]["httpGet"] == c["livenessProbe"]["httpGet"]
+        assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 300
     assert ctl["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert f"--liveness=http://0.0.0.0:{ports_of(ctl)['health']}/healthz" in ctl["args"]
     # Search on localhost only; the kubelet and Prometheus reach the probe port.
@@ -124,6 +140,82 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
     assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
     assert env_of(idx, "BLOCKLEARN_CROSS_NAMESPACE_SEARCH") == "false"
+
+
+def test_two_replicas_by_default_elect_a_leader_and_stay_up_through_rollouts_and_drains() -> None:
+    docs = render()
+    spec = one(docs, "Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = spec["template"]["spec"]
+    selector = spec["selector"]["matchLabels"]
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    }
+    assert all(c["labelSelector"]["matchLabels"] == selector for c in pod["topologySpreadConstraints"])
+    pdb = one(docs, "PodDisruptionBudget")["spec"]
+    assert pdb == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    ctl = next(c for c in pod["containers"] if c["name"] == "controller")
+    assert env_of(ctl, "BLOCKLEARN_LEADER_ELECTION") == "true"
+    assert env_of(ctl, "BLOCKLEARN_LEADER_ELECTION_NAME") == "rel-blocklearn-controller"
+    assert env_of(ctl, "BLOCKLEARN_LEADER_ELECTION_NAMESPACE") == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert env_of(ctl, "BLOCKLEARN_LEADER_ELECTION_IDENTITY") == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert [
+        env_of(ctl, f"BLOCKLEARN_{n}_SECONDS") for n in ("LEASE_DURATION", "RENEW_DEADLINE", "RETRY_PERIOD")
+    ] == [
+        "15",
+        "10",
+        "2",
+    ]
+    role = one(docs, "Role")
+    assert role["metadata"]["namespace"] == "blocklearn"
+    assert {v for r in role["rules"] for v in r["verbs"]} == {"create", "get", "update"}
+    assert one(docs, "RoleBinding")["subjects"][0]["name"] == pod["serviceAccountName"]
+    # The Service selects every replica: each index serves search.
+    assert one(docs, "Service")["spec"]["selector"] == selector
+
+
+def test_one_replica_without_leader_election_never_overlaps() -> None:
+    docs = render(*VALUE_SETS["single-replica-without-leader-election"])
+    spec = one(docs, "Deployment")["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert "PodDisruptionBudget" not in kinds(docs) and "Role" not in kinds(docs)
+    ctl = next(c for c in spec["template"]["spec"]["containers"] if c["name"] == "controller")
+    assert env_of(ctl, "BLOCKLEARN_LEADER_ELECTION") == "false"
+    out = helm("template", "rel", str(CHART), "--set", "controller.leaderElection.enabled=false")
+    assert out.returncode != 0 and "replicaCount > 1 needs controller.leaderElection.enabled" in out.stderr
+
+
+def test_image_registry_and_digest_and_the_network_policy() -> None:
+    assert (
+        one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "blocklearn:0.1.0"
+    )
+    tagged = render("image.registry=r.example", "image.tag=1.2.3")
+    assert (
+        one(tagged, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "r.example/blocklearn:1.2.3"
+    )
+    docs = render(*VALUE_SETS["pinned-image-and-network-policy"])
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    digest = "sha256:" + "ab" * 32
+    assert {c["image"] for c in pod["containers"]} == {
+        f"registry.example.com:5000/platform/blocklearn@{digest}"
+    }
+    out = helm("template", "rel", str(CHART), "--set", "image.digest=latest")
+    assert out.returncode != 0 and "digest" in out.stderr
+    assert "NetworkPolicy" not in kinds(render())
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    [rule] = policy["ingress"]
+    assert {p["port"] for p in rule["ports"]} == {8081, 9090, 8080, 8082}
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "notebooks"}}}]
 
 
 def ports_of(container: dict[str, Any]) -> dict[str, int]:
@@ -229,12 +321,17 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         "BLOCKLEARN_RESYNC_SECONDS": "1",
     }
     index_port = free_port()
+    # As the chart runs it: with leader election (its Lease calls are checked too).
+    election = {
+        "BLOCKLEARN_LEADER_ELECTION": "true",
+        "BLOCKLEARN_LEADER_ELECTION_NAME": "rel-blocklearn-controller",
+    }
     procs = [
         Process(
             "controller",
             ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
             tmp_path,
-            env,
+            {**env, **election},
         ).start(),
         Process(
             "index",
@@ -254,6 +351,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             return code == 200 and is_embedded(ex)
 
         await eventually(embedded, what="embedded", logs=procs)
+        _, example = await api.call("GET", api.path("examples", name="b1"))
 
         async def index_ready() -> bool:
             try:
@@ -294,20 +392,29 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         ("delete", "blocklearn.dev", "examples"),
         ("create", "", "events"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
+        ("create", "coordination.k8s.io", "leases"),
+        ("update", "coordination.k8s.io", "leases"),
     } <= calls
     review = "index.auth.tokenReview.enabled=true"
     for name, sets in (("cluster-wide", [review]), ("namespaced", ["watchNamespaces={default}", review])):
         rules = [r for d in render(*sets) if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+        lease = [d for d in render(*sets) if d["kind"] == "Role" and "leases" in d["rules"][0]["resources"]]
+        assert [d["rules"][1]["resourceNames"] for d in lease] == [["rel-blocklearn-controller"]]
         missing = sorted(c for c in calls if not allowed(rules, *c))
         assert not missing, f"{name} RBAC lacks {missing}"
     defaults = [r for d in render() if d["kind"] == "ClusterRole" for r in d["rules"]]
     assert not allowed(defaults, "create", "authentication.k8s.io", "tokenreviews")  # only when enabled
     # and nothing more than the code uses: every granted verb was exercised
-    rules = [r for d in render(review) if d["kind"] == "ClusterRole" for r in d["rules"]]
+    rules = [r for d in render(review) if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
     granted = {
         (v, g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
     }
-    assert granted - calls == set(), f"granted but never used: {sorted(granted - calls)}"
+    # Checked by admission, never called: blockOwnerDeletion on an Example's ownerReference needs
+    # it where OwnerReferencesPermissionEnforcement is on (OpenShift).
+    admission_only = {("update", "blocklearn.dev", "blocks/finalizers")}
+    unused = granted - calls - admission_only
+    assert unused == set(), f"granted but never used: {sorted(unused)}"
+    assert [ref.get("blockOwnerDeletion") for ref in example["metadata"]["ownerReferences"]] == [True]
 
 
 async def _gone(api: Api) -> bool:

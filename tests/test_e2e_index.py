@@ -154,7 +154,7 @@ async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
     ).start()
     assert await table.exited() == 0
     text = table.log.read_text()
-    assert text.splitlines()[0].split() == ["SCORE", "NAMESPACE/NAME", "QUERY", "ANSWER"]
+    assert text.splitlines()[0].split() == ["SCORE", "SUPPORT", "NAMESPACE/NAME", "QUERY", "ANSWER"]
     assert "default/tar" in text.splitlines()[1] and "tar czf build.tgz build/" in text
 
     await api.call("DELETE", api.path("blocks", name="kube-logs"))
@@ -236,11 +236,21 @@ async def _answers(system: System) -> bool:
 async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
     api: Api, emulator: Emulator, system: System
 ) -> None:
-    secret, token = "Zx9-very-secret-pw", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+    """One secret in every field that reaches an Example, of the kinds issue 14 found leaking."""
+    literal, token = "Zx9-very-secret-pw", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+    prose, positional, output = "8f2a9c1d7e3bQ", "Wint3r!sComing", "Xk29fpQz0Lm"
     body = block_body(
         "db-secret",
-        doc=f"create the db secret; my github token is {token}",
-        executed=f"kubectl create secret generic db --from-literal=password={secret}",
+        doc=f"create the db secret; my github token is {token}. The token for staging is {prose}.",
+        executed=f"kubectl create secret generic db --from-literal=password={literal}",
+    )
+    body["spec"]["doc"]["cells"].append(
+        {
+            "kind": "code",
+            "language": "bash",
+            "contents": f"sshpass -p '{positional}' ssh ops@10.0.0.7 uptime",
+            "outputs": [f"Initial admin password: {output}"],
+        }
     )
     await api.call("POST", api.path("blocks"), body)
 
@@ -260,8 +270,10 @@ async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
         "index metrics": system.metrics(),
     }
     for where, text in places.items():
-        assert secret not in text and token not in text, f"a secret leaked into the {where}"
-    assert "<REDACTED:github-token>" in places["Example"]
+        for secret in (literal, token, prose, positional, output):
+            assert secret not in text, f"a secret leaked into the {where}"
+    for kind in ("github-token", "prose-secret", "sshpass-password", "config-secret"):
+        assert f"<REDACTED:{kind}>" in places["Example"], kind
 
 
 async def test_an_index_with_a_token_answers_only_searches_that_carry_it(

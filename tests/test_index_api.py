@@ -48,7 +48,7 @@ async def test_search_returns_the_nearest_examples_with_their_answers(client: Te
     first = body["results"][0]
     assert (first["namespace"], first["name"]) == ("team-a", "a")
     assert first["answer"][0]["contents"] == "kubectl get pods -n kube-system"
-    assert set(first) == {"namespace", "name", "score", "query", "answer", "blockRef"}
+    assert set(first) == {"namespace", "name", "score", "support", "query", "answer", "blockRef"}
     # k defaults to 3 and team-a has 2, but "b" shares no word with the query: the lexical channel
     # alone (the hashing setting) returns no example it has no evidence for.
     assert [r["name"] for r in body["results"]] == ["a"]
@@ -128,3 +128,32 @@ async def test_a_configured_token_is_required_for_search_but_not_for_probes() ->
         ok = await c.post("/v1/search", json=body, headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status == 200
         assert (await c.get("/readyz")).status == 200 and (await c.get("/metrics")).status == 200
+
+
+async def test_search_returns_distinct_answers_with_their_support_unless_asked_for_raw_results() -> None:
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)  # hashing: the lexical channel alone
+    docs = [
+        ("p1", "list the pods in kube-system", "kubectl get pods -n kube-system"),
+        ("p2", "list the pods of kube-system please", "kubectl  get pods -n kube-system\n"),
+        ("p3", "show pods in kube-system", "kubectl get pods -n kube-system"),
+        ("w", "list the pods in kube-system, wide", "kubectl get pods -n kube-system -o wide"),
+        ("t", "compress a directory", "tar czf dir.tgz dir"),
+    ]
+    for name, doc, cmd in docs:
+        payload = {
+            "query": {"cells": [{"kind": "markup", "contents": doc}]},
+            "answer": [{"kind": "code", "contents": cmd}],
+            "blockRef": {"name": name},
+        }
+        index.upsert(f"default/{name}", Entry("default", name, payload), doc)
+    app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
+    query = {"query": "list the pods in kube-system", "namespace": "default", "k": 2}
+    async with TestClient(TestServer(app)) as c:
+        body = await (await c.post("/v1/search", json=query)).json()
+        answers = [" ".join(r["answer"][0]["contents"].split()) for r in body["results"]]
+        assert answers == ["kubectl get pods -n kube-system", "kubectl get pods -n kube-system -o wide"]
+        assert [r["support"] for r in body["results"]] == [3, 1]
+        raw = await (await c.post("/v1/search", json={**query, "k": 3, "distinct": False})).json()
+        raw_answers = [" ".join(r["answer"][0]["contents"].split()) for r in raw["results"]]
+        assert len(raw_answers) == 3 and len(set(raw_answers)) < 3  # the same answer repeats
+        assert [r["support"] for r in raw["results"]] == [1, 1, 1]

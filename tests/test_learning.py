@@ -1,6 +1,6 @@
 import pytest
 
-from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.learning import LEARN_ANNOTATION, Policy, Reason, decide, example_name, is_excluded
 from blocklearn.models import BlockRef, BlockSpec
 
 REF = BlockRef(name="b", uid="u-1")
@@ -88,3 +88,31 @@ def test_blocks_with_secrets_can_be_skipped_instead() -> None:
     decision = decide(s, REF, Policy(secrets="skip"))
     assert decision.reason is Reason.CONTAINS_SECRET and decision.example is None
     assert "env-secret" in decision.message and "abc123def456" not in decision.message
+
+
+def test_an_excluded_block_never_teaches_and_says_so() -> None:
+    decision = decide(spec(), REF, excluded=True)
+    assert decision.reason is Reason.EXCLUDED and decision.example is None
+    assert LEARN_ANNOTATION in decision.message
+    # Exclusion wins over every other reason, and over a policy that widens learning.
+    wide = Policy(learn_without_suggestion=True, learn_from_failures=True)
+    assert decide(spec(evalMode=True, exitCode=1), REF, wide, excluded=True).reason is Reason.EXCLUDED
+    assert decide(spec(), REF, excluded=False).teaches
+
+
+@pytest.mark.parametrize(
+    ("annotations", "excluded"),
+    [
+        (None, False),
+        ({}, False),
+        ({"blocklearn.dev/learn": "false"}, True),
+        ({"blocklearn.dev/learn": " False "}, True),
+        ({"blocklearn.dev/learn": "true"}, False),
+        ({"blocklearn.dev/learn": ""}, False),
+        ({"learn": "false", "other.dev/learn": "false"}, False),
+    ],
+)
+def test_the_learn_annotation_excludes_only_when_false(
+    annotations: dict[str, str] | None, excluded: bool
+) -> None:
+    assert is_excluded(annotations) is excluded

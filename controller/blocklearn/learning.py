@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from blocklearn import GROUP
 from blocklearn.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
 from blocklearn.redaction import redact
 
@@ -27,6 +29,12 @@ class Reason(enum.StrEnum):
     NO_CONTEXT = "NoContext"
     INVALID = "Invalid"
     CONTAINS_SECRET = "ContainsSecret"
+    EXCLUDED = "Excluded"
+
+
+# `kubectl annotate blk NAME blocklearn.dev/learn=false` takes a Block's correction out of what the
+# assistant learns, keeping the Block as the record; removing the annotation brings it back.
+LEARN_ANNOTATION = f"{GROUP}/learn"
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,18 @@ class Decision:
         return self.example is not None
 
 
-def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy()) -> Decision:
-    """Decide from the Block's current spec alone (level-triggered) whether it teaches, and what."""
+def is_excluded(annotations: Mapping[str, str] | None) -> bool:
+    """Whether a person took the Block out of learning with the `blocklearn.dev/learn=false` annotation."""
+    return (annotations or {}).get(LEARN_ANNOTATION, "").strip().lower() == "false"
+
+
+def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded: bool = False) -> Decision:
+    """Decide from the Block's current spec and curation alone (level-triggered) whether it teaches,
+    and what. An excluded Block never teaches, whatever its spec says."""
+    if excluded:
+        return Decision(
+            Reason.EXCLUDED, f"Excluded from learning by the annotation {LEARN_ANNOTATION}=false."
+        )
     if spec.eval_mode:
         return Decision(Reason.EVAL_MODE, "Block was produced by an evaluation run.")
     executed = spec.executed_cell

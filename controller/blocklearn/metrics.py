@@ -33,6 +33,8 @@ embedding_batch_size = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 embedder_errors_total = Counter("blocklearn_embedder_errors_total", "Embedder failures.", ["reason"])
+# controller-runtime's leader_election_master_status: 1 on the replica that may reconcile.
+leader = Gauge("blocklearn_leader_election_status", "1 while this controller holds the leader Lease, else 0.")
 embedding_backlog = Gauge("blocklearn_embedding_backlog", "Examples waiting for an embedding.")
 redactions_total = Counter(
     "blocklearn_redactions_total", "Secrets replaced by placeholders before an Example was written.", ["kind"]

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
+    # Leader election (controller-runtime's flags and client-go's defaults): the chart turns it on so
+    # that two replicas are safe; a single local controller needs none.
+    leader_election: bool = Field(default=False, description="Reconcile only while holding a Lease.")
+    leader_election_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease; none: the pod's own, else `default`."
+    )
+    leader_election_name: str = Field(default="blocklearn-controller", description="Name of the Lease.")
+    leader_election_identity: str | None = Field(
+        default=None, description="This replica's name in the Lease; none: host name and a random suffix."
+    )
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    retry_period_seconds: float = Field(default=2.0, gt=0)
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics server.")
     log_format: Literal["text", "json"] = "text"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from blocklearn.embed import Embedder
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.settings import Settings
@@ -17,6 +15,5 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "semantic":
         from blocklearn.embed.semantic import SemanticEmbedder
 
-        cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
-        return SemanticEmbedder(settings.semantic_threads, cache)
+        return SemanticEmbedder.from_settings(settings)
     return HashingEmbedder(settings.hashing_dim)

@@ -43,6 +43,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from blocklearn.embed import Matrix, ModelUnavailable
+from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.embed.semantic")
 
@@ -134,18 +135,30 @@ def load_model(directory: Path, cache_dir: Path | None) -> bytes:
         return cache.read_bytes()
     log.info("Building the int8 ONNX model from the weights (once): cache=%s", cache)
     model = build_quantized(directory)
+    partial: str | None = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a concurrent start (the controller and the index) never reads half a file.
         with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=".tmp-", delete=False) as f:
+            partial = f.name
             f.write(model)
-        os.chmod(f.name, 0o644)  # readable by the image's non-root user when built at image build time
-        os.replace(f.name, cache)
+        os.chmod(partial, 0o644)  # readable by the image's non-root user when built at image build time
+        os.replace(partial, cache)
     except OSError as exc:
         log.warning(
             "Could not cache the built model; it is rebuilt at each start: cache=%s error=%s", cache, exc
         )
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
     return model
+
+
+def make_session(model: bytes, threads: int) -> ort.InferenceSession:
+    """A CPU session using `threads` cores for one run, and no second pool between runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class SemanticEmbedder:
@@ -162,14 +175,14 @@ class SemanticEmbedder:
         self._tokenizer.no_padding()  # upstream's file pads every text to 128 tokens; we run them unpadded
         # Keep the end, as query_text does: the cells nearest the executed one carry the request.
         self._tokenizer.enable_truncation(MAX_TOKENS, direction="left")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            load_model(directory, cache_dir), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = make_session(load_model(directory, cache_dir), threads)
         # One worker: batches run one after another, so `threads` bounds the cores inference takes.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-embed")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SemanticEmbedder:
+        cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+        return cls(settings.semantic_threads, cache)
 
     def embed_sync(self, texts: list[str]) -> Matrix:
         out = np.empty((len(texts), DIM), dtype=np.float32)

@@ -109,6 +109,9 @@ CORE_TYPES = [
     ResourceType(
         "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", "tokenreview", namespaced=False
     ),
+    # Leases, for the controllers' leader election: create once (409 AlreadyExists for the loser),
+    # then PUT with the resourceVersion read (409 Conflict when someone wrote in between).
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease"),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

@@ -10,36 +10,18 @@ from typing import Any
 
 import prometheus_client
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from blocklearn import metrics
 from blocklearn.embed import Embedder, EmbedderError
-from blocklearn.embed.text import query_text
 from blocklearn.index.auth import Authenticator, AuthUnavailableError, Caller, authenticate
-from blocklearn.index.core import MAX_K, ExampleIndex
-from blocklearn.models import Cell
+from blocklearn.index.core import ExampleIndex, Hit
+from blocklearn.index.distinct import Grouped, candidates, distinct
+from blocklearn.index.openapi import render as render_openapi
+from blocklearn.index.schema import SearchRequest
 
 MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_K = 3  # Foyle's number of few-shot examples
-
-
-class CellsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cells: list[Cell] = Field(min_length=1)
-
-
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    query: str | CellsQuery = Field(description="Text, or notebook cells as in a Block's doc.")
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="How many examples to return.")
-    namespace: str | None = Field(default=None, description="Only examples from this namespace.")
-    min_score: float = Field(default=-1.0, ge=-1.0, le=1.0, alias="minScore")
-
-    def text(self) -> str:
-        if isinstance(self.query, str):
-            return query_text([Cell(kind="markup", contents=self.query)])[0]
-        return query_text(self.query.cells)[0]
+OPENAPI_JSON = render_openapi()  # built once: the models do not change while the index runs
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -135,23 +117,15 @@ def build_app(
                 except EmbedderError as exc:
                     result = "embedder_error"
                     return _error(502, f"could not embed the query: {exc}")
+            fetch = candidates(req.k) if req.distinct else req.k
             hits = await asyncio.to_thread(
-                index.search, text, req.k, vector=vector, min_score=req.min_score, namespace=req.namespace
+                index.search, text, fetch, vector=vector, min_score=req.min_score, namespace=req.namespace
             )
-            result = "ok" if hits else "empty"
+            groups = distinct(hits, req.k) if req.distinct else [Grouped(h, 1) for h in hits]
+            result = "ok" if groups else "empty"
             return web.json_response(
                 {
-                    "results": [
-                        {
-                            "namespace": h.entry.namespace,
-                            "name": h.entry.name,
-                            "score": round(h.score, 6),
-                            "query": h.entry.payload.get("query"),
-                            "answer": h.entry.payload.get("answer"),
-                            "blockRef": h.entry.payload.get("blockRef"),
-                        }
-                        for h in hits
-                    ],
+                    "results": [_result(g.hit, g.support) for g in groups],
                     "model": index.model,
                     "indexSize": len(index),
                 }
@@ -164,6 +138,7 @@ def build_app(
         index.__len__, ready, alive, detail=vector_detail(index), client_max_size=MAX_BODY_BYTES
     )
     app.router.add_post("/v1/search", search)
+    app.router.add_get("/openapi.json", openapi)
     return app
 
 
@@ -177,6 +152,26 @@ def vector_detail(index: ExampleIndex) -> Callable[[], dict[str, Any]]:
     return detail
 
 
+def _result(hit: Hit, support: int) -> dict[str, Any]:
+    """One result as `schema.SearchResult` describes it; built as a dict, as the payload already has
+    the Example's validated shape."""
+    payload = hit.entry.payload
+    return {
+        "namespace": hit.entry.namespace,
+        "name": hit.entry.name,
+        "score": round(hit.score, 6),
+        "support": support,
+        "query": payload.get("query"),
+        "answer": payload.get("answer"),
+        "blockRef": payload.get("blockRef"),
+    }
+
+
+async def openapi(_: web.Request) -> web.Response:
+    """The search API's OpenAPI document; no token needed: it describes the API, it holds no data."""
+    return web.Response(text=OPENAPI_JSON, content_type="application/json")
+
+
 def build_waiting_app() -> web.Application:
     """Served while the embedder has not answered at startup: alive, not ready, search 503."""
 
@@ -186,6 +181,7 @@ def build_waiting_app() -> web.Application:
 
     app = build_probe_app(lambda: 0, ready=lambda: False, alive=lambda: True)
     app.router.add_post("/v1/search", search)
+    app.router.add_get("/openapi.json", openapi)
     return app
 
 

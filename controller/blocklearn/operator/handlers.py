@@ -26,7 +26,7 @@ from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.kube.client import CustomObjects
-from blocklearn.learning import Policy, Reason, decide, example_name
+from blocklearn.learning import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.models import BlockRef, BlockSpec, ExampleSpec
 from blocklearn.settings import Settings
 
@@ -112,7 +112,8 @@ class Reconcilers:
             logger.warning(f"Rejected Block: {message}")
             raise kopf.PermanentError(message) from None  # retried only when the Block changes
 
-        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy)
+        excluded = is_excluded(meta.get("annotations"))
+        decision = decide(spec, BlockRef(name=name, uid=meta.get("uid", "")), self.policy, excluded)
         await self._converge_example(namespace, name, decision.example, body, logger, retry)
         learned = "True" if decision.teaches else "False"
         conditions = set_condition(conditions, "Ready", "True", "Reconciled", "Block reconciled.", generation)

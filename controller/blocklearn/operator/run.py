@@ -15,6 +15,7 @@ from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.openai import OpenAIEmbedder
 from blocklearn.kube.client import CustomObjects, api_client
 from blocklearn.operator.handlers import Reconcilers
+from blocklearn.operator.leader import LeaderElector, LeaseClient, lease_config, while_leading
 from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.controller")
@@ -93,15 +94,25 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             task.cancel()
         reconcilers.batcher.close()
 
-    try:
+    async def operate(stop_flag: asyncio.Event | None) -> None:
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,
             liveness_endpoint=liveness,
-            stop_flag=stop,
+            stop_flag=stop_flag,
         )
+
+    try:
+        if not settings.leader_election:
+            await operate(stop)
+            return
+        # Only the Lease holder runs kopf (and so the handlers and the resync): a follower waits,
+        # and a leader that cannot renew stops kopf at once and exits, as controller-runtime does.
+        elector = LeaderElector(lease_config(settings), LeaseClient(api.client))
+        if await while_leading(elector, operate, stop, liveness):
+            raise SystemExit("Lost leadership; exiting so that this replica restarts as a follower")
     finally:
         for task in tasks:
             task.cancel()

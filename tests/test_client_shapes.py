@@ -1,0 +1,104 @@
+"""blocklearn.client's pure parts: Block names from trace ids, the Block it builds, few-shot messages."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from blocklearn.client import TRACE_ANNOTATION, block_name, build_block, few_shot_messages
+from blocklearn.index.schema import SearchResponse, SearchResult
+from blocklearn.learning import Reason, decide
+from blocklearn.models import BlockRef, BlockSpec, Cell
+
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    "trace",
+    ["01J9ZK5V8Q", "Trace/ID with spaces", "x" * 300, "____", "é", "a-", "0af7651916cd43dd8448eb211c80319c"],
+)
+def test_block_names_are_valid_deterministic_and_short(trace: str) -> None:
+    name = block_name(trace)
+    assert NAME.match(name) and len(name) <= 53, name
+    assert block_name(trace) == name
+
+
+def test_different_trace_ids_give_different_names() -> None:
+    assert block_name("trace/1") != block_name("trace-1")  # same slug, different hash
+    assert block_name("a" * 100) != block_name("a" * 101)
+    with pytest.raises(ValueError, match="trace id"):
+        block_name("")
+
+
+def test_build_block_makes_a_block_the_controller_learns_from() -> None:
+    when = datetime.datetime(2026, 11, 26, 9, 30, tzinfo=datetime.UTC)
+    body = build_block(
+        context=[
+            "Show the logs of the crashed coredns pod",
+            Cell(kind="code", language="bash", contents="kubectl get pods -n kube-system"),
+        ],
+        generated="kubectl logs coredns",
+        executed="kubectl logs -n kube-system deploy/coredns --previous",
+        exit_code=0,
+        gen_trace_id="gen-42",
+        exec_trace_ids=["exec-1"],
+        executed_at=when,
+    )
+    assert body["metadata"] == {"name": block_name("gen-42"), "annotations": {TRACE_ANNOTATION: "gen-42"}}
+    spec = body["spec"]
+    assert spec["executedAt"] == "2026-11-26T09:30:00Z"
+    assert spec["generatedCell"] == {
+        "kind": "code",
+        "language": "bash",
+        "contents": "kubectl logs coredns",
+        "outputs": [],
+    }
+    assert spec["doc"]["cells"][0]["kind"] == "markup" and spec["execTraceIds"] == ["exec-1"]
+    decision = decide(BlockSpec.model_validate(spec, strict=False), BlockRef(name="x"))
+    assert decision.reason is Reason.LEARNED
+
+
+def test_build_block_is_named_from_the_execution_without_a_suggestion_and_refuses_bad_input() -> None:
+    body = build_block(context=["list pods"], executed="kubectl get pods", exec_trace_ids=["exec-9"])
+    assert body["metadata"]["name"] == block_name("exec-9") and "generatedCell" not in body["spec"]
+    with pytest.raises(ValueError, match="trace"):
+        build_block(context=["list pods"], executed="kubectl get pods")
+    with pytest.raises(ValueError, match="time zone"):
+        build_block(context=["x"], executed="y", gen_trace_id="t", executed_at=datetime.datetime(2026, 1, 1))
+    with pytest.raises(ValidationError):
+        build_block(context=["x"], executed="y\x00", gen_trace_id="t")  # the model's own checks
+
+
+def result(name: str, score: float, request: str, answer: str) -> SearchResult:
+    return SearchResult.model_validate(
+        {
+            "namespace": "default",
+            "name": name,
+            "score": score,
+            "query": {"cells": [{"kind": "markup", "contents": request}]},
+            "answer": [{"kind": "code", "language": "bash", "contents": answer}],
+            "blockRef": {"name": name},
+        }
+    )
+
+
+def test_few_shot_messages_alternate_user_and_assistant_with_the_best_example_last() -> None:
+    response = SearchResponse(
+        results=[
+            result("best", 0.9, "list pods", "kubectl get pods -A"),
+            result("next", 0.5, "list nodes", "kubectl get nodes"),
+        ],
+        model="m",
+        index_size=2,
+    )
+    assert few_shot_messages(response) == [
+        {"role": "user", "content": "list nodes"},
+        {"role": "assistant", "content": "```bash\nkubectl get nodes\n```"},
+        {"role": "user", "content": "list pods"},
+        {"role": "assistant", "content": "```bash\nkubectl get pods -A\n```"},
+    ]
+    assert few_shot_messages(response.results) == few_shot_messages(response)
+    assert few_shot_messages([]) == []
