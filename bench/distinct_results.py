@@ -2,10 +2,11 @@
 
 Learns tldr-pages examples (`../shared/data/tldr/blocks.jsonl`: the page's summary and the example's
 description as markup cells, the command as the executed cell) through the production path (query
-text -> hashing embedder -> index), then asks each example's description alone, lower-cased and
-without tldr's [x] markers, as a person would type it. A query hits at 3 when one of the 3 results
-has its command (whitespace-normalised). Raw results are the index's top 3; distinct results are
-`blocklearn.index.distinct` over the same ranking, over-fetched as the search API does.
+text -> the index's lexical channel, as the `hashing` setting runs it), then asks each example's
+description alone, lower-cased and without tldr's [x] markers, as a person would type it. A query
+hits at 3 when one of the 3 results has its command (whitespace-normalised). Raw results are the
+index's top 3; distinct results are `blocklearn.index.distinct` over the same ranking, over-fetched
+as the search API does.
 
 Two learn sets: tldr as it is (commands that appear on several pages repeat already), and tldr plus
 duplicates made here: on a share of the pages, one example (the popular correction) is learned again
@@ -18,7 +19,6 @@ several people make the same correction.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import re
@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.hashing import HashingEmbedder, dense_dim
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import Entry, ExampleIndex
 from blocklearn.index.distinct import candidates, distinct
@@ -99,11 +99,11 @@ def embed_text(r: Record) -> str:
 
 
 def build(learn: list[Record], embedder: HashingEmbedder) -> ExampleIndex:
-    index = ExampleIndex(embedder.dim, embedder.model, query_idf=embedder.query_idf, capacity=len(learn))
-    vectors = asyncio.run(embedder.embed([embed_text(r) for r in learn]))
-    for r, v in zip(learn, vectors, strict=True):
+    """The index as the `hashing` setting runs it: the lexical channel alone, read from the text."""
+    index = ExampleIndex(dense_dim(embedder), embedder.model, capacity=len(learn))
+    for r in learn:
         answer = [{"kind": "code", "contents": r.command}]
-        index.upsert(r.id, v, Entry("bench", r.id, {"answer": answer}), embedder.model)
+        index.upsert(r.id, Entry("bench", r.id, {"answer": answer}), embed_text(r))
     return index
 
 
@@ -127,10 +127,9 @@ class Figures:
 def measure(index: ExampleIndex, embedder: HashingEmbedder, queries: list[Query]) -> dict[str, Figures]:
     """Figures over all queries, and over those whose raw top k repeats an answer (the only ones
     distinct results can change)."""
-    vectors = asyncio.run(embedder.embed([q.text for q in queries]))
     out = {"all": Figures(), "repeats": Figures()}
-    for q, v in zip(queries, vectors, strict=True):
-        hits = index.search(v, candidates(K))
+    for q in queries:
+        hits = index.search(q.text, candidates(K))
         raw = [str(h.entry.payload["answer"][0]["contents"]) for h in hits[:K]]
         dis = [str(g.hit.entry.payload["answer"][0]["contents"]) for g in distinct(hits, K)]
         raw_hit = first_hit_rank(raw, q.answers) is not None

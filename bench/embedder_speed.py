@@ -73,8 +73,6 @@ def padded_batches_per_second(settings: Settings, texts: list[str]) -> float:
 class StoredAsFloat16:
     """The embedder with every vector rounded through float16, as Examples store it by default."""
 
-    query_idf = False
-
     def __init__(self, inner: SemanticEmbedder) -> None:
         self.inner, self.model, self.dim = inner, inner.model, inner.dim
 
@@ -123,8 +121,8 @@ def main() -> None:
 
     if not args.skip_quality:
         for name, retriever in (
-            ("float32", ev.DenseRetriever(embedder)),
-            ("float16 storage", ev.DenseRetriever(StoredAsFloat16(embedder))),
+            ("float32", ev.IndexRetriever("float32", embedder, text=False)),
+            ("float16 storage", ev.IndexRetriever("float16", StoredAsFloat16(embedder), text=False)),
         ):
             last = ev.evaluate(retriever, learn, queries, steps=1, progress=False).steps[-1]
             print(

@@ -1,7 +1,11 @@
-"""Index benchmark: search latency, per-row writes against a full reload, and memory, beside FAISS.
+"""Index benchmark at the default configuration: 384-d vectors (the semantic model) plus the lexical
+channel, as users get it. Search latency of the dense part, the lexical part and the whole fused
+search; per-row writes against a full reload; memory; FAISS's flat index beside it.
 
 Each contender runs in its own process (OpenMP and OpenBLAS runtimes mixed in one process gave
-latency spikes), on the same seeded data: N unit vectors of d=384 and 200 perturbed queries.
+latency spikes), on the same seeded data: N unit vectors of d=384 and 200 perturbed queries; the
+texts are the nl2bash requests cycled, each with a varied name or number in it (so the vocabulary
+grows with N as real corrections' does), and the queries are the dev paraphrases.
 
     python -m bench.index_bench [--sizes 10000 100000 1000000] [--no-faiss]
 
@@ -18,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,16 @@ import numpy as np
 DIM = 384
 QUERIES = 200
 K = 10
+NL2BASH = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash"
+VARIATIONS = [
+    "in {dir}",
+    "for pod web-{n}",
+    "on host node-{n}",
+    "named report_{n}.txt",
+    "under /var/log/app{n}",
+    "older than {n} days",
+    "",
+]
 
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +50,19 @@ def data(n: int) -> tuple[np.ndarray, np.ndarray]:
     queries = matrix[picks] + 0.3 * rng.standard_normal((QUERIES, DIM), dtype=np.float32) / np.sqrt(DIM)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     return matrix, queries.astype(np.float32)
+
+
+def texts(n: int) -> tuple[list[str], list[str]]:
+    """n example texts and QUERIES query texts, realistic and seeded."""
+    learn = [json.loads(line)["doc"] for line in (NL2BASH / "learn.jsonl").read_text().splitlines()]
+    asked = [json.loads(line)["query"] for line in (NL2BASH / "queries-dev.jsonl").read_text().splitlines()]
+    rng = np.random.default_rng(7)
+    dirs = ["/srv/data", "/home/ops", "/etc/nginx", "/tmp/build", "~/projects"]
+    out = []
+    for i in range(n):
+        variation = VARIATIONS[i % len(VARIATIONS)].format(dir=dirs[i % len(dirs)], n=rng.integers(0, n))
+        out.append(f"{learn[i % len(learn)]} {variation}".strip())
+    return out, asked[:QUERIES]
 
 
 def rss_mb() -> float:
@@ -57,12 +85,13 @@ def worker_numpy(n: int) -> dict[str, Any]:
     from blocklearn.index.core import Entry, ExampleIndex
 
     matrix, queries = data(n)
+    docs, asked = texts(n)
     base_rss = rss_mb()
     index = ExampleIndex(DIM, "bench")
     entries = [Entry("bench", f"e{i}") for i in range(n)]
     started = time.perf_counter()
     for i in range(n):
-        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+        index.upsert(f"e{i}", entries[i], docs[i], matrix[i])
     build_s = time.perf_counter() - started
     index_rss = rss_mb() - base_rss
 
@@ -70,14 +99,14 @@ def worker_numpy(n: int) -> dict[str, Any]:
     ops = 1000
     started = time.perf_counter()
     for i in range(ops):
-        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+        index.upsert(f"e{i}", entries[i], docs[i], matrix[i])
     update_us = (time.perf_counter() - started) / ops * 1e6
     started = time.perf_counter()
     for i in range(ops):
         index.delete(f"e{i}")
     delete_us = (time.perf_counter() - started) / ops * 1e6
     for i in range(ops):
-        index.upsert(f"e{i}", matrix[i], entries[i], "bench")
+        index.upsert(f"e{i}", entries[i], docs[i], matrix[i])
 
     # what the seed's InMemoryDB does on every change: rebuild the matrix and the map from all rows
     rows = [matrix[i] for i in range(n)]
@@ -87,11 +116,18 @@ def worker_numpy(n: int) -> dict[str, Any]:
     reload_ms = (time.perf_counter() - started) * 1000
     del rebuilt, id_map, rows
 
-    samples, results = [], []
-    for q in queries:
+    # The same queries three ways, interleaved so that load on the machine hits all three alike.
+    dense, lexical, whole, results = [], [], [], []
+    for q, text in zip(queries, asked, strict=True):
         t = time.perf_counter()
-        hits = index.search(q, K)
-        samples.append(time.perf_counter() - t)
+        hits = index.search("", K, vector=q)  # the dense channel alone
+        dense.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        index.search(text, K)  # the lexical channel alone
+        lexical.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        index.search(text, K, vector=q)  # what a user's search does: both, fused
+        whole.append(time.perf_counter() - t)
         results.append([int(h.entry.name[1:]) for h in hits])
 
     # read-bandwidth floor: the time to stream the stored matrix once
@@ -102,16 +138,22 @@ def worker_numpy(n: int) -> dict[str, Any]:
         view.max()
         floor.append(time.perf_counter() - t)
     raw_mb = n * DIM * 4 / 2**20
+    lexical_bytes = index._lexical.nbytes()
     return {
-        "contender": "blocklearn (numpy fp32)",
+        "contender": "blocklearn dense (numpy fp32)",
         "n": n,
-        **percentiles(samples),
+        **percentiles(dense),
+        "lexical": percentiles(lexical),
+        "whole": percentiles(whole),
+        "added_p50_ms": percentiles(whole)["p50_ms"] - percentiles(dense)["p50_ms"],
         "floor_ms": float(np.median(floor) * 1000),
         "upsert_us": update_us,
         "delete_us": delete_us,
         "build_s": build_s,
         "reload_ms": reload_ms,
         "bytes_per_example": index.nbytes() / n,
+        "lexical_bytes_per_example": lexical_bytes / n,
+        "vocabulary": index._lexical.postings.vocabulary,
         "rss_mb": index_rss,
         "raw_mb": raw_mb,
         "results": results,
@@ -170,20 +212,39 @@ def main() -> None:
         fn = worker_numpy if args.worker == "numpy" else worker_faiss
         print(json.dumps(fn(args.sizes[0])))
         return
-    print(f"d={DIM}, {QUERIES} queries, top-{K}, one thread each")
-    header = f"{'rows':>9} {'contender':<30} {'p50 ms':>7} {'p99 ms':>7} {'recall':>6}"
+    print(f"d={DIM} + lexical channel, {QUERIES} queries, top-{K}, one thread each")
+    header = f"{'rows':>9} {'contender':<34} {'p50 ms':>7} {'p99 ms':>7} {'recall':>6}"
     print(header)
+    summary = []
     for n in args.sizes:
         ours = run_worker("numpy", n)
         theirs = None if args.no_faiss else run_worker("faiss", n)
         if ours is None:
             continue
         exact = ours["results"]  # fp32 brute force is exact
-        rows = [ours] + ([theirs] if theirs else [])
-        for r in rows:
+        for r in [ours] + ([theirs] if theirs else []):
             got = recall(r["results"], exact)
-            print(f"{n:>9} {r['contender']:<30} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {got:6.3f}")
+            print(f"{n:>9} {r['contender']:<34} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {got:6.3f}")
+        for part in ("lexical", "whole"):
+            name = "blocklearn lexical alone" if part == "lexical" else "blocklearn whole search (fused)"
+            print(f"{n:>9} {name:<34} {ours[part]['p50_ms']:7.2f} {ours[part]['p99_ms']:7.2f}")
         report(ours, theirs)
+        summary.append((ours, theirs))
+    print()
+    print(
+        "| rows | whole search p50 / p99 | dense part p50 / p99 | FAISS IndexFlatIP p50 / p99"
+        " | lexical adds (p50) | upsert / delete per row | bytes per example (lexical) | process RSS added |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for ours, theirs in summary:
+        faiss = f"{theirs['p50_ms']:.2f} / {theirs['p99_ms']:.2f} ms" if theirs else "-"
+        print(
+            f"| {ours['n']:,} | {ours['whole']['p50_ms']:.2f} / {ours['whole']['p99_ms']:.2f} ms"
+            f" | {ours['p50_ms']:.2f} / {ours['p99_ms']:.2f} ms | {faiss} | {ours['added_p50_ms']:.2f} ms"
+            f" | {ours['upsert_us']:.0f} / {ours['delete_us']:.0f} µs"
+            f" | {ours['bytes_per_example']:,.0f} ({ours['lexical_bytes_per_example']:,.0f})"
+            f" | {ours['rss_mb']:.0f} MB |"
+        )
 
 
 def report(ours: dict[str, Any], theirs: dict[str, Any] | None) -> None:
@@ -192,16 +253,19 @@ def report(ours: dict[str, Any], theirs: dict[str, Any] | None) -> None:
     row_write = max(ours["upsert_us"], ours["delete_us"])
     print(
         f"{pad}read-bandwidth floor {ours['floor_ms']:.2f} ms"
-        f" (search p50 is {ours['p50_ms'] / ours['floor_ms']:.2f}x the floor{vs_faiss})"
+        f" (dense part p50 is {ours['p50_ms'] / ours['floor_ms']:.2f}x the floor{vs_faiss});"
+        f" the lexical channel adds {ours['added_p50_ms']:.2f} ms p50 to a search"
     )
     print(
-        f"{pad}upsert {ours['upsert_us']:.1f} us, delete {ours['delete_us']:.1f} us per row;"
-        f" full reload {ours['reload_ms']:.1f} ms ({ours['reload_ms'] * 1000 / row_write:.0f}x a row write)"
+        f"{pad}upsert {ours['upsert_us']:.1f} us, delete {ours['delete_us']:.1f} us per row (text included);"
+        f" full reload {ours['reload_ms']:.1f} ms ({ours['reload_ms'] * 1000 / row_write:.0f}x a row write);"
+        f" built in {ours['build_s']:.1f} s"
     )
     print(
-        f"{pad}{ours['bytes_per_example']:.0f} bytes/example in the matrix;"
-        f" process RSS +{ours['rss_mb']:.0f} MB"
-        f" for a {ours['raw_mb']:.0f} MB raw matrix ({ours['rss_mb'] / ours['raw_mb']:.2f}x)"
+        f"{pad}{ours['bytes_per_example']:.0f} bytes/example in the index, of which"
+        f" {ours['lexical_bytes_per_example']:.0f} lexical ({ours['vocabulary']:,} terms);"
+        f" process RSS +{ours['rss_mb']:.0f} MB for a {ours['raw_mb']:.0f} MB raw matrix"
+        f" ({ours['rss_mb'] / ours['raw_mb']:.2f}x)"
     )
 
 

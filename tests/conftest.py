@@ -73,6 +73,16 @@ def block_body(
     }
 
 
+def is_embedded(example: dict | None) -> bool:
+    """Embedded=True with a textHash: what "embedded" means for every embedder, `hashing` included,
+    which stores no vector (the index reads the Example's text)."""
+    status = (example or {}).get("status") or {}
+    conditions = status.get("conditions") or []
+    return bool(status.get("textHash")) and any(
+        c.get("type") == "Embedded" and c.get("status") == "True" for c in conditions
+    )
+
+
 def kubeconfig_for(emulator: Emulator, directory: Path) -> Path:
     """A kubeconfig file pointing at the emulator, for the real processes a test starts."""
     path = directory / "kubeconfig"

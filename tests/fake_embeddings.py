@@ -3,6 +3,8 @@ answer 503 (an overloaded or restarting provider) or stop listening (connections
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from blocklearn.embed.hashing import HashingEmbedder
@@ -19,6 +21,7 @@ class FakeEmbeddings:
         self.embedded = 0
         self.bodies: list[dict] = []
         self.peers: set[object] = set()  # the client's (address, port): one per connection it opened
+        self.log: list[tuple[float, str, list[str]]] = []  # (monotonic time, model, texts) answered
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -35,6 +38,7 @@ class FakeEmbeddings:
         if "dimensions" in body:  # as text-embedding-3 models shorten their vectors
             vectors = vectors[:, : body["dimensions"]]
         self.embedded += len(vectors)
+        self.log.append((time.monotonic(), str(body["model"]), list(body["input"])))
         data = [{"index": i, "embedding": v.tolist(), "object": "embedding"} for i, v in enumerate(vectors)]
         return web.json_response({"data": data, "model": body["model"], "object": "list"})
 
@@ -53,11 +57,11 @@ class FakeEmbeddings:
             await self.runner.cleanup()
             self.runner = None
 
-    def env(self) -> dict[str, str]:
+    def env(self, model: str = "fake-embedding") -> dict[str, str]:
         """The controller's settings for this endpoint."""
         return {
             "BLOCKLEARN_EMBEDDER": "openai",
             "BLOCKLEARN_OPENAI_BASE_URL": f"http://127.0.0.1:{self.port}/v1",
-            "BLOCKLEARN_OPENAI_MODEL": "fake-embedding",
+            "BLOCKLEARN_OPENAI_MODEL": model,
             "OPENAI_API_KEY": "not-a-real-key",
         }

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from blocklearn.emulator.api import Emulator
-from tests.conftest import Api, block_body, kubeconfig_for
+from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,7 +360,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
 
         async def embedded() -> bool:
             code, ex = await api.call("GET", api.path("examples", name="b1"))
-            return code == 200 and bool(ex.get("status", {}).get("embedding"))
+            return code == 200 and is_embedded(ex)
 
         await eventually(embedded, what="embedded", logs=procs)
         _, example = await api.call("GET", api.path("examples", name="b1"))

@@ -250,7 +250,9 @@ async def test_503_is_retried_with_backoff_until_the_index_is_ready(stack: Stack
         await eventually(lambda: _aof(_not_ready(url) >= 4), what="a 503 in this search", logs=[index])
         await embeddings.up()
         response = await asyncio.wait_for(search, 120)
-        assert response.results == [] and response.model.startswith("openai")
+        # Answered once ready; the stack's Examples may be among the results (those of another
+        # model by their text alone), so only the model is checked.
+        assert response.model.startswith("openai")
     finally:
         await index.astop()
         await embeddings.down()

@@ -13,7 +13,7 @@ import kmock
 import pytest
 
 from blocklearn.emulator.api import Emulator
-from tests.conftest import Api, block_body, kubeconfig_for
+from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port, kubectl_binary, metric
 
 pytestmark = pytest.mark.e2e
@@ -97,10 +97,11 @@ async def ready(system: System) -> bool:
 
 
 def indexed_names(system: System) -> set[str]:
-    """What the index holds, read through its own API: a search for everything, k=max."""
+    """What the index holds, read through its own API: a search for everything, k=max (the lexical
+    channel returns the examples sharing a word with the query: every block_body's doc says "list")."""
     req = urllib.request.Request(
         system.url + "/v1/search",
-        data=json.dumps({"query": "pods", "k": 100, "namespace": "default"}).encode(),
+        data=json.dumps({"query": "list every pod", "k": 100, "namespace": "default"}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
@@ -109,9 +110,7 @@ def indexed_names(system: System) -> set[str]:
 
 
 def embedded(emulator: Emulator) -> set[str]:
-    return {
-        o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES) if o.get("status", {}).get("embedding")
-    }
+    return {o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES) if is_embedded(o)}
 
 
 async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(

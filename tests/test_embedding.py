@@ -85,7 +85,6 @@ def test_hashing_embedder_is_deterministic_unit_length_and_lexical() -> None:
 class CountingEmbedder:
     model = "count"
     dim = 2
-    query_idf = False
 
     def __init__(self) -> None:
         self.batches: list[int] = []

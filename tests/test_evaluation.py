@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.evaluation import (
     BM25Retriever,
-    DenseRetriever,
+    IndexRetriever,
     LearnRecord,
     Query,
     evaluate,
@@ -68,7 +67,7 @@ def test_a_curve_rises_as_the_answers_are_learned() -> None:
         Query("q1", "list every file including hidden ones", ["ls -a"]),
         Query("q2", "which processes are running", ["ps aux"]),
     ]
-    curve = evaluate(DenseRetriever(HashingEmbedder(256)), learn, queries, steps=2, progress=False)
+    curve = evaluate(IndexRetriever("hashing"), learn, queries, steps=2, progress=False)
     assert [s.examples for s in curve.steps] == [3, 6]
     assert curve.steps[0].hit1 == 0.5  # only the ls answer is learned after the first half
     assert curve.steps[1].hit1 == 1.0
@@ -85,16 +84,16 @@ def run_eval(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.e2e
 def test_blocklearn_eval_writes_a_report_and_a_learning_curve(tmp_path: Path) -> None:
-    out = run_eval(tmp_path, "--steps", "3", "--hashing-dim", "1024")
+    out = run_eval(tmp_path, "--steps", "3")
     report = json.loads((tmp_path / "report.json").read_text())
-    assert [c["retriever"] for c in report["curves"]] == ["hashing d=1024", "bm25"]
+    assert [c["retriever"] for c in report["curves"]] == ["hashing (lexical channel alone)", "bm25"]
     for curve in report["curves"]:
         steps = curve["steps"]
         assert [s["examples"] for s in steps] == [100, 200, 300]
         assert steps[-1]["hit5"] > steps[0]["hit5"]  # it learns: more corrections, more answers found
     png = (tmp_path / "learning_curve.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    assert "| hashing d=1024 |" in (tmp_path / "report.md").read_text()
+    assert "| hashing (lexical channel alone) |" in (tmp_path / "report.md").read_text()
     assert "3/3" in out.stderr  # progress was shown
 
 
@@ -106,7 +105,7 @@ def test_e2e_eval_through_the_real_processes_matches_the_in_process_one(tmp_path
         run_eval(tmp_path / mode, "--steps", "2", "--hashing-dim", "512", *extra)
         [curve] = json.loads((tmp_path / mode / "report.json").read_text())["curves"]
         reports[mode] = curve
-    assert reports["e2e"]["retriever"] == "e2e hashing d=512"
+    assert reports["e2e"]["retriever"] == "e2e hashing (lexical channel alone)"
     for a, b in zip(reports["in-process"]["steps"], reports["e2e"]["steps"], strict=True):
         assert (a["examples"], a["hit1"], a["hit5"], a["mrr"]) == (
             b["examples"],

@@ -18,7 +18,7 @@ import kmock
 import pytest
 
 from blocklearn.emulator.api import Emulator
-from tests.conftest import Api, kubeconfig_for
+from tests.conftest import Api, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -143,7 +143,7 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
 
         async def converged() -> bool:
             examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
-            embedded = {e["metadata"]["name"] for e in examples if e.get("status", {}).get("embedding")}
+            embedded = {e["metadata"]["name"] for e in examples if is_embedded(e)}
             index = get(f"http://127.0.0.1:{index_port}/readyz")
             stored = emulator.objects_of("blocklearn.dev/v1alpha1/blocks")
             reasons = {b["metadata"]["name"]: reason(b) for b in stored}

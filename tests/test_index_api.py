@@ -3,7 +3,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.hashing import HashingEmbedder, dense_dim
 from blocklearn.index.api import build_app
 from blocklearn.index.auth import SharedToken
 from blocklearn.index.core import Entry, ExampleIndex
@@ -13,17 +13,15 @@ EMBEDDER = HashingEmbedder(256)
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient]:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model, query_idf=True)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)  # hashing: the lexical channel alone
     docs = {
         "a": ("list pods in kube-system", "kubectl get pods -n kube-system", "team-a"),
         "b": ("compress a directory", "tar czf dir.tgz dir", "team-a"),
         "c": ("list pods in kube-system", "kubectl -n kube-system get po", "team-b"),
     }
     for name, (doc, cmd, ns) in docs.items():
-        [v] = await EMBEDDER.embed([doc])
         index.upsert(
             f"{ns}/{name}",
-            v,
             Entry(
                 ns,
                 name,
@@ -33,7 +31,7 @@ async def client() -> AsyncIterator[TestClient]:
                     "blockRef": {"name": name},
                 },
             ),
-            EMBEDDER.model,
+            doc,
         )
     app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True, cross_namespace=True)
     async with TestClient(TestServer(app)) as c:
@@ -51,7 +49,9 @@ async def test_search_returns_the_nearest_examples_with_their_answers(client: Te
     assert (first["namespace"], first["name"]) == ("team-a", "a")
     assert first["answer"][0]["contents"] == "kubectl get pods -n kube-system"
     assert set(first) == {"namespace", "name", "score", "support", "query", "answer", "blockRef"}
-    assert len(body["results"]) == 2  # k defaults to 3, team-a has 2
+    # k defaults to 3 and team-a has 2, but "b" shares no word with the query: the lexical channel
+    # alone (the hashing setting) returns no example it has no evidence for.
+    assert [r["name"] for r in body["results"]] == ["a"]
 
 
 async def test_cells_queries_and_k(client: TestClient) -> None:
@@ -96,10 +96,9 @@ async def test_health_readiness_and_metrics(client: TestClient) -> None:
 
 
 async def test_searches_stay_in_their_namespace_unless_cross_namespace_is_enabled() -> None:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     for ns in ("team-a", "team-b"):
-        [v] = await EMBEDDER.embed(["list pods"])
-        index.upsert(f"{ns}/x", v, Entry(ns, "x", {}), EMBEDDER.model)
+        index.upsert(f"{ns}/x", Entry(ns, "x", {}), "list pods")
     app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
     async with TestClient(TestServer(app)) as c:
         resp = await c.post("/v1/search", json={"query": "list pods"})
@@ -109,7 +108,7 @@ async def test_searches_stay_in_their_namespace_unless_cross_namespace_is_enable
 
 
 async def test_not_ready_until_the_first_list() -> None:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     app = build_app(index, EMBEDDER, ready=lambda: False, alive=lambda: True)
     async with TestClient(TestServer(app)) as c:
         assert (await c.get("/readyz")).status == 503
@@ -117,7 +116,7 @@ async def test_not_ready_until_the_first_list() -> None:
 
 
 async def test_a_configured_token_is_required_for_search_but_not_for_probes() -> None:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     app = build_app(
         index, EMBEDDER, ready=lambda: True, alive=lambda: True, authenticators=[SharedToken("s3cret-token")]
     )
@@ -132,7 +131,7 @@ async def test_a_configured_token_is_required_for_search_but_not_for_probes() ->
 
 
 async def test_search_returns_distinct_answers_with_their_support_unless_asked_for_raw_results() -> None:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model, query_idf=True)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)  # hashing: the lexical channel alone
     docs = [
         ("p1", "list the pods in kube-system", "kubectl get pods -n kube-system"),
         ("p2", "list the pods of kube-system please", "kubectl  get pods -n kube-system\n"),
@@ -141,13 +140,12 @@ async def test_search_returns_distinct_answers_with_their_support_unless_asked_f
         ("t", "compress a directory", "tar czf dir.tgz dir"),
     ]
     for name, doc, cmd in docs:
-        [v] = await EMBEDDER.embed([doc])
         payload = {
             "query": {"cells": [{"kind": "markup", "contents": doc}]},
             "answer": [{"kind": "code", "contents": cmd}],
             "blockRef": {"name": name},
         }
-        index.upsert(f"default/{name}", v, Entry("default", name, payload), EMBEDDER.model)
+        index.upsert(f"default/{name}", Entry("default", name, payload), doc)
     app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
     query = {"query": "list the pods in kube-system", "namespace": "default", "k": 2}
     async with TestClient(TestServer(app)) as c:

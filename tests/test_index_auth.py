@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.embed.hashing import HashingEmbedder, dense_dim
 from blocklearn.index.api import build_app
 from blocklearn.index.auth import AuthUnavailableError, SharedToken, TokenReviewer, authenticate
 from blocklearn.index.core import Entry, ExampleIndex
@@ -109,11 +109,10 @@ async def test_only_a_bearer_token_an_authenticator_knows_is_a_caller(header: st
 
 
 async def test_search_answers_401_403_503_or_only_the_callers_namespace() -> None:
-    index = ExampleIndex(EMBEDDER.dim, EMBEDDER.model)
+    index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     for ns in ("team-a", "team-b"):
-        [v] = await EMBEDDER.embed(["list the pods"])
         entry = Entry(ns, "x", {"answer": [{"kind": "code", "contents": f"in {ns}"}]})
-        index.upsert(f"{ns}/x", v, entry, EMBEDDER.model)
+        index.upsert(f"{ns}/x", entry, "list the pods")
     server = FakeApiServer({"t-a": account("team-a", "notebook"), "t-ops": account("ops", "agent")})
     reviewer = TokenReviewer(server.review, trusted=["system:serviceaccount:ops:agent"])
     app = build_app(

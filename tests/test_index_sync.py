@@ -2,7 +2,7 @@ import numpy as np
 from prometheus_client import REGISTRY
 
 from blocklearn.embed.codec import encode
-from blocklearn.index.core import ExampleIndex
+from blocklearn.index.core import ExampleIndex, VectorCounts
 from blocklearn.index.watch import IndexSync
 
 DIM, MODEL = 4, "m"
@@ -37,17 +37,33 @@ def example(
     }
 
 
-def test_apply_upserts_embedded_examples_and_removes_the_rest() -> None:
+def test_apply_holds_every_valid_example_and_its_vector_only_when_of_the_index_model() -> None:
     sync = IndexSync(ExampleIndex(DIM, MODEL))
     assert sync.apply(example("a")) == "upserted"
-    assert sync.apply(example("b", model="other")) == "ignored"
-    assert sync.apply(example("c", embedded=False)) == "ignored"
-    assert sync.index.ids() == {"default/a"}
-    assert sync.apply(example("a", model="other")) == "deleted"  # re-embedded with another model
-    assert sync.apply(example("a"), deleted=True) == "ignored"
+    assert sync.apply(example("b", model="other")) == "text-only"  # mid model switch: searchable by text
+    assert sync.apply(example("c", embedded=False)) == "text-only"  # not embedded yet
+    assert sync.index.ids() == {"default/a", "default/b", "default/c"}
+    assert sync.index.vector_counts() == VectorCounts(current=1, missing=2)
+    assert sync.apply(example("a", model="other")) == "text-only"  # re-embedded with another model
+    assert sync.index.vector("default/a") is None
+    assert sync.apply(example("a"), deleted=True) == "deleted"
     bad = example("d")
     bad["status"]["embedding"] = encode(np.ones(DIM + 1, dtype=np.float32))
-    assert sync.apply(bad) == "rejected" and sync.index.ids() == set()
+    assert sync.apply(bad) == "rejected" and sync.index.vector("default/d") is None
+    invalid = example("e")
+    invalid["spec"]["query"] = "not cells"
+    assert sync.apply(invalid) == "ignored" and "default/e" not in sync.index.ids()
+    assert sync.apply(example("c")) == "upserted"
+    sync.apply(invalid | {"metadata": {"namespace": "default", "name": "c"}})  # became invalid
+    assert sync.index.ids() == {"default/b", "default/d"}
+
+
+def test_without_a_dense_channel_the_text_is_all_there_is() -> None:
+    sync = IndexSync(ExampleIndex(0, "hashing-v1-d4096"))
+    assert sync.apply(example("a", embedded=False)) == "upserted"
+    assert sync.index.vector_counts().ratio == 1.0
+    hits = sync.index.search("a", k=1)
+    assert [h.entry.name for h in hits] == ["a"]
 
 
 def test_reconcile_leaves_exactly_the_listed_set() -> None:
@@ -55,7 +71,7 @@ def test_reconcile_leaves_exactly_the_listed_set() -> None:
     for name in "abc":
         sync.apply(example(name))
     sync.reconcile([example("b"), example("d"), example("e", embedded=False)])
-    assert sync.index.ids() == {"default/b", "default/d"}
+    assert sync.index.ids() == {"default/b", "default/d", "default/e"}
 
 
 def _latency_count() -> float:
@@ -83,3 +99,14 @@ def test_a_namespace_relist_leaves_other_namespaces_alone() -> None:
         sync.apply(example(name, ns=ns))
     sync.reconcile([example("b", ns="one")], namespace="one")
     assert sync.index.ids() == {"one/b", "two/c"}
+
+
+def test_a_relist_skips_examples_whose_resource_version_it_has_applied() -> None:
+    sync = IndexSync(ExampleIndex(DIM, MODEL))
+    a = example("a") | {"metadata": {"namespace": "default", "name": "a", "resourceVersion": "7"}}
+    assert sync.apply(a) == "upserted"
+    assert sync.apply(a) == "unchanged"
+    changed = example("a", model="other") | {"metadata": {**a["metadata"], "resourceVersion": "8"}}
+    assert sync.apply(changed) == "text-only"  # a new version is applied, whatever it holds
+    sync.reconcile([])
+    assert sync.apply(changed) == "text-only"  # forgotten with the Example: applied again

@@ -180,8 +180,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
             curves.append(ev.evaluate(retriever, learn, queries, args.steps))
         finally:
             retriever.close()
+    shared: list[Any] = []
+
+    def semantic() -> Any:
+        if not shared:
+            from blocklearn.embed.semantic import SemanticEmbedder
+
+            shared.append(ev.CachedEmbedder(SemanticEmbedder.from_settings(Settings())))
+        return shared[0]
+
     for name in [] if args.e2e else args.embedder:
-        curves.append(ev.evaluate(_retriever(name, args.hashing_dim), learn, queries, args.steps))
+        curves.append(ev.evaluate(_retriever(name, semantic), learn, queries, args.steps))
     meta = {
         "learn": args.learn,
         "queries": args.queries,
@@ -194,21 +203,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"wrote {paths['json']}, {paths['markdown']} and {paths['png']}")
 
 
-def _retriever(name: str, hashing_dim: int | None) -> Any:
+def _retriever(name: str, semantic: Callable[[], Any]) -> Any:
+    """The retriever of a curve; `semantic` builds the (shared, memoised) semantic embedder."""
     from blocklearn import evaluation as ev
 
     if name == "bm25":
         return ev.BM25Retriever()
     if name == "semantic":
-        from blocklearn.embed.semantic import SemanticEmbedder
-
-        return ev.DenseRetriever(
-            SemanticEmbedder.from_settings(Settings()), "semantic (all-MiniLM-L6-v2, int8)"
-        )
-    from blocklearn.embed.hashing import HashingEmbedder
-
-    embedder = HashingEmbedder(hashing_dim or Settings().hashing_dim)
-    return ev.DenseRetriever(embedder, f"hashing d={embedder.dim}")
+        return ev.IndexRetriever("semantic (dense channel alone)", semantic(), text=False)
+    if name == "hybrid":
+        return ev.IndexRetriever("hybrid (semantic + lexical)", semantic())
+    return ev.IndexRetriever("hashing (lexical channel alone)")
 
 
 def cmd_model(args: argparse.Namespace) -> None:
@@ -323,10 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedder",
         nargs="+",
         default=["hashing", "bm25"],
-        choices=["hashing", "bm25", "semantic"],
-        help="retrievers to compare (default: hashing bm25)",
+        choices=["hashing", "bm25", "semantic", "hybrid"],
+        help="retrievers to compare (default: hashing bm25): hashing is the index's lexical channel"
+        " alone, semantic its dense channel alone, hybrid both fused (what the index serves with a"
+        " semantic model), bm25 a lexical baseline",
     )
-    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
+    p.add_argument("--hashing-dim", type=int, help="BLOCKLEARN_HASHING_DIM of the --e2e processes")
     p.add_argument("--steps", type=int, default=10, help="learning-curve points (default: 10)")
     p.add_argument("--limit", type=int, help="learn only the first N records")
     p.add_argument("--query-limit", type=int, help="ask only the first N queries")

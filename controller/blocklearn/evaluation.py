@@ -2,7 +2,8 @@
 
 Each learn record `{"id", "doc", "command"}` becomes a Block whose doc is the request (a markup cell),
 whose suggestion was empty and whose executed cell is the command: a correction. It goes through the
-production path: the learning rule, the embedded text, the embedder, the index. After each step every
+production path: the learning rule, the embedded text, the embedder, the index (its dense channel, its
+lexical channel, or both fused, as a running index ranks). After each step every
 query `{"id", "query", "answers"}` is asked; hit@1, hit@5 and MRR of the expected command are
 recorded, with a token similarity of the top answer so near misses are visible.
 """
@@ -23,9 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from blocklearn.embed import Embedder
+from blocklearn.embed import Embedder, Matrix
 from blocklearn.embed.text import query_text
-from blocklearn.index.core import Entry, ExampleIndex
+from blocklearn.index.core import HYBRID_WEIGHT, Entry, ExampleIndex
 from blocklearn.learning import decide
 from blocklearn.models import BlockRef, BlockSpec, Cell
 from blocklearn.ranking import first_hit_rank, summarise
@@ -95,40 +96,67 @@ class Retriever(Protocol):
     def search(self, text: str, k: int) -> list[str]: ...
 
 
-class DenseRetriever:
-    """The production path: embedder + ExampleIndex (with query-side IDF where the embedder asks)."""
+class IndexRetriever:
+    """The production path: the example index, fed as the watcher feeds it.
 
-    def __init__(self, embedder: Embedder, name: str | None = None) -> None:
+    With an embedder, each example's vector goes into the dense channel; with `text`, its query text
+    goes into the lexical channel. Both: the hybrid ranking users get with a dense model; the lexical
+    channel alone: the `hashing` setting; the dense channel alone: the model without fusion.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        embedder: Embedder | None = None,
+        text: bool = True,
+        hybrid_weight: float = HYBRID_WEIGHT,
+    ) -> None:
+        self.name = name
         self.embedder = embedder
-        self.name = name or embedder.model
-        self.index: ExampleIndex | None = None
-        self._queries: dict[str, np.ndarray] = {}
+        self.text = text
+        model = embedder.model if embedder else "lexical"
+        self.index = ExampleIndex(embedder.dim if embedder else 0, model, hybrid_weight=hybrid_weight)
+        self._queries: dict[str, Matrix] = {}
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> Matrix:
+        assert self.embedder is not None
         return asyncio.run(self.embedder.embed(texts))
 
     def learn(self, texts: list[str], commands: list[str]) -> None:
-        vectors = self._embed(texts)
-        if self.index is None:
-            self.index = ExampleIndex(
-                vectors.shape[1], self.embedder.model, query_idf=self.embedder.query_idf
-            )
-        for command, vector in zip(commands, vectors, strict=True):
+        vectors = self._embed(texts) if self.embedder else [None] * len(texts)
+        for text, command, vector in zip(texts, commands, vectors, strict=True):
             id_ = f"eval/{len(self.index)}"
-            self.index.upsert(id_, vector, Entry("eval", id_, {"command": command}), self.embedder.model)
+            entry = Entry("eval", id_, {"command": command})
+            self.index.upsert(id_, entry, text if self.text else "", vector)
 
     def prepare(self, texts: list[str]) -> None:
         """Embed all queries once: the embedder is deterministic, only the index changes by step."""
-        for text, vector in zip(texts, self._embed(texts), strict=True):
-            self._queries[text] = vector
+        if self.embedder:
+            self._queries.update(zip(texts, self._embed(texts), strict=True))
 
     def search(self, text: str, k: int) -> list[str]:
-        if self.index is None:
-            return []
-        vector = self._queries.get(text)
-        if vector is None:
-            vector = self._embed([text])[0]
-        return [str(h.entry.payload["command"]) for h in self.index.search(vector, k)]
+        vector = None
+        if self.embedder:
+            vector = self._queries.get(text)
+            if vector is None:
+                vector = self._embed([text])[0]
+        hits = self.index.search(text if self.text else "", k, vector=vector)
+        return [str(h.entry.payload["command"]) for h in hits]
+
+
+class CachedEmbedder:
+    """An embedder that remembers: the semantic and hybrid curves embed the same texts once."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.inner = embedder
+        self.model, self.dim = embedder.model, embedder.dim
+        self._memo: dict[str, Matrix] = {}
+
+    async def embed(self, texts: list[str]) -> Matrix:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            self._memo.update(zip(missing, await self.inner.embed(missing), strict=True))
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
 class BM25Retriever:
@@ -202,7 +230,7 @@ def evaluate(
     texts = [request_text(r.doc) for r, _ in taught]
     commands = [r.command for r, _ in taught]
     query_texts = [request_text(q.query) for q in queries]
-    if isinstance(retriever, DenseRetriever):
+    if isinstance(retriever, IndexRetriever):
         retriever.prepare(query_texts)
     curve = Curve(retriever.name)
     bounds = [round(len(taught) * (i + 1) / steps) for i in range(steps)]

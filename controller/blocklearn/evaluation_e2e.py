@@ -26,13 +26,10 @@ SYNC_TIMEOUT = 600
 
 class E2ERetriever:
     def __init__(self, hashing_dim: int, directory: Path | None = None) -> None:
-        self.name = f"e2e hashing d={hashing_dim}"
+        self.name = "e2e hashing (lexical channel alone)"
         workdir = directory or Path(tempfile.mkdtemp(prefix="blocklearn-eval-"))
-        self.stack = Stack(
-            workdir,
-            Ports.free(),
-            env={"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": str(hashing_dim)},
-        )
+        env = {"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": str(hashing_dim)}
+        self.stack = Stack(workdir, Ports.free(), env=env)
         self.stack.start()
         import kubernetes
 

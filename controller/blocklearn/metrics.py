@@ -66,6 +66,16 @@ embedding_cpu_seconds_total = Counter(
 )
 
 index_size = Gauge("blocklearn_index_size", "Examples in the index.")
+index_vectors = Gauge(
+    "blocklearn_index_vectors",
+    "Examples in the index with a vector of its model (current) and without one (missing: searched by"
+    " text alone until re-embedded).",
+    ["state"],
+)
+index_vectors_current_ratio = Gauge(
+    "blocklearn_index_vectors_current_ratio",
+    "Share of the index's examples with a vector of its model; below 1 while a model switch proceeds.",
+)
 index_ready = Gauge("blocklearn_index_ready", "1 once the first full list is in the index.")
 search_total = Counter("blocklearn_search_total", "Searches by result.", ["result"])
 search_duration_seconds = Histogram(

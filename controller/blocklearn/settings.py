@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     embed_timeout_seconds: float = Field(default=30.0, gt=0)
     embed_batch_size: int = Field(default=64, ge=1, le=2048)
     embed_batch_wait_seconds: float = Field(default=0.05, ge=0, description="How long a batch waits to fill.")
+    reembed_per_second: float = Field(
+        default=20.0, gt=0, description="After a model switch: Examples re-embedded (written) per second."
+    )
     learn_without_suggestion: bool = False
     learn_from_failures: bool = False
     secrets: Literal["redact", "skip"] = Field(

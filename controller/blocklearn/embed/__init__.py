@@ -31,10 +31,6 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    # Whether the index should weight queries by its own document frequencies (lexical embedders).
-    @property
-    def query_idf(self) -> bool: ...
-
     async def embed(self, texts: list[str]) -> Matrix: ...
 
 

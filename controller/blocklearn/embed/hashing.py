@@ -1,10 +1,14 @@
-"""The embedded default embedder: hashed word and character n-grams, no network and no weights.
+"""The no-model embedder: hashed word and character n-grams, no network and no weights.
+
+With the `hashing` setting no vector is stored: the index builds the lexical channel from each
+Example's text itself (exact word and bigram features of `features`, see `blocklearn.index.lexical`).
+`embed` stays for measurements of the hashed dense vectors (bench/embedder_quality.py).
 
 Each text becomes three bags of features: words, word bigrams and character 3-5-grams of each word
 (padded, like scikit-learn's `char_wb`). Counts are damped (1 + log tf), each bag is normalised on its
-own and weighted, and the features are hashed with a sign bit into `dim` buckets. The vector has no
-corpus statistics in it, so a stored vector never drifts; the index applies inverse document
-frequencies, which it keeps per bucket, to the query at search time (see `blocklearn.index.core`).
+own and weighted, and the features are hashed with a sign bit into `dim` buckets. The features hold no
+corpus statistics, so nothing stored drifts; the index weighs a query's features by the inverse
+document frequencies of what it holds now.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections import Counter
 
 import numpy as np
 
-from blocklearn.embed import Matrix
+from blocklearn.embed import Embedder, Matrix
 
 _TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]", re.IGNORECASE)
 
@@ -37,22 +41,27 @@ def _bucket(feature: str, dim: int) -> int:
     return index + 1 if h & 1 else -(index + 1)
 
 
-def features(text: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
-    words = [t.lower() for t in _TOKEN.findall(text)]
+def tokens(text: str) -> list[str]:
+    """Lower-cased words (letters, digits, underscores) and single punctuation characters."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def features(text: str, chars: bool = True) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Words (punctuation tokens included), word bigrams and, unless `chars` is false, character
+    3-5-grams of each word."""
+    words = tokens(text)
     alnum = [w for w in words if w[0].isalnum() or w[0] == "_"]
     bigrams = Counter(f"{a} {b}" for a, b in itertools.pairwise(alnum))
-    chars: Counter[str] = Counter()
-    for word in alnum:
+    grams: Counter[str] = Counter()
+    for word in alnum if chars else ():
         padded = f" {word} "
         for n in (3, 4, 5):
-            chars.update(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
-    return Counter(words), bigrams, chars
+            grams.update(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
+    return Counter(words), bigrams, grams
 
 
 class HashingEmbedder:
     """Deterministic lexical embedder; `dim` trades memory for fewer hash collisions."""
-
-    query_idf = True
 
     def __init__(self, dim: int = 1024) -> None:
         if dim < 16:
@@ -90,3 +99,16 @@ class HashingEmbedder:
 
     async def embed(self, texts: list[str]) -> Matrix:
         return self.embed_sync(texts)
+
+
+def stores_vectors(embedder: Embedder) -> bool:
+    """Whether Examples store this embedder's vectors: not for `hashing`, whose features the index
+    computes from each Example's text (sparse, in `blocklearn.index.lexical`), so that no 16 KiB
+    lexical vector is written to etcd. Asks nothing of the embedder: an OpenAI-compatible one knows
+    its dimension only after it first answered."""
+    return not isinstance(embedder, HashingEmbedder)
+
+
+def dense_dim(embedder: Embedder) -> int:
+    """The dimension of the index's dense channel for this embedder; 0 for none (`hashing`)."""
+    return embedder.dim if stores_vectors(embedder) else 0

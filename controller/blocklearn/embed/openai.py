@@ -29,8 +29,6 @@ MAX_RETRY_AFTER = 20.0
 
 
 class OpenAIEmbedder:
-    query_idf = False
-
     def __init__(
         self,
         base_url: str,

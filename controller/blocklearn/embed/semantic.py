@@ -164,7 +164,6 @@ def make_session(model: bytes, threads: int) -> ort.InferenceSession:
 class SemanticEmbedder:
     """all-MiniLM-L6-v2, int8, on onnxruntime; deterministic for a given machine and build."""
 
-    query_idf = False
     model = MODEL_NAME
     dim = DIM
 

@@ -110,14 +110,16 @@ def build_app(
             if not ready():
                 result = "not_ready"
                 return _error(503, "the index has not finished its first list yet")
-            try:
-                [vector] = await embedder.embed([text])
-            except EmbedderError as exc:
-                result = "embedder_error"
-                return _error(502, f"could not embed the query: {exc}")
+            vector = None
+            if index.dim:  # the hashing setting has no dense channel: nothing to embed
+                try:
+                    [vector] = await embedder.embed([text])
+                except EmbedderError as exc:
+                    result = "embedder_error"
+                    return _error(502, f"could not embed the query: {exc}")
             fetch = candidates(req.k) if req.distinct else req.k
             hits = await asyncio.to_thread(
-                index.search, vector, fetch, min_score=req.min_score, namespace=req.namespace
+                index.search, text, fetch, vector=vector, min_score=req.min_score, namespace=req.namespace
             )
             groups = distinct(hits, req.k) if req.distinct else [Grouped(h, 1) for h in hits]
             result = "ok" if groups else "empty"
@@ -132,10 +134,22 @@ def build_app(
             metrics.search_total.labels(result).inc()
             metrics.search_duration_seconds.observe(time.perf_counter() - started)
 
-    app = build_probe_app(index.__len__, ready, alive, client_max_size=MAX_BODY_BYTES)
+    app = build_probe_app(
+        index.__len__, ready, alive, detail=vector_detail(index), client_max_size=MAX_BODY_BYTES
+    )
     app.router.add_post("/v1/search", search)
     app.router.add_get("/openapi.json", openapi)
     return app
+
+
+def vector_detail(index: ExampleIndex) -> Callable[[], dict[str, Any]]:
+    """/readyz's account of the vectors: how far a model switch (or the first embedding) has come."""
+
+    def detail() -> dict[str, Any]:
+        counts = index.vector_counts()
+        return {"vectors": {"model": index.model, "current": counts.current, "missing": counts.missing}}
+
+    return detail
 
 
 def _result(hit: Hit, support: int) -> dict[str, Any]:
@@ -172,17 +186,23 @@ def build_waiting_app() -> web.Application:
 
 
 def build_probe_app(
-    size: Callable[[], int], ready: Callable[[], bool], alive: Callable[[], bool], **options: Any
+    size: Callable[[], int],
+    ready: Callable[[], bool],
+    alive: Callable[[], bool],
+    detail: Callable[[], dict[str, Any]] | None = None,
+    **options: Any,
 ) -> web.Application:
     """/healthz, /readyz and /metrics: served with search, and alone on a port of their own where
-    search listens on localhost only (the kubelet and Prometheus reach the pod's address)."""
+    search listens on localhost only (the kubelet and Prometheus reach the pod's address). `detail`
+    adds to /readyz's body (how many examples have a current vector, during a model switch)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": alive()}, status=200 if alive() else 503)
 
     async def readyz(_: web.Request) -> web.Response:
         ok = ready()
-        return web.json_response({"ready": ok, "indexSize": size()}, status=200 if ok else 503)
+        body = {"ready": ok, "indexSize": size(), **(detail() if detail else {})}
+        return web.json_response(body, status=200 if ok else 503)
 
     async def metrics_endpoint(_: web.Request) -> web.Response:
         data = prometheus_client.generate_latest()

@@ -14,8 +14,9 @@ from aiohttp import web
 from blocklearn import metrics, retry
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
+from blocklearn.embed.hashing import dense_dim
 from blocklearn.embed.openai import OpenAIEmbedder
-from blocklearn.index.api import build_app, build_probe_app, build_waiting_app
+from blocklearn.index.api import build_app, build_probe_app, build_waiting_app, vector_detail
 from blocklearn.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from blocklearn.index.core import ExampleIndex
 from blocklearn.index.watch import ExampleWatcher
@@ -135,7 +136,7 @@ async def run(
         finally:
             for runner in waiting:
                 await runner.cleanup()
-    index = ExampleIndex(embedder.dim, embedder.model, query_idf=embedder.query_idf)
+    index = ExampleIndex(dense_dim(embedder), embedder.model)
     watcher = ExampleWatcher(index, client, settings.namespaces)
     watcher.start()
     metrics.set_build_info(embedder.model, "index")
@@ -149,7 +150,16 @@ async def run(
         authenticators=authenticators,
     )
     runners = await _serve(
-        app, host, port, probe_port, build_probe_app(index.__len__, watcher.ready.is_set, watcher.alive)
+        app,
+        host,
+        port,
+        probe_port,
+        build_probe_app(
+            index.__len__,
+            watcher.ready.is_set,
+            watcher.alive,
+            detail=vector_detail(index),
+        ),
     )
     log.info(
         "Serving search: url=http://%s:%d/v1/search probes_port=%s namespaces=%s model=%s auth=%s",

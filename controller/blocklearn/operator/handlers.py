@@ -24,6 +24,8 @@ from blocklearn.conditions import find, now_rfc3339, set_condition
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
+from blocklearn.embed.hashing import stores_vectors
+from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.kube.rest import MERGE_PATCH, ApiError, Rest, custom_path
 from blocklearn.learning import Policy, Reason, decide, example_name, is_excluded
@@ -76,6 +78,8 @@ class Reconcilers:
         self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
+        self.stores_vectors = stores_vectors(embedder)  # not `hashing`: the index reads the text itself
+        self.reembed_limit = TokenBucket(settings.reembed_per_second)
         self._waiting: set[Key] = set()  # Examples whose embedding is missing or stale
         # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
         # changes, or after a restart (with a new key, say); not by every resync.
@@ -236,15 +240,17 @@ class Reconcilers:
         wanted = text_hash(text, self.embedder.model)
         if (
             status.get("textHash") == wanted
-            and status.get("embedding")
+            and (status.get("embedding") or not self.stores_vectors)
             and status.get("embeddingModel") == self.embedder.model
         ):
             self.forget_example(key)
             return "unchanged"
         self._waiting.add(key)
         metrics.embedding_backlog.set(len(self._waiting))
+        if status.get("embeddingModel") not in (None, self.embedder.model):
+            await self.reembed_limit.acquire()  # a model switch: rewrite stored Examples at a bounded rate
         try:
-            vector = await self.batcher.embed(text)
+            vector = await self.batcher.embed(text) if self.stores_vectors else None
         except EmbedderError as exc:
             metrics.embedder_errors_total.labels(exc.reason).inc()
             if exc.permanent:
@@ -266,8 +272,9 @@ class Reconcilers:
             generation,
         )
         desired = ExampleStatus(
-            embedding=encode(vector, self.settings.embedding_dtype),
-            embedding_dim=int(vector.shape[0]),
+            # None removes a stale vector: the hashing setting stores none
+            embedding=None if vector is None else encode(vector, self.settings.embedding_dtype),
+            embedding_dim=None if vector is None else int(vector.shape[0]),
             embedding_model=self.embedder.model,
             text_hash=wanted,
             embedded_at=now_rfc3339(),

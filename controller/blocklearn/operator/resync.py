@@ -80,7 +80,8 @@ class Resync:
                 await r.example_queue.drained()
         except TimeoutError:
             log.info("Resync pass still has work queued after an interval; ending it")
-        current = sum(1 for _, ex in r.examples.items() if _is_current(ex, r.embedder.model))
+        model, vectors = r.embedder.model, r.stores_vectors
+        current = sum(1 for _, ex in r.examples.items() if _is_current(ex, model, vectors))
         metrics.examples_current.set(current)
         metrics.resync_passes_total.inc()
         metrics.resync_duration_seconds.set(time.monotonic() - started)
@@ -97,8 +98,9 @@ class Resync:
         )
 
 
-def _is_current(example: dict[str, object], model: str) -> bool:
+def _is_current(example: dict[str, object], model: str, stores_vectors: bool) -> bool:
+    """Embedded by this model: with its vector, or, for `hashing`, which stores none, with its name."""
     status = example.get("status")
-    return (
-        isinstance(status, dict) and bool(status.get("embedding")) and status.get("embeddingModel") == model
-    )
+    if not isinstance(status, dict) or status.get("embeddingModel") != model:
+        return False
+    return bool(status.get("embedding")) or not stores_vectors
