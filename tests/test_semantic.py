@@ -31,7 +31,7 @@ def embedder() -> SemanticEmbedder:
 
 
 def test_rows_are_384_d_unit_length_float32_in_input_order(embedder: SemanticEmbedder) -> None:
-    assert isinstance(embedder, Embedder) and embedder.query_idf is False
+    assert isinstance(embedder, Embedder)
     vectors = asyncio.run(embedder.embed(TEXTS))
     assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
