@@ -11,6 +11,7 @@ status (the embedding), the Block's status. Events only on a transition (a Block
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Mapping
@@ -58,6 +59,10 @@ def describe_validation_error(exc: ValidationError) -> str:
         parts.append(f"spec.{where}: {err['msg'].removeprefix('Value error, ')}")
     more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
     return "; ".join(parts) + more
+
+
+# Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
+LARGE_BLOCK_CHARS = 16_384
 
 
 class Refused(Exception):
@@ -139,7 +144,12 @@ class Reconcilers:
         else:
             excluded = is_excluded(meta.get("annotations"))
             ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""))
-            decision = decide(spec, ref, self.policy, excluded)
+            if _text_chars(spec) > LARGE_BLOCK_CHARS:
+                # Redaction is linear but not free: a Block near the CRD's caps built to be slow costs
+                # ~0.2 s (bench/redaction_fp.py --worst), which the event loop must not wait for.
+                decision = await asyncio.to_thread(decide, spec, ref, self.policy, excluded)
+            else:
+                decision = decide(spec, ref, self.policy, excluded)
             outcome = Outcome.of(decision)
         await self._converge_example(block, outcome.example)
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
@@ -370,6 +380,12 @@ class Reconcilers:
         except (aiohttp.ClientError, TimeoutError):
             return
         store.put(fresh)
+
+
+def _text_chars(spec: BlockSpec) -> int:
+    """How much text the learning rule (and its redaction) reads in a Block."""
+    cells = [*spec.doc.cells, spec.generated_cell, spec.executed_cell]
+    return sum(len(c.contents) + sum(map(len, c.outputs)) for c in cells if c is not None)
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

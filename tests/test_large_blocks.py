@@ -1,0 +1,54 @@
+"""A large Block's learning rule (redaction reads every character) runs off the event loop, so one
+Block built to be slow does not stall the reconciles, watches and writes of all the others."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blocklearn import learning
+from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.emulator.api import Emulator
+from blocklearn.kube.client import api_client
+from blocklearn.kube.rest import Rest
+from blocklearn.operator import handlers
+from blocklearn.operator.handlers import LARGE_BLOCK_CHARS, Reconcilers
+from blocklearn.settings import Settings
+from tests.conftest import Api, block_body, kubeconfig_for
+
+EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+
+
+@pytest.mark.parametrize(("cells", "off_loop"), [(1, False), (LARGE_BLOCK_CHARS // 4000 + 1, True)])
+async def test_the_learning_rule_of_a_large_block_runs_in_a_thread(
+    api: Api,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cells: int,
+    off_loop: bool,
+) -> None:
+    threads: list[threading.Thread] = []
+
+    def watched(*args: Any) -> learning.Decision:
+        threads.append(threading.current_thread())
+        return learning.decide(*args)
+
+    monkeypatch.setattr(handlers, "decide", watched)
+    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
+    try:
+        body = block_body("big")
+        text = ("list every pod " * 300)[:4000]  # a cell holds at most 4,096 characters (the CRD)
+        body["spec"]["doc"]["cells"] = [{"kind": "markup", "contents": text}] * cells
+        _, created = await api.call("POST", api.path("blocks"), body)
+        reconcilers.blocks.put(created)
+        await reconcilers.reconcile_block(("default", "big"))
+        assert [t is not threading.main_thread() for t in threads] == [off_loop]
+        (example,) = emulator.objects_of(EXAMPLES)  # learned all the same
+        assert example["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
+    finally:
+        await rest.close()
