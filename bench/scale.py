@@ -7,10 +7,11 @@ first full pass (list in pages, reconcile every object from the cache), and of a
 resync that relists), the API writes they made (from the emulator's revision: should be 0), the
 controller's and the index's resident memory, and the index's time to ready.
 
-    python -m bench.scale [--blocks 100000] [--namespaces 10] [--dim 256] [--resync 60]
+    python -m bench.scale [--blocks 100000] [--namespaces 10] [--embedder semantic|hashing] [--resync 60]
 
-The hashing dimension defaults to 256 to keep the emulator (which holds every embedding) within a
-shared machine's memory; the controller caches no embedding, so its figures do not depend on it.
+The default is what users get: the semantic model, each Example with a 384-d float16 vector (random
+unit vectors: embedding 100k texts would take minutes and change nothing measured here; the
+controller sees each stored vector as current by its model and text hash). `hashing` stores none.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_json, start
 from bench.soak import rss_mb
 from blocklearn.conditions import set_condition
 from blocklearn.dev import free_port
+from blocklearn.embed import semantic
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import query_text
@@ -42,9 +46,13 @@ EXAMPLES = "blocklearn.dev/v1alpha1/examples"
 STAMP = "2026-01-01T00:00:00Z"
 
 
-def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int, dim: int) -> int:
+def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int, embedder: str) -> int:
     """Write an emulator snapshot of `count` converged Blocks (and Examples); returns the revision."""
-    embedder = HashingEmbedder(dim)
+    if embedder == "semantic":
+        model, dim = semantic.MODEL_NAME, semantic.DIM
+    else:
+        model, dim = HashingEmbedder(Settings().hashing_dim).model, 0  # stores no vector
+    rng = np.random.default_rng(0)
     objects: list[list[Any]] = []
     rv = 100
     for i in range(count):
@@ -74,12 +82,13 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
         example["metadata"].update(
             uid=str(uuid.uuid4()), resourceVersion=str(rv), generation=1, creationTimestamp=STAMP
         )
-        conditions = set_condition([], "Embedded", "True", "Embedded", f"Embedded with {embedder.model}.", 1)
+        conditions = set_condition([], "Embedded", "True", "Embedded", f"Embedded with {model}.", 1)
+        vector = rng.standard_normal(dim).astype(np.float32)
         example["status"] = ExampleStatus(
-            embedding=encode(embedder.embed_sync([text])[0], Settings().embedding_dtype),
-            embedding_dim=dim,
-            embedding_model=embedder.model,
-            text_hash=text_hash(text, embedder.model),
+            embedding=encode(vector / np.linalg.norm(vector), Settings().embedding_dtype) if dim else None,
+            embedding_dim=dim or None,
+            embedding_model=model,
+            text_hash=text_hash(text, model),
             embedded_at=STAMP,
             source_changed_at=STAMP,
             conditions=[Condition.model_validate(c) for c in conditions],
@@ -109,7 +118,7 @@ def main() -> None:
     )
     parser.add_argument("--blocks", type=int, default=100_000)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--embedder", choices=["semantic", "hashing"], default="semantic")
     parser.add_argument("--resync", type=float, default=60, help="seconds between the controller's passes")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=Path, help="keep the seeded snapshot here, and reuse it if it exists")
@@ -122,7 +131,7 @@ def main() -> None:
         shutil.copy(args.seed, snapshot)
         seeded_rv = json.loads(snapshot.read_text())["resourceVersion"]
     else:
-        seeded_rv = seed(snapshot, records, args.blocks, args.namespaces, args.dim)
+        seeded_rv = seed(snapshot, records, args.blocks, args.namespaces, args.embedder)
         if args.seed is not None:
             shutil.copy(snapshot, args.seed)
     print(
@@ -132,8 +141,7 @@ def main() -> None:
     api, index = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{index_port}"
     env = {
         "KUBECONFIG": str(tmp / "kubeconfig"),
-        "BLOCKLEARN_EMBEDDER": "hashing",
-        "BLOCKLEARN_HASHING_DIM": str(args.dim),
+        "BLOCKLEARN_EMBEDDER": args.embedder,
         "BLOCKLEARN_RESYNC_SECONDS": str(args.resync),
     }
     procs = [

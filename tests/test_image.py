@@ -129,7 +129,7 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
 ) -> None:
     files = {"kubeconfig": kubeconfig_for(emulator, tmp_path).read_text()}
     health, metrics, port, probe = free_port(), free_port(), free_port(), free_port()
-    embedder = ["--embedder", "hashing"]
+    embedder: list[str] = []  # the image's default: the semantic model, built into it at build time
     started = time.monotonic()
     procs = [
         InImage(
@@ -174,6 +174,9 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
         answer = await eventually(found, timeout=60, what="the learned Block to be found")
         assert answer["results"][0]["name"] == "from-image"
         assert answer["results"][0]["answer"][0]["contents"] == "kubectl get pods -A"
+        assert answer["model"].startswith("semantic-"), answer["model"]
+        for p in procs:  # the model comes from the image's read-only cache, never rebuilt at start
+            assert "Building the int8 ONNX model" not in p.log.read_text(errors="replace"), p.tail()
     except AssertionError:
         for p in procs:
             print(f"--- {p.log.name}\n{p.tail()}")
