@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
+from blocklearn.conditions import find
 from blocklearn.dev import free_port
 from blocklearn.learning import decide
 from blocklearn.models import BlockRef, BlockSpec
@@ -151,7 +152,9 @@ def run(records: list[dict[str, str]], embedder: str) -> dict[str, float]:
         )
         while True:
             ready = get_json(f"{index}/readyz")
-            if ready["indexSize"] >= teaching and learned(api) >= len(records):
+            # Searchable with everything it will have: a row with its text but no vector yet is
+            # found by words alone, so with a dense model count the rows with a current vector.
+            if ready["vectors"]["current"] >= teaching and learned(api) >= len(records):
                 break
             time.sleep(0.2)
         total = time.perf_counter() - started
@@ -159,14 +162,19 @@ def run(records: list[dict[str, str]], embedder: str) -> dict[str, float]:
         writes = revision(api) - rv_before
         model = metric(get_text(controller_metrics), "blocklearn_embedding_cpu_seconds_total") - model_before
         examples = get_json(f"{api}{BASE}/examples")["items"]
-        embedded = sum(1 for e in examples if e.get("status", {}).get("embedding"))
+        embedded = sum(
+            1
+            for e in examples
+            if (find((e.get("status") or {}).get("conditions") or [], "Embedded") or {}).get("status")
+            == "True"
+        )
         text = get_text(f"{index}/metrics")
         count = metric(text, "blocklearn_learning_latency_seconds_count")
         mean = metric(text, "blocklearn_learning_latency_seconds_sum") / count if count else float("nan")
         n = len(records)
         print(
             f"[{embedder}] {n} Blocks ({teaching} teaching) -> {embedded} embedded Examples ->"
-            f" {ready['indexSize']} searchable in {total:.1f} s: {n / total:.1f} Blocks/s end to end"
+            f" {ready['vectors']['current']} searchable in {total:.1f} s: {n / total:.1f} Blocks/s end to end"
         )
         print(
             f"[{embedder}] controller CPU {1000 * cpu / n:.2f} ms per Block"
