@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 hack/venv.sh
 hack/install-tools.sh
-hack/install-prometheus.sh
+hack/install-system-tools.sh
 . .venv/bin/activate
 export PATH="$PWD/.bin:$PATH"
 

@@ -18,7 +18,7 @@ RUNBOOKS = ROOT / "docs" / "runbooks.md"
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is missing: run hack/install-prometheus.sh (hack/test.sh does)")
+        pytest.fail("promtool is missing: run hack/install-system-tools.sh (hack/test.sh does)")
     return path
 
 

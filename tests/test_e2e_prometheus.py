@@ -56,7 +56,7 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
 ) -> None:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
-        pytest.fail("prometheus is missing: run hack/install-prometheus.sh (hack/test.sh does)")
+        pytest.fail("prometheus is missing: run hack/install-system-tools.sh (hack/test.sh does)")
     config = kubeconfig_for(emulator, tmp_path)
     metrics_port, index_port, prom_port = free_port(), free_port(), free_port()
     env = {
