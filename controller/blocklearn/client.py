@@ -32,7 +32,7 @@ import tenacity
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
+from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION, retry
 from blocklearn.embed.text import query_text, render_cell
 from blocklearn.index.schema import DEFAULT_K, CellsQuery, SearchRequest, SearchResponse, SearchResult
 from blocklearn.kube.client import api_client
@@ -136,9 +136,7 @@ class Client:
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(UnavailableError),
             stop=tenacity.stop_after_attempt(retries + 1),
-            # backoff, 2x, 4x ... up to max_backoff, plus jitter so that clients do not retry in step
-            wait=tenacity.wait_exponential(multiplier=backoff, max=max_backoff)
-            + tenacity.wait_random(0, backoff),
+            wait=retry.exponential(backoff, max_backoff),
             reraise=True,
         )
 
