@@ -19,8 +19,8 @@ Texts are tokenised with upstream's WordPiece (lowercase) and cut to 256 tokens,
 max_seq_length for this model (upstream's tokenizer.json says 128; only 2 of nl2bash's 11,615 texts
 are longer, so this matters for notebook contexts), keeping the end as `embed.text.query_text` does.
 Each text runs alone, unpadded: with dynamic int8 quantisation a padded batch makes a text's vector
-depend on the other texts in it (cosine down to 0.96), and on this CPU a batch of 32, sorted by length
-and padded to the longest, was slower, not faster (bench/embedder_speed.py). A call with many texts
+depend on the other texts in it (cosine down to 0.96). A batch of 32, sorted by length and padded to
+the longest, is only about 10% faster on a quiet machine (bench/embedder_speed.py). A call with many texts
 makes one hop to the inference thread, off the event loop; onnxruntime uses `threads` cores for it
 (default 1, leaving the other core to the event loop).
 """
