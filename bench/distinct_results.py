@@ -5,7 +5,7 @@ description as markup cells, the command as the executed cell) through the produ
 text -> the index's lexical channel, as the `hashing` setting runs it), then asks each example's
 description alone, lower-cased and without tldr's [x] markers, as a person would type it. A query
 hits at 3 when one of the 3 results has its command (whitespace-normalised). Raw results are the
-index's top 3; distinct results are `blocklearn.index.distinct` over the same ranking, over-fetched
+index's top 3; distinct results are `blocklearn.search.distinct` over the same ranking, over-fetched
 as the search API does.
 
 Two learn sets: tldr as it is (commands that appear on several pages repeat already), and tldr plus
@@ -27,12 +27,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from blocklearn.devtools.ranking import first_hit_rank
 from blocklearn.embed.hashing import HashingEmbedder, dense_dim
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import Entry, ExampleIndex
-from blocklearn.index.distinct import candidates, distinct
-from blocklearn.models import Cell
-from blocklearn.ranking import first_hit_rank
+from blocklearn.resources.models import Cell
+from blocklearn.search.distinct import candidates, distinct
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" / "blocks.jsonl"
 K = 3

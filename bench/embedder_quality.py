@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blocklearn.evaluation import (
+from blocklearn.devtools.evaluation import (
     BM25Retriever,
     CachedEmbedder,
     IndexRetriever,
@@ -31,8 +31,8 @@ from blocklearn.evaluation import (
     load_learn,
     load_queries,
 )
+from blocklearn.devtools.ranking import first_hit_rank, summarise
 from blocklearn.index.core import HYBRID_WEIGHT
-from blocklearn.ranking import first_hit_rank, summarise
 from blocklearn.settings import Settings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash"

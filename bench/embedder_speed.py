@@ -3,7 +3,7 @@
 Prints single-text latency p50/p99 (dev queries, one at a time, as a search asks), texts per second
 for calls of 32 texts (as the controller's batcher sends them), the same through one padded batch of
 32 sorted by length (the alternative the embedder does not use), and hit@1/hit@5 on the public dev
-half with every record of learn.jsonl learned, through `blocklearn.evaluation` (the production path),
+half with every record of learn.jsonl learned, through `blocklearn.devtools.evaluation` (the production path),
 as float32 and rounded through float16 (the default storage of Examples; queries rounded too).
 
     python -m bench.embedder_speed [--data ../shared/data/nl2bash] [--threads 1] [--skip-quality]
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from blocklearn import evaluation as ev
+from blocklearn.devtools import evaluation as ev
 from blocklearn.embed import semantic
 from blocklearn.embed.semantic import SemanticEmbedder
 from blocklearn.settings import Settings

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import aiohttp
 
-from blocklearn.conditions import find
-from blocklearn.dev import free_port
-from blocklearn.learning import decide
-from blocklearn.models import BlockRef, BlockSpec
+from blocklearn.devtools.dev import free_port
+from blocklearn.learn.rule import decide
+from blocklearn.resources.conditions import find
+from blocklearn.resources.models import BlockRef, BlockSpec
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" / "blocks.jsonl"
 BASE = "/apis/blocklearn.dev/v1alpha1/namespaces/default"

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from blocklearn.redaction import entropy, redact
+from blocklearn.learn.redaction import entropy, redact
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nl2bash" / "learn.jsonl"
 

@@ -30,15 +30,15 @@ import numpy as np
 
 from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_json, start
 from bench.soak import rss_mb
-from blocklearn.conditions import set_condition
-from blocklearn.dev import free_port
+from blocklearn.controller.desired import Outcome, block_status, new_example
+from blocklearn.devtools.dev import free_port
 from blocklearn.embed import semantic
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import query_text
-from blocklearn.learning import BlockRef, decide
-from blocklearn.models import BlockSpec, Condition, ExampleStatus
-from blocklearn.operator.desired import Outcome, block_status, new_example
+from blocklearn.learn.rule import BlockRef, decide
+from blocklearn.resources.conditions import set_condition
+from blocklearn.resources.models import BlockSpec, Condition, ExampleStatus
 from blocklearn.settings import Settings
 
 BLOCKS = "blocklearn.dev/v1alpha1/blocks"

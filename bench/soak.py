@@ -23,8 +23,8 @@ from pathlib import Path
 import kubernetes
 
 from bench.reconcile_throughput import block
-from blocklearn.dev import Ports, Stack
-from blocklearn.kube.client import api_client
+from blocklearn.devtools.dev import Ports, Stack
+from blocklearn.runtime.kubeclient import api_client
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tldr" / "blocks.jsonl"
 

@@ -7,9 +7,9 @@ import aiohttp
 import kmock
 import pytest
 
-from blocklearn.crds import all_crds
-from blocklearn.emulator.api import Emulator
-from blocklearn.emulator.serve import kubeconfig
+from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.devtools.emulator.serve import kubeconfig
+from blocklearn.resources.crds import all_crds
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
 

@@ -12,8 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from blocklearn.dev import Ports, Stack
-from blocklearn.kube.client import api_client
+from blocklearn.devtools.dev import Ports, Stack
+from blocklearn.runtime.kubeclient import api_client
 
 HOLD_SECONDS = 20
 BLOCK = {

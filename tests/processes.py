@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from blocklearn.dev import free_port
+from blocklearn.devtools.dev import free_port
 
 __all__ = ["Process", "eventually", "free_port", "kubectl_binary", "metric", "scrape"]
 

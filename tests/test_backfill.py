@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from blocklearn.backfill import last_changed, parse_time, select
+from blocklearn.controller.backfill import last_changed, parse_time, select
 
 
 def block(name: str, created: str, executed: str | None = None, writes: list[str] | None = None) -> dict:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from blocklearn.emulator.api import Emulator
-from blocklearn.models import MAX_CELL_CHARS, MAX_CELLS
+from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 

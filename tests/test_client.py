@@ -31,9 +31,9 @@ from blocklearn.client import (
     block_name,
     few_shot_messages,
 )
-from blocklearn.dev import Ports, Stack
-from blocklearn.index.openapi import document
-from blocklearn.kube.client import api_client
+from blocklearn.devtools.dev import Ports, Stack
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.search.openapi import document
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, kubectl_binary, scrape
 

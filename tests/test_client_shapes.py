@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from blocklearn.client import TRACE_ANNOTATION, block_name, build_block, few_shot_messages
-from blocklearn.index.schema import SearchResponse, SearchResult
-from blocklearn.learning import Reason, decide
-from blocklearn.models import BlockRef, BlockSpec, Cell
+from blocklearn.learn.rule import Reason, decide
+from blocklearn.resources.models import BlockRef, BlockSpec, Cell
+from blocklearn.search.schema import SearchResponse, SearchResult
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -1,4 +1,4 @@
-from blocklearn.conditions import find, set_condition
+from blocklearn.resources.conditions import find, set_condition
 
 
 def test_transition_time_moves_only_when_the_status_changes() -> None:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import yaml
 
-from blocklearn.crds import all_crds, render
-from blocklearn.emulator.schema import prune_and_validate
+from blocklearn.devtools.emulator.schema import prune_and_validate
+from blocklearn.resources.crds import all_crds, render
 
 CRDS = Path(__file__).parent.parent / "crds"
 

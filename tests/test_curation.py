@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 
 from blocklearn.client import Client
-from blocklearn.dev import Ports, Stack
+from blocklearn.devtools.dev import Ports, Stack
 from tests.processes import kubectl_binary, scrape
 
 pytestmark = pytest.mark.e2e

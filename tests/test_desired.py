@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from blocklearn.learning import BlockRef, Policy, decide
-from blocklearn.models import BlockSpec
-from blocklearn.operator.desired import (
+from blocklearn.controller.desired import (
     SAME,
     Outcome,
     block_patch,
@@ -17,6 +15,8 @@ from blocklearn.operator.desired import (
     owned_by,
     status_patch,
 )
+from blocklearn.learn.rule import BlockRef, Policy, decide
+from blocklearn.resources.models import BlockSpec
 from tests.conftest import block_body
 
 

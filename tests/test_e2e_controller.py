@@ -9,7 +9,7 @@ from typing import Any
 import kmock
 import pytest
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import kmock
 import pytest
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port, kubectl_binary, metric
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, metric, scrape

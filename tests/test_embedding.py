@@ -8,7 +8,7 @@ from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import decode, encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import MAX_QUERY_CHARS, query_text
-from blocklearn.models import Cell
+from blocklearn.resources.models import Cell
 
 
 def test_codec_round_trips_little_endian_float32() -> None:

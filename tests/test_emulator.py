@@ -6,8 +6,8 @@ import json
 import aiohttp
 import kmock
 
-from blocklearn.emulator import protobuf
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator import protobuf
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body
 
 

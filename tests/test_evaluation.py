@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from blocklearn.evaluation import (
+from blocklearn.devtools.evaluation import (
     BM25Retriever,
     IndexRetriever,
     LearnRecord,
@@ -13,7 +13,7 @@ from blocklearn.evaluation import (
     evaluate,
     token_similarity,
 )
-from blocklearn.ranking import first_hit_rank, summarise
+from blocklearn.devtools.ranking import first_hit_rank, summarise
 
 DATA = Path(__file__).parent / "data"
 

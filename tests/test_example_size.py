@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.codec import decode
 from blocklearn.embed.semantic import MODEL_NAME
-from blocklearn.emulator.api import Emulator
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port, kubectl_binary
 

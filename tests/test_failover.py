@@ -15,8 +15,8 @@ import aiohttp
 import kmock
 import pytest
 
-from blocklearn.emulator.api import Emulator
-from blocklearn.emulator.serve import kubeconfig
+from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.devtools.emulator.serve import kubeconfig
 from tests.conftest import Api, block_body
 from tests.processes import Process, eventually, free_port
 from tests.test_faults import corpus

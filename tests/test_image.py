@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import eventually, free_port
 
@@ -115,7 +115,7 @@ def test_the_image_is_non_root_read_only_and_has_no_development_code(rootfs: Pat
     with pytest.raises(OSError):
         (rootfs / "written-by-the-test").write_text("x")  # the mounted image is read-only
     python = "/opt/blocklearn/bin/python"
-    modules = ("kmock", "blocklearn.emulator", "blocklearn.dev", "blocklearn.evaluation_e2e")
+    modules = ("kmock", "blocklearn.devtools")
     probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
     out = run_in_image(rootfs, config, python, "-c", probe)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

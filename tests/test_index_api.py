@@ -4,9 +4,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from blocklearn.embed.hashing import HashingEmbedder, dense_dim
-from blocklearn.index.api import build_app
-from blocklearn.index.auth import SharedToken
 from blocklearn.index.core import Entry, ExampleIndex
+from blocklearn.search.api import build_app
+from blocklearn.search.auth import SharedToken
 
 EMBEDDER = HashingEmbedder(256)
 

@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from blocklearn.embed.hashing import HashingEmbedder, dense_dim
-from blocklearn.index.api import build_app
-from blocklearn.index.auth import AuthUnavailableError, SharedToken, TokenReviewer, authenticate
 from blocklearn.index.core import Entry, ExampleIndex
+from blocklearn.search.api import build_app
+from blocklearn.search.auth import AuthUnavailableError, SharedToken, TokenReviewer, authenticate
 
 EMBEDDER = HashingEmbedder(64)
 

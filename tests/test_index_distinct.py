@@ -2,7 +2,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blocklearn.index.core import MAX_K, Entry, Hit
-from blocklearn.index.distinct import answer_key, candidates, distinct
+from blocklearn.search.distinct import answer_key, candidates, distinct
 
 
 def hit(name: str, answer: str, score: float) -> Hit:

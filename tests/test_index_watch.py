@@ -7,11 +7,11 @@ from pathlib import Path
 import kmock
 import numpy as np
 
+from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.codec import encode
-from blocklearn.emulator.api import Emulator
 from blocklearn.index.core import ExampleIndex
 from blocklearn.index.watch import ExampleWatcher
-from blocklearn.kube.client import api_client
+from blocklearn.runtime.kubeclient import api_client
 from tests.conftest import Api, kubeconfig_for
 from tests.processes import eventually
 

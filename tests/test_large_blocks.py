@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from blocklearn import learning
+from blocklearn.controller import reconcilers as reconcilers_module
+from blocklearn.controller.reconcilers import LARGE_BLOCK_CHARS, Reconcilers
+from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.emulator.api import Emulator
-from blocklearn.kube.client import api_client
-from blocklearn.kube.rest import Rest
-from blocklearn.operator import handlers
-from blocklearn.operator.handlers import LARGE_BLOCK_CHARS, Reconcilers
+from blocklearn.learn import rule as learning
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.rest import Rest
 from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, kubeconfig_for
 
@@ -37,7 +37,7 @@ async def test_the_learning_rule_of_a_large_block_runs_in_a_thread(
         threads.append(threading.current_thread())
         return learning.decide(*args)
 
-    monkeypatch.setattr(handlers, "decide", watched)
+    monkeypatch.setattr(reconcilers_module, "decide", watched)
     rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:

@@ -12,9 +12,9 @@ import kmock
 import pytest
 from prometheus_client import REGISTRY
 
-from blocklearn.emulator.api import Emulator
-from blocklearn.kube.client import api_client
-from blocklearn.operator.leader import LeaderElector, LeaseClient, LeaseConfig, while_leading
+from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.leader import LeaderElector, LeaseClient, LeaseConfig, while_leading
 from tests.conftest import Api, kubeconfig_for
 
 LEASES = "coordination.k8s.io/v1/leases"

@@ -1,7 +1,7 @@
 import pytest
 
-from blocklearn.learning import LEARN_ANNOTATION, Policy, Reason, decide, example_name, is_excluded
-from blocklearn.models import BlockRef, BlockSpec
+from blocklearn.learn.rule import LEARN_ANNOTATION, Policy, Reason, decide, example_name, is_excluded
+from blocklearn.resources.models import BlockRef, BlockSpec
 
 REF = BlockRef(name="b", uid="u-1")
 

@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from blocklearn.crds import all_crds
-from blocklearn.embed.codec import encode
-from blocklearn.emulator.api import (
+from blocklearn.devtools.emulator.api import (
     MAX_ANNOTATION_BYTES,
     MAX_REQUEST_BYTES,
     MAX_STORED_BYTES,
     Emulator,
     stored_size,
 )
-from blocklearn.learning import Policy, decide
-from blocklearn.models import (
+from blocklearn.embed.codec import encode
+from blocklearn.learn.rule import Policy, decide
+from blocklearn.resources.crds import all_crds
+from blocklearn.resources.models import (
     BASE64_PATTERN,
     MAX_CELL_CHARS,
     MAX_CELLS,

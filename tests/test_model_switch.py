@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from blocklearn.emulator.api import Emulator
+from blocklearn.devtools.emulator.api import Emulator
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, metric, scrape

@@ -3,7 +3,7 @@ import datetime
 import pytest
 from pydantic import ValidationError
 
-from blocklearn.models import MAX_CELL_CHARS, BlockSpec, Cell
+from blocklearn.resources.models import MAX_CELL_CHARS, BlockSpec, Cell
 
 
 def test_camel_case_wire_format_round_trips() -> None:

@@ -1,7 +1,8 @@
 """What `pip install blocklearn` puts on a machine: one import package, `blocklearn`, and no emulator.
 
-The emulator (`blocklearn.emulator`) and kmock are for `blocklearn dev` and the tests only: production
-modules must not import them, and the wheel must not require kmock outside the `dev` extra."""
+The development tools (`blocklearn.devtools`: the emulator, `blocklearn dev`, the evaluation) and kmock
+are for a laptop and the tests only: production modules must not import them, and the wheel must not
+require kmock outside the `dev` extra."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "controller" / "blocklearn"
-DEV_ONLY = {"blocklearn.emulator", "blocklearn.dev", "blocklearn.evaluation_e2e"}
+DEV_ONLY = {"blocklearn.devtools"}
 
 
 def production_modules() -> list[str]:
@@ -31,12 +32,12 @@ def production_modules() -> list[str]:
 
 def test_production_modules_never_import_the_emulator_or_kmock() -> None:
     modules = production_modules()
-    assert "blocklearn.operator.handlers" in modules and "blocklearn.index.run" in modules
+    assert "blocklearn.controller.reconcilers" in modules and "blocklearn.index.run" in modules
     script = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'kmock' or m.startswith(('kmock.', "
-        "'blocklearn.emulator')))))\n"
+        "'blocklearn.devtools')))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
@@ -87,8 +88,8 @@ def test_the_client_imports_neither_kopf_nor_the_emulator_nor_the_index_server()
         "import json, sys\n"
         "import blocklearn.client\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in"
-        " ('kopf', 'kmock', 'aiohttp', 'prometheus_client') or m.startswith(('blocklearn.emulator',"
-        " 'blocklearn.operator', 'blocklearn.index.api')))))\n"
+        " ('kopf', 'kmock', 'aiohttp', 'prometheus_client') or m.startswith(('blocklearn.devtools',"
+        " 'blocklearn.controller', 'blocklearn.search.api')))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from blocklearn.learning import decide
-from blocklearn.models import BlockRef, BlockSpec
-from blocklearn.redaction import redact
+from blocklearn.learn.redaction import redact
+from blocklearn.learn.rule import decide
+from blocklearn.resources.models import BlockRef, BlockSpec
 
 DATA = Path(__file__).parent / "data"
 CASES = [json.loads(line) for line in (DATA / "secrets.jsonl").read_text().splitlines()]

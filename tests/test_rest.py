@@ -6,10 +6,10 @@ from pathlib import Path
 
 import kmock
 
-from blocklearn.emulator.api import Emulator
-from blocklearn.emulator.serve import kubeconfig
-from blocklearn.kube.client import api_client
-from blocklearn.kube.rest import ApiError, Rest, custom_path
+from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.devtools.emulator.serve import kubeconfig
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.rest import ApiError, Rest, custom_path
 from tests.conftest import Api, block_body
 
 

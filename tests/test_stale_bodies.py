@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from blocklearn.controller.reconcilers import Reconcilers
+from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.emulator.api import Emulator
-from blocklearn.kube.client import api_client
-from blocklearn.kube.rest import Rest
-from blocklearn.operator.handlers import Reconcilers
-from blocklearn.operator.workqueue import Requeue
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.rest import Rest
+from blocklearn.runtime.workqueue import Requeue
 from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, kubeconfig_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from blocklearn.operator.workqueue import Requeue, WorkQueue
+from blocklearn.runtime.workqueue import Requeue, WorkQueue
 
 
 async def test_a_key_is_queued_once_and_processed_again_if_it_changed_meanwhile() -> None:
@@ -72,10 +72,10 @@ async def test_an_unexpected_exception_never_stops_a_worker() -> None:
 
 async def test_the_resync_is_not_alive_once_its_loop_has_ended() -> None:
     """The liveness probe asks this: a resync loop that ended (whatever ended it) fails it."""
+    from blocklearn.controller.reconcilers import Reconcilers
     from blocklearn.embed.hashing import HashingEmbedder
-    from blocklearn.kube.rest import Rest
-    from blocklearn.operator.handlers import Reconcilers
-    from blocklearn.operator.resync import Resync
+    from blocklearn.runtime.rest import Rest
+    from blocklearn.runtime.resync import Resync
     from blocklearn.settings import Settings
 
     class Config:

@@ -58,7 +58,7 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
 
 
 def cmd_controller(args: argparse.Namespace) -> None:
-    from blocklearn.operator.run import run
+    from blocklearn.controller.run import run
 
     settings = _settings(args)
     logs.setup(settings.log_format)
@@ -67,7 +67,7 @@ def cmd_controller(args: argparse.Namespace) -> None:
 
 
 def cmd_crds(args: argparse.Namespace) -> None:
-    from blocklearn.crds import all_crds, render
+    from blocklearn.resources.crds import all_crds, render
 
     if args.out is None:
         sys.stdout.write("---\n".join(render(c) for c in all_crds()))
@@ -81,7 +81,7 @@ def cmd_crds(args: argparse.Namespace) -> None:
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
-    from blocklearn.index.openapi import render
+    from blocklearn.search.openapi import render
 
     if args.out is None:
         sys.stdout.write(render())
@@ -100,7 +100,7 @@ def _require_dev_extra() -> None:
 
 def cmd_emulator(args: argparse.Namespace) -> None:
     _require_dev_extra()
-    from blocklearn.emulator.serve import serve
+    from blocklearn.devtools.emulator.serve import serve
 
     logs.setup(args.log_format or "text")
     crds = Path(args.crds) if args.crds else None
@@ -112,8 +112,8 @@ def cmd_emulator(args: argparse.Namespace) -> None:
 def cmd_backfill(args: argparse.Namespace) -> None:
     import json
 
-    from blocklearn.backfill import backfill, parse_time
-    from blocklearn.kube.client import CustomObjects, api_client
+    from blocklearn.controller.backfill import backfill, parse_time
+    from blocklearn.runtime.kubeclient import CustomObjects, api_client
 
     logs.setup("text")
     try:
@@ -145,7 +145,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     import json
 
-    from blocklearn.search_cli import format_table, search
+    from blocklearn.client.terminal import format_table, search
 
     token = (
         Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
@@ -158,7 +158,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> None:
     _require_dev_extra()
-    from blocklearn.dev import Ports, run
+    from blocklearn.devtools.dev import Ports, run
 
     liveness = args.liveness_port or args.metrics_port + 1
     ports = Ports(args.api_port, args.index_port, args.metrics_port, liveness)
@@ -166,14 +166,14 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from blocklearn import evaluation as ev
+    from blocklearn.devtools import evaluation as ev
 
     logs.setup("text")
     learn = ev.load_learn(Path(args.learn), args.limit)
     queries = ev.load_queries(Path(args.queries), args.query_limit)
     curves = []
     if args.e2e:
-        from blocklearn.evaluation_e2e import E2ERetriever
+        from blocklearn.devtools.evaluation_e2e import E2ERetriever
 
         retriever = E2ERetriever(args.hashing_dim or Settings().hashing_dim)
         try:
@@ -205,7 +205,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def _retriever(name: str, semantic: Callable[[], Any]) -> Any:
     """The retriever of a curve; `semantic` builds the (shared, memoised) semantic embedder."""
-    from blocklearn import evaluation as ev
+    from blocklearn.devtools import evaluation as ev
 
     if name == "bm25":
         return ev.BM25Retriever()

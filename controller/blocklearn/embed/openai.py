@@ -20,7 +20,7 @@ import numpy as np
 import tenacity
 
 from blocklearn.embed import EmbedderError, Matrix
-from blocklearn.retry import after_hint, exponential
+from blocklearn.runtime.retry import after_hint, exponential
 from blocklearn.settings import Settings
 
 RETRIES = 3

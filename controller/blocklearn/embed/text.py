@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from blocklearn.models import Cell
+from blocklearn.resources.models import Cell
 
 # About a thousand tokens: long enough for a request and its context, short enough for any embedder.
 MAX_QUERY_CHARS = 4000
@@ -33,3 +33,8 @@ def query_text(cells: Sequence[Cell], limit: int = MAX_QUERY_CHARS) -> tuple[str
         return text, False
     # Keep the end: the cells nearest to the executed one carry the request.
     return text[-limit:], True
+
+
+def normalise_command(command: str) -> str:
+    """Commands compare equal when they differ only in whitespace."""
+    return " ".join(command.split())

@@ -1,1 +1,2 @@
-"""The index sidecar: an in-memory embedding matrix kept fresh by a watch, served over HTTP."""
+"""The index: an in-memory embedding matrix and lexical channel, kept equal to the Examples by the
+index process (`blocklearn index`), which serves it through `blocklearn.search`."""

@@ -11,16 +11,17 @@ from typing import Any
 import tenacity
 from aiohttp import web
 
-from blocklearn import metrics, retry
+from blocklearn import metrics
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.hashing import dense_dim
 from blocklearn.embed.openai import OpenAIEmbedder
-from blocklearn.index.api import build_app, build_probe_app, build_waiting_app, vector_detail
-from blocklearn.index.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from blocklearn.index.core import ExampleIndex
 from blocklearn.index.watch import ExampleWatcher
-from blocklearn.kube.client import api_client, token_review
+from blocklearn.runtime import retry
+from blocklearn.runtime.kubeclient import api_client, token_review
+from blocklearn.search.api import build_app, build_probe_app, build_waiting_app, vector_detail
+from blocklearn.search.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.index")

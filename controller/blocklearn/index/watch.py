@@ -8,7 +8,7 @@ resourceVersion, so nothing is missed and nothing stale is left behind.
 
 Each watched namespace has a thread of its own (a watch blocks its thread, and the Kubernetes client is
 synchronous), so namespaces are watched concurrently; the index is guarded by its own lock, and
-searches never wait for the network. Failures are retried with backoff (blocklearn.retry); after three
+searches never wait for the network. Failures are retried with backoff (blocklearn.runtime.retry); after three
 in a row, or a 410 Gone, the namespace is listed again.
 """
 
@@ -26,12 +26,13 @@ import tenacity
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from blocklearn import EXAMPLES, GROUP, VERSION, metrics, retry
+from blocklearn import EXAMPLES, GROUP, VERSION, metrics
 from blocklearn.embed import Matrix
 from blocklearn.embed.codec import decode
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import Entry, ExampleIndex, IndexMismatchError
-from blocklearn.models import ExampleSpec
+from blocklearn.resources.models import ExampleSpec
+from blocklearn.runtime import retry
 
 log = logging.getLogger("blocklearn.index.watch")
 

@@ -1,0 +1,167 @@
+"""`blocklearn controller`: informers, work queues and the resync, hosted by kopf.
+
+kopf runs the process: startup and cleanup, login, the liveness endpoint and its probes. It handles
+no resource itself: its per-object machinery (a diff base copied into annotations, progress
+annotations, success Events, a worker task per object) cost more writes and CPU than the work.
+Our informers list in pages and watch; reconcilers work from their cache (blocklearn.controller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from blocklearn import BLOCKS, EXAMPLES, metrics
+from blocklearn.controller.reconcilers import Reconcilers
+from blocklearn.embed import EmbedderError
+from blocklearn.embed.factory import build_embedder
+from blocklearn.embed.openai import OpenAIEmbedder
+from blocklearn.runtime.informer import Informer
+from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.leader import LeaderElector, LeaseClient, lease_config, while_leading
+from blocklearn.runtime.rest import Rest
+from blocklearn.runtime.resync import Resync
+from blocklearn.settings import Settings
+
+log = logging.getLogger("blocklearn.controller")
+WORKERS = 16
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    # kopf watches nothing of ours; what it would post are its own messages: ours are Events we
+    # write on transitions (blocklearn.controller.events).
+    settings.posting.enabled = False
+    settings.networking.request_timeout = 60
+
+
+class Controller:
+    """The parts that run while the operator does, started once its caches are filled."""
+
+    def __init__(self, settings: Settings, rest: Rest, reconcilers: Reconcilers) -> None:
+        r = reconcilers
+        self.reconcilers = r
+        self.informers = [
+            Informer(rest, BLOCKS, settings.namespaces, r.blocks, r.on_block),
+            Informer(rest, EXAMPLES, settings.namespaces, r.examples, r.on_example),
+        ]
+        self.resync = Resync(r, self.informers, settings.resync_seconds)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for informer in self.informers:
+            informer.start()
+        # As controller-runtime: reconcile only once every cache has synced, so that a Block not
+        # yet listed is never taken for a deleted one.
+        for informer in self.informers:
+            await informer.synced.wait()
+        r = self.reconcilers
+        self._tasks = [
+            asyncio.create_task(r.block_queue.run(r.reconcile_block, WORKERS)),
+            asyncio.create_task(r.example_queue.run(r.reconcile_example, WORKERS)),
+        ]
+        self.resync.start()
+        log.info("Synced caches: blocks=%d examples=%d", len(r.blocks), len(r.examples))
+
+    def alive(self) -> bool:
+        return (
+            all(i.alive() for i in self.informers)
+            and all(not t.done() for t in self._tasks)
+            and (not self._tasks or self.resync.alive())
+        )
+
+    def stop(self) -> None:
+        self.resync.stop()
+        for informer in self.informers:
+            informer.stop()
+        for task in self._tasks:
+            task.cancel()
+
+
+async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Event | None = None) -> None:
+    embedder = build_embedder(settings)
+    if isinstance(embedder, OpenAIEmbedder):
+        try:
+            await embedder.probe()
+        except EmbedderError as exc:
+            # Not fatal: a controller restarted during an outage must still turn Blocks into
+            # Examples; the Examples wait (Embedded=False) and BlocklearnEmbedderFailing says why.
+            metrics.embedder_errors_total.labels(exc.reason).inc()
+            log.error("Embedder not answering at startup; Examples will wait for it: %s", exc)
+    client = api_client()
+    rest = Rest(client.configuration)
+    reconcilers = Reconcilers(settings, rest, embedder)
+    controller = Controller(settings, rest, reconcilers)
+    registry = kopf.OperatorRegistry()
+    starting: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings)
+        starting.append(asyncio.create_task(controller.start()))
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.probe(id="examples_waiting", registry=registry)
+    def waiting(**_: Any) -> int:
+        return reconcilers.waiting
+
+    @kopf.on.probe(id="controller_alive", registry=registry)
+    def alive(**_: Any) -> bool:
+        # A raise fails kopf's liveness endpoint (500): the kubelet restarts a controller whose
+        # watches, workers or resync have died, instead of leaving it silently idle.
+        if starting and starting[0].done() and starting[0].exception() is not None:
+            raise RuntimeError(f"the controller failed to start: {starting[0].exception()!r}")
+        if not controller.alive():
+            raise RuntimeError("a watch, a worker or the resync loop has stopped")
+        return True
+
+    metrics.set_build_info(embedder.model, "controller")
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port)
+    log.info(
+        "Started controller: namespaces=%s embedder=%s metrics_port=%s",
+        ",".join(settings.namespaces) or "*",
+        embedder.model,
+        settings.metrics_port,
+    )
+
+    # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
+    # stop ours as soon as kopf begins to clean up.
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for task in starting:
+            task.cancel()
+        controller.stop()
+        reconcilers.batcher.close()
+        await rest.close()
+        if isinstance(embedder, OpenAIEmbedder):
+            await embedder.close()
+
+    async def operate(stop_flag: asyncio.Event | None) -> None:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+        )
+
+    try:
+        if not settings.leader_election:
+            await operate(stop)
+            return
+        # Only the Lease holder runs kopf (and so the informers, the reconcilers and the resync): a
+        # follower waits, and a leader that cannot renew stops at once and exits, as
+        # controller-runtime does.
+        elector = LeaderElector(lease_config(settings), LeaseClient(client))
+        if await while_leading(elector, operate, stop, liveness):
+            raise SystemExit("Lost leadership; exiting so that this replica restarts as a follower")
+    finally:
+        controller.stop()

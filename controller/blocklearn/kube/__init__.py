@@ -1,1 +1,0 @@
-"""Thin layers over the Kubernetes API: client helpers and the local API emulator."""

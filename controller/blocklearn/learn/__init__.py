@@ -1,0 +1,1 @@
+"""Block -> Example: the learning rule and the redaction of secrets it applies (pure, no I/O)."""

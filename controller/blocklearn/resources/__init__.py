@@ -1,0 +1,1 @@
+"""The resources: the shapes of Blocks and Examples and their conditions; the CRDs are generated from them."""

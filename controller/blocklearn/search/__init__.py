@@ -1,0 +1,1 @@
+"""Index -> search: the search API's shapes, its HTTP server, authentication and distinct answers."""

@@ -1,0 +1,51 @@
+"""Distinct answers: when several people made the same correction, return it once, with its support.
+
+Search over-fetches, then keeps the best-scoring example of each answer (executed cells compared
+after whitespace normalisation: `blocklearn.embed.text.normalise_command`) until it has k, so k
+few-shot examples teach k different things instead of repeating one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from blocklearn.embed.text import normalise_command
+from blocklearn.index.core import MAX_K, Entry, Hit
+
+# Candidates fetched per wanted result. The search is one matrix product either way; a larger pool
+# finds k distinct answers even when one answer repeats many times near the query.
+OVERFETCH = 10
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """The best hit of one answer, and how many candidate hits gave that answer."""
+
+    hit: Hit
+    support: int
+
+
+def candidates(k: int) -> int:
+    """How many ranked hits to fetch to return k distinct answers."""
+    return min(MAX_K, max(k, k * OVERFETCH))
+
+
+def answer_key(entry: Entry) -> str:
+    """The executed cells, whitespace-normalised: two examples with equal keys teach the same."""
+    cells: Sequence[Any] = entry.payload.get("answer") or []
+    return normalise_command("\n".join(str(c.get("contents", "")) for c in cells if isinstance(c, dict)))
+
+
+def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
+    """The first k distinct answers of hits ranked best first, each with its best hit and its support
+    among all the hits given (also those beyond the k-th answer)."""
+    best: dict[str, Hit] = {}
+    support: dict[str, int] = {}
+    for hit in hits:
+        key = answer_key(hit.entry)
+        best.setdefault(key, hit)
+        support[key] = support.get(key, 0) + 1
+    # dicts keep insertion order: the first hit of each answer is its best, in rank order.
+    return [Grouped(hit, support[key]) for key, hit in list(best.items())[:k]]

@@ -1,0 +1,81 @@
+"""The search API's request and response shapes: what the index validates, what the client parses,
+and what the OpenAPI document describes (`blocklearn.search.openapi`). No HTTP server in here, so the
+client imports it without aiohttp's server or the index."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from blocklearn.embed.text import query_text
+from blocklearn.index.core import MAX_K
+from blocklearn.resources.models import BlockRef, Cell, Doc
+
+DEFAULT_K = 3  # Foyle's number of few-shot examples
+
+
+class CellsQuery(BaseModel):
+    """A query given as notebook cells, as in a Block's `spec.doc`."""
+
+    model_config = ConfigDict(extra="forbid")
+    cells: list[Cell] = Field(min_length=1, description="The notebook context, oldest cell first.")
+
+
+class SearchRequest(BaseModel):
+    """POST /v1/search."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    query: str | CellsQuery = Field(description="Text, or notebook cells as in a Block's doc.")
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="How many examples to return.")
+    namespace: str | None = Field(
+        default=None, description="Only examples from this namespace (required unless cross-namespace)."
+    )
+    min_score: float = Field(
+        default=-1.0, ge=-1.0, le=1.0, alias="minScore", description="Leave out examples scoring less."
+    )
+    distinct: bool = Field(
+        default=True,
+        description="Return examples with distinct answers (whitespace-normalised), each with the"
+        " number of near examples that gave it (`support`); false returns the raw nearest examples.",
+    )
+
+    def text(self) -> str:
+        """The text that is embedded: the same rendering as an Example's query."""
+        if isinstance(self.query, str):
+            return query_text([Cell(kind="markup", contents=self.query)])[0]
+        return query_text(self.query.cells)[0]
+
+
+class SearchResult(BaseModel):
+    """One past correction: the context it was made in (query) and what the person ran (answer)."""
+
+    # Unknown fields are ignored, so a client keeps working when the index adds one.
+    model_config = ConfigDict(populate_by_name=True)
+
+    namespace: str = Field(description="Namespace of the Example.")
+    name: str = Field(description="Name of the Example.")
+    score: float = Field(description="Cosine similarity to the query, -1 to 1; higher is nearer.")
+    support: int = Field(
+        default=1,
+        ge=1,
+        description="How many of the near examples gave this answer (1 for raw results).",
+    )
+    query: Doc = Field(description="The notebook context of the correction.")
+    answer: list[Cell] = Field(description="The cell the person executed.")
+    block_ref: BlockRef = Field(alias="blockRef", description="The Block the Example was learned from.")
+
+
+class SearchResponse(BaseModel):
+    """The answer to POST /v1/search: best result first."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    results: list[SearchResult] = Field(description="The nearest examples, best first.")
+    model: str = Field(description="The embedder that made the index's vectors.")
+    index_size: int = Field(alias="indexSize", ge=0, description="Examples in the index, all namespaces.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error status (400, 401, 403, 413, 502, 503) carries a message that says what is wrong."""
+
+    error: str = Field(description="What went wrong, for a person.")
