@@ -56,8 +56,6 @@ async def test_blocks_keep_learning_through_a_minute_without_embedder_and_all_em
             "controller",
             "--metrics-port",
             str(port),
-            "--liveness",
-            f"http://127.0.0.1:{free_port()}/healthz",
         ]
         return Process(name, args, tmp_path, env).start(), f"http://127.0.0.1:{port}/metrics"
 

@@ -63,7 +63,7 @@ async def learn_one(
     procs = [
         Process(
             "controller",
-            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            ["controller", "--metrics-port", "0"],
             tmp_path,
             env,
         ).start(),

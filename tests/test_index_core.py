@@ -17,7 +17,7 @@ def unit(seed: int, dim: int = DIM) -> np.ndarray:
 
 
 def entry(i: str, ns: str = "default") -> Entry:
-    return Entry(namespace=ns, name=i, payload={"id": i})
+    return Entry(namespace=ns, name=i)
 
 
 def consistent(ix: ExampleIndex) -> None:

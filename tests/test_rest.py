@@ -8,8 +8,8 @@ import kmock
 
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.devtools.emulator.serve import kubeconfig
-from blocklearn.runtime.kubeclient import api_client
-from blocklearn.runtime.rest import ApiError, Rest, custom_path
+from blocklearn.resources import custom_path
+from blocklearn.runtime.rest import ApiError, Rest
 from tests.conftest import Api, block_body
 
 
@@ -26,7 +26,7 @@ async def test_requests_carry_the_token_and_lists_come_in_pages(
     emulator.fault = record
     for i in range(5):
         await api.call("POST", api.path("blocks"), block_body(f"b{i}"))
-    rest = Rest(api_client(str(config)).configuration)
+    rest = Rest.from_kubeconfig(str(config))
     try:
         pages = [
             [o["metadata"]["name"] for o in items]

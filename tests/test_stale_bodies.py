@@ -15,7 +15,6 @@ import pytest
 from blocklearn.controller.reconcilers import Reconcilers
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.runtime.kubeclient import api_client
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue
 from blocklearn.settings import Settings
@@ -28,7 +27,7 @@ BLOCKS = "blocklearn.dev/v1alpha1/blocks"
 async def test_a_stale_cached_block_leaves_no_example_once_its_deletion_is_seen(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, created = await api.call("POST", api.path("blocks"), block_body("b1"))
@@ -48,7 +47,7 @@ async def test_a_stale_cached_block_leaves_no_example_once_its_deletion_is_seen(
 async def test_a_new_block_of_the_same_name_adopts_what_an_old_one_left(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, old = await api.call("POST", api.path("blocks"), block_body("b1"))
@@ -71,7 +70,7 @@ async def test_a_patch_from_a_stale_cache_gets_409_and_is_redone_from_fresh_stat
 ) -> None:
     """An edit made between the cache's copy and the write must win: the write carries the
     resourceVersion it was computed from, the API refuses it, and the redo starts from the edit."""
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, created = await api.call("POST", api.path("blocks"), block_body("b1"))

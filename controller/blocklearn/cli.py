@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -52,7 +53,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
     p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
-            "--metrics-port", type=int, help="Prometheus metrics port, 0 to disable (default: 9090)"
+            "--metrics-port",
+            type=int,
+            help="port of /metrics and /healthz (the liveness probe), 0 for none (default: 9090)",
         )
     p.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
 
@@ -62,8 +65,13 @@ def cmd_controller(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     logs.setup(settings.log_format)
+    if args.liveness:
+        logging.getLogger("blocklearn.controller").warning(
+            "--liveness is ignored: /healthz is served with /metrics on --metrics-port (%s)",
+            settings.metrics_port,
+        )
     # kopf handles SIGINT and SIGTERM itself; a second handler would only race it.
-    asyncio.run(run(settings, liveness=args.liveness))
+    asyncio.run(run(settings))
 
 
 def cmd_crds(args: argparse.Namespace) -> None:
@@ -113,15 +121,22 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     import json
 
     from blocklearn.controller.backfill import backfill, parse_time
-    from blocklearn.runtime.kubeclient import CustomObjects, api_client
+    from blocklearn.runtime.rest import Rest
 
     logs.setup("text")
     try:
         since = parse_time(args.since)
     except ValueError as exc:
         raise SystemExit(f"blocklearn backfill: --since: {exc}") from None
-    api = CustomObjects(api_client(args.kubeconfig))
-    report = asyncio.run(backfill(api, since, args.namespace))
+
+    async def main() -> Any:
+        rest = Rest.from_kubeconfig(args.kubeconfig)
+        try:
+            return await backfill(rest, since, args.namespace)
+        finally:
+            await rest.close()
+
+    report = asyncio.run(main())
     print(
         json.dumps(report.__dict__)
         if args.output == "json"
@@ -160,8 +175,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     _require_dev_extra()
     from blocklearn.devtools.dev import Ports, run
 
-    liveness = args.liveness_port or args.metrics_port + 1
-    ports = Ports(args.api_port, args.index_port, args.metrics_port, liveness)
+    ports = Ports(args.api_port, args.index_port, args.metrics_port)
     sys.exit(run(Path(args.dir), ports, args.persist))
 
 
@@ -256,9 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=9090,
-        help="controller metrics port (default: 9090)",
+        help="controller /metrics and /healthz port (default: 9090)",
     )
-    p.add_argument("--liveness-port", type=int, help="controller liveness port (default: metrics port + 1)")
     p.add_argument(
         "--persist", action="store_true", help="save objects under --dir at stop, load them at start"
     )
@@ -266,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
     _add_common(p)
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL")
+    # Before one server served /healthz and /metrics; accepted so that old manifests still start.
+    p.add_argument("--liveness", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("index", help="run the index sidecar: watch Examples, serve nearest-neighbour search")

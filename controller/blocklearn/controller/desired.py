@@ -15,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from blocklearn import API_VERSION, GROUP
 from blocklearn.learn.rule import Decision, Reason, example_name
-from blocklearn.resources.conditions import now_rfc3339, set_condition
+from blocklearn.resources.conditions import set_condition
 from blocklearn.resources.models import BlockStatus, Condition, ExampleSpec
+from blocklearn.runtime.objects import Obj, now_rfc3339
 
-Obj = dict[str, Any]
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
 BLOCK_LABEL = f"{GROUP}/block"
 # Where the kopf-handled controller kept its state (a diff base: a second copy of the spec).

@@ -41,10 +41,12 @@ from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
-from blocklearn.resources.conditions import find, now_rfc3339, set_condition
+from blocklearn.resources import custom_path
+from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import BlockRef, BlockSpec, Condition, ExampleSpec, ExampleStatus
-from blocklearn.runtime.informer import Key, Obj, Store, without_embedding
-from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest, custom_path
+from blocklearn.runtime.informer import Store
+from blocklearn.runtime.objects import Key, Obj, now_rfc3339
+from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
 
@@ -63,6 +65,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 # Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
 LARGE_BLOCK_CHARS = 16_384
+EMBEDDING_OMITTED = "(in the API; not cached)"
 
 
 class Refused(Exception):
@@ -77,8 +80,8 @@ class Reconcilers:
         self.rest = rest
         self.embedder = embedder
         self.policy = Policy(**settings.policy_kwargs())
-        self.blocks = Store()
-        self.examples = Store(trim=without_embedding)
+        self.blocks = Store(trim=without_managed_fields)
+        self.examples = Store(trim=lambda o: without_embedding(without_managed_fields(o)))
         base, cap = settings.retry_base_seconds, settings.retry_max_seconds
         self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
@@ -89,6 +92,11 @@ class Reconcilers:
         # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
         # changes, or after a restart (with a new key, say); not by every resync.
         self._refused: dict[Key, int | None] = {}
+        # The resourceVersion at which each object's last reconcile ended converged (for an
+        # Example, times two, plus one when its embedding is current): a resync replays only the
+        # others. A reconcile is a function of what it reads, so it would write nothing for these.
+        self._settled_blocks: dict[Key, int] = {}
+        self._settled_examples: dict[Key, int] = {}
 
     # -- what the informers report ------------------------------------------------------------------
 
@@ -120,7 +128,11 @@ class Reconcilers:
     # -- Block -> Example ---------------------------------------------------------------------------
 
     async def reconcile_block(self, key: Key) -> None:
-        await _measured("block", self._reconcile_block(key))
+        before = self.blocks.version(key)
+        self._settled_blocks.pop(key, None)
+        result = await _measured("block", self._reconcile_block(key))
+        if result in ("unchanged", "deleting") and before is not None and self.blocks.version(key) == before:
+            self._settled_blocks[key] = before
 
     async def _reconcile_block(self, key: Key) -> str:
         block = self.blocks.get(key)
@@ -227,7 +239,60 @@ class Reconcilers:
     # -- Example -> embedding -----------------------------------------------------------------------
 
     async def reconcile_example(self, key: Key) -> None:
-        await _measured("example", self._reconcile_example(key))
+        before = self.examples.version(key)
+        self._settled_examples.pop(key, None)
+        result = await _measured("example", self._reconcile_example(key))
+        settled = result in ("unchanged", "invalid", "deleting")
+        if settled and before is not None and self.examples.version(key) == before:
+            self._settled_examples[key] = before << 1 | (result == "unchanged")
+
+    # -- the resync ---------------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """One pass of the resync: reconcile again every object whose last reconcile did not end
+        converged at the version cached now (it failed, was refused, was never run, or the object
+        changed since), and wait for them. On a converged cluster this reads and writes nothing."""
+        started, cpu = time.monotonic(), time.process_time()
+        queued = 0
+        for key in self.blocks.all_keys():
+            if self._settled_blocks.get(key) != self.blocks.version(key):
+                self.block_queue.add(key)
+                queued += 1
+        for key in self.examples.all_keys():
+            settled = self._settled_examples.get(key)
+            if settled is None or settled >> 1 != self.examples.version(key):
+                self.example_queue.add(key)
+                queued += 1
+        try:  # the pass ends when its work is done, or after an interval under a steady stream
+            async with asyncio.timeout(self.settings.resync_seconds):
+                await self.block_queue.drained()
+                await self.example_queue.drained()
+        except TimeoutError:
+            log.info("Resync pass still has work queued after an interval; ending it")
+        for settled_map, store in (
+            (self._settled_blocks, self.blocks),
+            (self._settled_examples, self.examples),
+        ):
+            for key in [k for k in settled_map if store.version(k) is None]:
+                del settled_map[key]  # gone from the cache
+        current = sum(
+            1
+            for key in self.examples.all_keys()
+            if self._settled_examples.get(key) == (self.examples.version(key) or 0) << 1 | 1
+        )
+        metrics.examples_current.set(current)
+        metrics.resync_passes_total.inc()
+        metrics.resync_duration_seconds.set(time.monotonic() - started)
+        metrics.resync_last_success_timestamp_seconds.set(time.time())
+        log.info(
+            "Resynced: blocks=%d examples=%d queued=%d current=%d seconds=%.1f cpu_seconds=%.1f",
+            len(self.blocks),
+            len(self.examples),
+            queued,
+            current,
+            time.monotonic() - started,
+            time.process_time() - cpu,
+        )
 
     async def _reconcile_example(self, key: Key) -> str:
         example = self.examples.get(key)
@@ -413,8 +478,25 @@ def _status_digest(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     return status.get("textHash"), bool(status.get("embedding")), status.get("embeddingModel")
 
 
-async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
-    """Count the reconcile by result ("error" when it raised) and time it."""
+def without_managed_fields(obj: Obj) -> Obj:
+    """What the controller caches of an object: not the API server's field ownership records
+    (client-go's informers drop them too: a few hundred bytes an object, never read)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+def without_embedding(obj: Obj) -> Obj:
+    """An Example as the controller caches it: the vector is the index's business, not ours."""
+    status = obj.get("status")
+    if isinstance(status, dict) and status.get("embedding"):
+        return {**obj, "status": {**status, "embedding": EMBEDDING_OMITTED}}
+    return obj
+
+
+async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> str:
+    """Count the reconcile by result ("error" when it raised) and time it; the result."""
     started = time.perf_counter()
     result = "error"
     try:
@@ -427,3 +509,4 @@ async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
     finally:
         metrics.reconcile_total.labels(resource, result).inc()
         metrics.reconcile_duration_seconds.labels(resource).observe(time.perf_counter() - started)
+    return result

@@ -21,8 +21,8 @@ column write, still O(d): about 4 us.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,13 +42,30 @@ class IndexMismatchError(ValueError):
     """A vector of another dimension or model than the index's."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """What a search returns about an example, besides its score."""
+    """What the index keeps of an example, and a search returns about it besides its score: the
+    rendered query text, the answer and the provenance (as the compact JSON the Example holds, parsed
+    only for the few results a search returns), and how many Blocks taught it."""
 
     namespace: str
     name: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    query: str = ""
+    answer_json: str = "[]"
+    block_ref_json: str = "{}"
+    occurrences: int = 1
+    text_hash: str | None = None  # tells a new text from one already indexed (learning latency)
+
+    @property
+    def answer(self) -> list[dict[str, Any]]:
+        """The answer cells."""
+        cells = json.loads(self.answer_json)
+        return [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
+
+    @property
+    def block_ref(self) -> dict[str, Any]:
+        ref = json.loads(self.block_ref_json)
+        return ref if isinstance(ref, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,11 @@ class ExampleIndex:
             if row is None or not self._has_vector[row]:
                 return None
             return self._matrix_t[:, row].copy()
+
+    def entry(self, id_: str) -> Entry | None:
+        with self._lock.read():
+            row = self._rows.get(id_)
+            return None if row is None else self._entries[row]
 
     def ids(self) -> set[str]:
         with self._lock.read():

@@ -1,9 +1,10 @@
-"""A small asyncio client for the Kubernetes API, on aiohttp: the controller's reads and writes.
+"""The one asyncio client for the Kubernetes API, on aiohttp: every call of the controller, the index,
+leader election and backfill.
 
 The official client is synchronous (each call would take a worker thread) and passes every answer
-through its generated machinery. Custom objects are plain JSON, so this client sends and receives
-JSON on one keep-alive connection pool, with the credentials of the official client's configuration
-(kubeconfig or in-cluster, with its token refresh).
+through its generated machinery. Objects are plain JSON here, sent and received on one keep-alive
+connection pool, with the credentials the official client's configuration loads (kubeconfig or
+in-cluster, with its token refresh): `blocklearn.runtime.kubeclient`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import aiohttp
 
-from blocklearn import API_VERSION, __version__
+from blocklearn import __version__
+from blocklearn.runtime.kubeclient import configuration
+from blocklearn.runtime.objects import Obj
 
-Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 TOKEN_REFRESH_SECONDS = 60.0
 
@@ -34,13 +36,18 @@ class ApiError(Exception):
 class Rest:
     """JSON over HTTP to one API server; `configuration` is a kubernetes.client.Configuration."""
 
-    def __init__(self, configuration: Any, timeout: float = 60) -> None:
-        self._config = configuration
-        self._base = str(configuration.host).rstrip("/")
+    def __init__(self, config: Any, timeout: float = 60) -> None:
+        self._config = config
+        self._base = str(config.host).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._auth: dict[str, str] = {}  # the credential headers (a bearer token), re-read each minute
         self._auth_read_at = -float("inf")
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, timeout: float = 60) -> Rest:
+        """In a pod, its ServiceAccount; elsewhere the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+        return cls(configuration(kubeconfig), timeout)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self._base.startswith("https"):
@@ -89,7 +96,10 @@ class Rest:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        timeout: float | None = None,
     ) -> Obj:
+        """One call; the answer's JSON. Raises ApiError for a status >= 400 (aiohttp's errors and
+        TimeoutError when the server is unreachable or slower than `timeout`)."""
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
         async with self._client().request(
             method,
@@ -97,6 +107,7 @@ class Rest:
             data=data,
             params=params,
             headers=self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else self._timeout,
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:
@@ -143,13 +154,6 @@ class Rest:
                             status.get("message", ""),
                         )
                     yield event
-
-
-def custom_path(plural: str, namespace: str | None = None, name: str = "", sub: str = "") -> str:
-    """The URL path of our group's resources: a collection, an object, or its subresource."""
-    path = f"/apis/{API_VERSION}"
-    path += f"/namespaces/{namespace}/{plural}" if namespace else f"/{plural}"
-    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
 def _error(status: int, text: str) -> ApiError:

@@ -2,14 +2,14 @@
 
 Search over-fetches, then keeps the best-scoring example of each answer (executed cells compared
 after whitespace normalisation: `blocklearn.embed.text.normalise_command`) until it has k, so k
-few-shot examples teach k different things instead of repeating one.
+few-shot examples teach k different things instead of repeating one. Support counts the Blocks
+behind the near examples: an Example stands for its `occurrences` identical corrections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from blocklearn.embed.text import normalise_command
 from blocklearn.index.core import MAX_K, Entry, Hit
@@ -21,7 +21,7 @@ OVERFETCH = 10
 
 @dataclass(frozen=True)
 class Grouped:
-    """The best hit of one answer, and how many candidate hits gave that answer."""
+    """The best hit of one answer, and how many corrections among the candidate hits gave it."""
 
     hit: Hit
     support: int
@@ -34,18 +34,17 @@ def candidates(k: int) -> int:
 
 def answer_key(entry: Entry) -> str:
     """The executed cells, whitespace-normalised: two examples with equal keys teach the same."""
-    cells: Sequence[Any] = entry.payload.get("answer") or []
-    return normalise_command("\n".join(str(c.get("contents", "")) for c in cells if isinstance(c, dict)))
+    return normalise_command("\n".join(str(c.get("contents", "")) for c in entry.answer))
 
 
 def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
     """The first k distinct answers of hits ranked best first, each with its best hit and its support
-    among all the hits given (also those beyond the k-th answer)."""
+    among all the hits given (also those beyond the k-th answer): the sum of their occurrences."""
     best: dict[str, Hit] = {}
     support: dict[str, int] = {}
     for hit in hits:
         key = answer_key(hit.entry)
         best.setdefault(key, hit)
-        support[key] = support.get(key, 0) + 1
+        support[key] = support.get(key, 0) + hit.entry.occurrences
     # dicts keep insertion order: the first hit of each answer is its best, in rank order.
     return [Grouped(hit, support[key]) for key, hit in list(best.items())[:k]]

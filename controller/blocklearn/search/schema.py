@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import MAX_K
-from blocklearn.resources.models import BlockRef, Cell, Doc
+from blocklearn.resources.models import BlockRef, Cell
 
 DEFAULT_K = 3  # Foyle's number of few-shot examples
 
@@ -58,9 +58,13 @@ class SearchResult(BaseModel):
     support: int = Field(
         default=1,
         ge=1,
-        description="How many of the near examples gave this answer (1 for raw results).",
+        description="How many corrections gave this answer: the occurrences of the near examples that"
+        " gave it (of this example alone in raw results).",
     )
-    query: Doc = Field(description="The notebook context of the correction.")
+    query: str = Field(
+        description="The context of the correction, as it was embedded: the cells just before the"
+        " executed one, rendered as markdown."
+    )
     answer: list[Cell] = Field(description="The cell the person executed.")
     block_ref: BlockRef = Field(alias="blockRef", description="The Block the Example was learned from.")
 
