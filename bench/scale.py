@@ -4,8 +4,10 @@ Seeds the emulator directly (a --persist file, not through the controller) with 
 Examples and statuses the controller itself would have written (the same pure functions make them),
 then starts the controller and the index and prints: the time and controller CPU to the end of its
 first full pass (list in pages, reconcile every object from the cache), and of a second pass (a
-resync that relists), the API writes they made (from the emulator's revision: should be 0), the
-controller's and the index's resident memory, and the index's time to ready.
+resync: a replay of the cache, which reconciles only what did not end converged), the controller's
+CPU while idle (resyncs included), the API writes they made (from the emulator's revision: should be
+0), the controller's and the index's resident memory, and the index's time to ready. The last line
+is all of it as one JSON object.
 
     python -m bench.scale [--blocks 100000] [--namespaces 10] [--embedder semantic|hashing] [--resync 60]
 
@@ -122,6 +124,7 @@ def main() -> None:
     parser.add_argument("--resync", type=float, default=60, help="seconds between the controller's passes")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=Path, help="keep the seeded snapshot here, and reuse it if it exists")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle controller CPU to measure")
     args = parser.parse_args()
     records = [json.loads(line) for line in args.data.read_text().splitlines()]
     tmp = Path(tempfile.mkdtemp(prefix="blocklearn-scale-"))
@@ -143,6 +146,7 @@ def main() -> None:
         "KUBECONFIG": str(tmp / "kubeconfig"),
         "BLOCKLEARN_EMBEDDER": args.embedder,
         "BLOCKLEARN_RESYNC_SECONDS": str(args.resync),
+        "MALLOC_ARENA_MAX": "2",  # as the image, the chart and `blocklearn dev` run both processes
     }
     procs = [
         start(
@@ -164,11 +168,7 @@ def main() -> None:
             time.sleep(0.2)
         assert revision(api) == seeded_rv
         t0 = time.perf_counter()
-        controller = start(
-            ["controller", "--metrics-port", "0"],
-            tmp / "controller.log",
-            env,
-        )
+        controller = start(["controller", "--metrics-port", "0"], tmp / "controller.log", env)
         procs.append(controller)
         while not passes(tmp / "controller.log"):
             time.sleep(0.5)
@@ -191,7 +191,7 @@ def main() -> None:
                     break
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.2)
         ready = time.perf_counter() - t1
         size = get_json(f"{index}/readyz")["indexSize"]
         print(
@@ -202,12 +202,33 @@ def main() -> None:
             time.sleep(1)
         second = passes(tmp / "controller.log")[1]
         print(
-            "controller: resync pass (relist in pages + reconcile all from the cache)"
-            f" {second['seconds']:.1f} s, {second['cpu_seconds']:.1f} s CPU;"
-            f" RSS {rss_mb(controller.pid):.0f} MB;"
-            f" writes since the start: {revision(api) - seeded_rv}",
+            "controller: resync pass (a replay of the cache; reconciles what did not end converged)"
+            f" {second['seconds']:.1f} s, {second['cpu_seconds']:.1f} s CPU, {second['queued']:.0f} queued;"
+            f" RSS {rss_mb(controller.pid):.0f} MB; writes since the start: {revision(api) - seeded_rv}",
             flush=True,
         )
+        idle_from = cpu_seconds(controller.pid)
+        time.sleep(args.idle)
+        idle = (cpu_seconds(controller.pid) - idle_from) / args.idle
+        figures = {
+            "blocks": args.blocks,
+            "examples": size,
+            "first_pass_seconds": round(first_time, 1),
+            "first_pass_cpu_seconds": round(first_cpu, 1),
+            "resync_seconds": second["seconds"],
+            "resync_cpu_seconds": second["cpu_seconds"],
+            "idle_cpu_percent": round(100 * idle, 2),
+            "controller_rss_mb": round(rss_mb(controller.pid)),
+            "index_rss_mb": round(rss_mb(index_proc.pid)),
+            "index_ready_seconds": round(ready, 1),
+            "writes": revision(api) - seeded_rv,
+        }
+        print(
+            f"controller: idle {100 * idle:.2f}% of a core over {args.idle:.0f} s (resyncs included);"
+            f" RSS {figures['controller_rss_mb']} MB; index RSS {figures['index_rss_mb']} MB",
+            flush=True,
+        )
+        print(json.dumps(figures), flush=True)
     finally:
         for proc in reversed(procs):
             proc.terminate()

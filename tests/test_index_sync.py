@@ -97,9 +97,15 @@ def test_learning_latency_is_observed_once_per_new_text_on_live_events() -> None
     before = _latency_count()
     sync.apply(example("a", changed_at=changed), live=False)  # the first list is no learning event
     assert _latency_count() == before
+    waiting = example("b", changed_at=changed)
+    waiting["status"] = {"sourceChangedAt": changed}  # not embedded yet: searchable by its text only
+    sync.apply(waiting)
+    assert _latency_count() == before
     sync.apply(example("b", changed_at=changed))
     sync.apply(example("b", changed_at=changed))  # same text: not learned twice
     assert _latency_count() == before + 1
-    sync.apply(example("b", changed_at=changed, text_hash="h2"))
+    edited = example("b", changed_at=changed)
+    edited["spec"]["query"]["cells"][0]["contents"] = "b, edited"  # the Block changed: a new text
+    sync.apply(edited)
     assert _latency_count() == before + 2
     assert (REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_bucket", {"le": "10.0"}) or 0) >= 2

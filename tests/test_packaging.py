@@ -43,6 +43,42 @@ def test_production_modules_never_import_the_emulator_or_kmock() -> None:
     assert json.loads(out.stdout) == []
 
 
+def test_the_runtime_knows_nothing_of_blocks_examples_or_the_processes_built_on_it() -> None:
+    """runtime/ (API client, informers, work queue, resync, leader election) is generic: importing all
+    of it loads no module of the resources, the learning rule, the embedders, the controller, the
+    index or search."""
+    modules = [m for m in production_modules() if m.startswith("blocklearn.runtime")]
+    assert "blocklearn.runtime.informer" in modules and "blocklearn.runtime.leader" in modules
+    script = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(tuple("
+        "f'blocklearn.{p}' for p in ('controller', 'learn', 'index', 'search', 'resources', 'embed'))))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_the_index_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
+    """The official client costs a process ~37 MB; the index reads its credentials itself."""
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    script = (
+        "import json, sys\n"
+        "import blocklearn.index.run\n"
+        "from blocklearn.runtime.rest import Rest\n"
+        f"Rest.from_kubeconfig({str(config)!r})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")

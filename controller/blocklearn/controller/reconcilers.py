@@ -285,7 +285,7 @@ class Reconcilers:
         metrics.resync_duration_seconds.set(time.monotonic() - started)
         metrics.resync_last_success_timestamp_seconds.set(time.time())
         log.info(
-            "Resynced: blocks=%d examples=%d queued=%d current=%d seconds=%.1f cpu_seconds=%.1f",
+            "Resynced: blocks=%d examples=%d queued=%d current=%d seconds=%.2f cpu_seconds=%.2f",
             len(self.blocks),
             len(self.examples),
             queued,

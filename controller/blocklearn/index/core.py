@@ -54,7 +54,7 @@ class Entry:
     answer_json: str = "[]"
     block_ref_json: str = "{}"
     occurrences: int = 1
-    text_hash: str | None = None  # tells a new text from one already indexed (learning latency)
+    current: bool = True  # searchable as its model learned it (the index's model), not by text alone
 
     @property
     def answer(self) -> list[dict[str, Any]]:

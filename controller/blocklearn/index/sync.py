@@ -46,9 +46,8 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def to_entry(obj: Mapping[str, Any], text: str) -> Entry:
-    """What the index keeps of a valid Example: no more than a search returns (and the text hash
-    that tells a new text from a known one)."""
+def to_entry(obj: Mapping[str, Any], text: str, current: bool) -> Entry:
+    """What the index keeps of a valid Example: no more than a search returns."""
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     occurrences = status.get("occurrences")
     return Entry(
@@ -58,7 +57,7 @@ def to_entry(obj: Mapping[str, Any], text: str) -> Entry:
         answer_json=_compact(spec.get("answer") or []),
         block_ref_json=_compact(spec.get("blockRef") or {}),
         occurrences=occurrences if isinstance(occurrences, int) and occurrences >= 1 else 1,
-        text_hash=status.get("textHash"),
+        current=current,
     )
 
 
@@ -81,12 +80,13 @@ class IndexSync:
             return "deleted" if self.index.delete(id_) else "ignored"
         status = obj.get("status") or {}
         vector, result = self._vector(id_, status)
+        current = result == "upserted" and status.get("embeddingModel") == self.index.model
         known = self.index.entry(id_)
-        entry = to_entry(obj, text)
-        self.index.upsert(id_, entry, text, vector)
-        fresh = known is None or known.text_hash != entry.text_hash
+        self.index.upsert(id_, to_entry(obj, text, current), text, vector)
+        # Learned: this text searchable as its model embedded it, for the first time.
+        learned = current and (known is None or not known.current or known.query != text)
         changed_at = parse_rfc3339(status.get("sourceChangedAt"))
-        if live and fresh and changed_at is not None and status.get("embeddingModel") == self.index.model:
+        if live and learned and changed_at is not None:
             metrics.learning_latency_seconds.observe(max(0.0, self.clock() - changed_at.timestamp()))
         return result
 

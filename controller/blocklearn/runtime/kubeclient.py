@@ -1,18 +1,115 @@
-"""Credentials for the Kubernetes API: the official client loads them (in-cluster or a kubeconfig).
+"""Credentials for the Kubernetes API: in a pod its ServiceAccount, elsewhere a kubeconfig.
 
-`Rest`, the asyncio client every process uses, sends them; the official client itself is used only
-by a synchronous caller, the assistant's `blocklearn.client`.
+`Rest`, the asyncio client every process uses, sends them. The two common cases are read here: a
+pod's mounted token and CA, and a kubeconfig whose user has a token or a client certificate. Any
+other kubeconfig (an `exec` plugin such as EKS's or GKE's, an auth provider, several files in
+KUBECONFIG) is loaded by the official client's loader. The official client itself is imported only
+then, or by a synchronous caller (the assistant's `blocklearn.client`): importing it costs a process
+about 37 MB, which the index would otherwise carry for nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import kubernetes
+import yaml
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+@dataclass
+class Credentials:
+    """Where the API server is and how to authenticate: the attributes of the official client's
+    Configuration that `Rest` reads, so either can be given to it."""
+
+    host: str
+    verify_ssl: bool = True
+    ssl_ca_cert: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    token: str | None = None
+    token_file: str | None = None  # read at each call: a pod's projected token is rotated
+
+    def auth_settings(self) -> dict[str, dict[str, str]]:
+        token = Path(self.token_file).read_text().strip() if self.token_file else self.token
+        if not token:
+            return {}
+        return {"BearerToken": {"in": "header", "key": "Authorization", "value": f"Bearer {token}"}}
 
 
 def configuration(kubeconfig: str | None = None) -> Any:
-    """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    """In-cluster credentials when running in a pod, else the kubeconfig's (the argument, else the
+    KUBECONFIG variable, else ~/.kube/config)."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if kubeconfig is None and host and port and (SERVICE_ACCOUNT / "token").exists():
+        return Credentials(
+            host=f"https://{f'[{host}]' if ':' in host else host}:{port}",
+            ssl_ca_cert=str(SERVICE_ACCOUNT / "ca.crt"),
+            token_file=str(SERVICE_ACCOUNT / "token"),
+        )
+    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    if os.pathsep not in path:
+        credentials = _from_kubeconfig(Path(path))
+        if credentials is not None:
+            return credentials
+    return _official(kubeconfig)
+
+
+def _from_kubeconfig(path: Path) -> Credentials | None:
+    """The current context's cluster and user, when the user holds a token or a certificate; None
+    for what only the official loader knows."""
+    if not path.is_file():
+        return None  # the official loader says what is missing
+    config = yaml.safe_load(path.read_text()) or {}
+    named = {
+        kind: {i["name"]: i.get(kind[:-1]) or {} for i in config.get(kind) or []}
+        for kind in ("clusters", "users", "contexts")
+    }
+    context = named["contexts"].get(config.get("current-context", ""))
+    if context is None:
+        return None
+    cluster = named["clusters"].get(context.get("cluster", ""))
+    user = named["users"].get(context.get("user", ""), {})
+    if cluster is None or not set(user) <= {
+        "token",
+        "tokenFile",
+        "client-certificate",
+        "client-key",
+        "client-certificate-data",
+        "client-key-data",
+    }:
+        return None  # exec plugins, auth providers, basic auth: the official loader's
+    here = path.parent
+    return Credentials(
+        host=str(cluster["server"]),
+        verify_ssl=not cluster.get("insecure-skip-tls-verify", False),
+        ssl_ca_cert=_file(here, cluster, "certificate-authority"),
+        cert_file=_file(here, user, "client-certificate"),
+        key_file=_file(here, user, "client-key"),
+        token=user.get("token"),
+        token_file=str(here / user["tokenFile"]) if user.get("tokenFile") else None,
+    )
+
+
+def _file(directory: Path, section: dict[str, Any], key: str) -> str | None:
+    """A file the kubeconfig names (relative to it), or one written from its inline `-data`."""
+    if section.get(key):
+        return str(directory / section[key])
+    if section.get(f"{key}-data"):
+        with tempfile.NamedTemporaryFile(prefix="blocklearn-", delete=False) as f:  # mode 0600
+            f.write(base64.b64decode(section[f"{key}-data"]))
+        return f.name
+    return None
+
+
+def _official(kubeconfig: str | None) -> Any:
+    import kubernetes  # 37 MB: only for what the reader above does not handle
+
     config = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
@@ -25,4 +122,6 @@ def configuration(kubeconfig: str | None = None) -> Any:
 
 def api_client(kubeconfig: str | None = None) -> Any:
     """The official (synchronous) client, for `blocklearn.client`."""
-    return kubernetes.client.ApiClient(configuration(kubeconfig))
+    import kubernetes
+
+    return kubernetes.client.ApiClient(_official(kubeconfig))

@@ -9,6 +9,7 @@ in-cluster, with its token refresh): `blocklearn.runtime.kubeclient`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -117,17 +118,28 @@ class Rest:
     async def pages(
         self, path: str, limit: int = 500, params: Mapping[str, str] | None = None
     ) -> AsyncIterator[tuple[list[Obj], str]]:
-        """A list in chunks (limit/continue), with the list's resourceVersion; one page in memory."""
-        token = ""
-        while True:
-            query = {**(params or {}), "limit": str(limit)}
-            if token:
-                query["continue"] = token
-            result = await self.request("GET", path, params=query)
-            yield result.get("items") or [], str(result.get("metadata", {}).get("resourceVersion", ""))
-            token = result.get("metadata", {}).get("continue") or ""
-            if not token:
-                return
+        """A list in chunks (limit/continue), with the list's resourceVersion. The next page is asked
+        for while the caller handles this one, so the server's work and ours overlap; at most two
+        pages are in memory."""
+
+        def fetch(token: str) -> asyncio.Task[Obj]:
+            query = {**(params or {}), "limit": str(limit), **({"continue": token} if token else {})}
+            return asyncio.ensure_future(self.request("GET", path, params=query))
+
+        following = fetch("")
+        try:
+            while True:
+                result = await following
+                metadata = result.get("metadata") or {}
+                token = str(metadata.get("continue") or "")
+                if token:
+                    following = fetch(token)
+                yield result.get("items") or [], str(metadata.get("resourceVersion", ""))
+                if not token:
+                    return
+        finally:  # the caller stopped early: no request left behind, no error left unread
+            following.cancel()
+            following.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def watch(self, path: str, version: str, timeout: int) -> AsyncIterator[Obj]:
         """Watch events from a resourceVersion; ends when the server ends the stream (`timeout`)."""
