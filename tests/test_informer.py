@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,12 +20,20 @@ class Lister:
     def __init__(self) -> None:
         self.items: dict[str, list[Obj]] = {}
         self.version = "100"
+        self.lists = 0
 
     async def pages(self, path: str, limit: int = 500) -> AsyncIterator[tuple[list[Obj], str]]:
-        namespace = path.split("/namespaces/")[1].split("/")[0]
+        self.lists += 1
+        namespace = path.split("/namespaces/")[1].split("/")[0] if "/namespaces/" in path else ""
         items = self.items.get(namespace, [])
         for start in range(0, max(len(items), 1), limit):
             yield items[start : start + limit], self.version
+
+    async def watch(self, path: str, version: str, timeout: int) -> AsyncIterator[Obj]:
+        """A watch that the server ends at once, with nothing to report."""
+        await asyncio.sleep(0.01)
+        for _ in ():
+            yield {}
 
 
 def informer(lister: Lister, events: list[tuple[str, str]], store: Store | None = None) -> Informer:
@@ -60,6 +69,27 @@ async def test_the_informer_is_alive_only_while_its_loops_run_and_show_progress(
     assert inf.alive()
     clock[0] += 2 * inf.watch_seconds + 61  # no page, event or watch end for too long
     assert not inf.alive()
+
+
+async def test_a_watch_that_ends_is_resumed_and_everything_is_listed_again_every_relist_period() -> None:
+    lister, clock = Lister(), [0.0]
+    rest: Any = lister
+    inf = Informer(
+        rest, "g/v1", "things", [], Store(), lambda *_: None, relist_seconds=3600, clock=lambda: clock[0]
+    )
+    inf.start()
+    try:
+        await asyncio.wait_for(inf.synced.wait(), 10)
+        await asyncio.sleep(0.1)  # several watches ended and were resumed from their version
+        assert lister.lists == 1
+        clock[0] += 3600
+        for _ in range(100):
+            if lister.lists == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert lister.lists == 2
+    finally:
+        inf.stop()
 
 
 def _running() -> Any:

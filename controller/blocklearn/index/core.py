@@ -104,6 +104,7 @@ class ExampleIndex:
         self._ns_by_name: dict[str, int] = {}
         self._ids: list[str] = []
         self._entries: list[Entry] = []
+        self._texts: list[str] = []  # each row's lexical text (the entry's query, as one object)
         self._rows: dict[str, int] = {}
         self._lexical = LexicalIndex()
         self._vectors = 0
@@ -168,12 +169,14 @@ class ExampleIndex:
                     self._grow()
                 self._ids.append(id_)
                 self._entries.append(entry)
+                self._texts.append(text)
                 self._rows[id_] = row
                 self._lexical.append(text)
             else:
                 self._vectors -= int(self._has_vector[row])
                 self._entries[row] = entry
-                self._lexical.replace(row, text)
+                self._lexical.replace(row, self._texts[row], text)  # a status change keeps the text
+                self._texts[row] = text
             if self.dim:
                 self._matrix_t[:, row] = 0 if v is None else v
             self._has_vector[row] = v is not None
@@ -186,19 +189,21 @@ class ExampleIndex:
             if row is None:
                 return False
             self._vectors -= int(self._has_vector[row])
-            self._lexical.pop_into(row)
             last = len(self._ids) - 1
+            self._lexical.pop_into(row, self._texts[row], self._texts[last])
             if row != last:
                 self._matrix_t[:, row] = self._matrix_t[:, last]
                 self._has_vector[row] = self._has_vector[last]
                 self._ns_codes[row] = self._ns_codes[last]
                 self._ids[row] = self._ids[last]
                 self._entries[row] = self._entries[last]
+                self._texts[row] = self._texts[last]
                 self._rows[self._ids[row]] = row
             self._matrix_t[:, last] = 0
             self._has_vector[last] = False
             self._ids.pop()
             self._entries.pop()
+            self._texts.pop()
             return True
 
     def _grow(self) -> None:

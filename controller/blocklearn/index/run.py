@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,14 @@ async def run(
 
 
 async def _ready_after_first_list(informer: Informer, index: ExampleIndex) -> None:
+    started, cpu = time.monotonic(), time.process_time()
     await informer.synced.wait()
     publish(index)
     metrics.index_ready.set(1)
-    log.info("Listed Examples: scopes=%d index_size=%d", len(informer.scopes), len(index))
+    log.info(
+        "Listed Examples: scopes=%d index_size=%d seconds=%.1f cpu_seconds=%.1f",
+        len(informer.scopes),
+        len(index),
+        time.monotonic() - started,
+        time.process_time() - cpu,
+    )

@@ -93,11 +93,13 @@ class IndexSync:
     def on_event(
         self, kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, live: bool
     ) -> None:
-        """An informer's report: apply it, then publish the index's size."""
+        """An informer's report: apply it, then publish the index's size (once the first list is
+        in: the process publishes it then)."""
         obj = new if new is not None else old
         if obj is not None:
             self.apply(obj, deleted=kind == "DELETED", live=live)
-            publish(self.index)
+            if live:
+                publish(self.index)
 
     def _vector(self, id_: str, status: Mapping[str, Any]) -> tuple[Matrix | None, str]:
         """The Example's vector if it is one of the index's model, and what became of it."""

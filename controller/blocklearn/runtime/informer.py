@@ -215,7 +215,12 @@ class Informer:
                     if attempt.retry_state.attempt_number > 3:
                         version = ""  # after repeated failures, trust nothing: relist
                     if version and self.clock() - self._listed_at[scope] >= self.relist_seconds:
-                        log.info("Relisting, as every hour: plural=%s scope=%s", self.plural, scope)
+                        log.info(
+                            "Relisting as a safety net: plural=%s scope=%s every_seconds=%.0f",
+                            self.plural,
+                            scope,
+                            self.relist_seconds,
+                        )
                         version = ""
                     if not version:
                         version = await self.relist(scope)
