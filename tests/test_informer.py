@@ -69,6 +69,9 @@ async def test_the_informer_is_alive_only_while_its_loops_run_and_show_progress(
     assert inf.alive()
     clock[0] += 2 * inf.watch_seconds + 61  # no page, event or watch end for too long
     assert not inf.alive()
+    clock[0] = 0.0
+    inf._tasks = [_running(), _running(done=True)]  # one scope's loop has died
+    assert not inf.alive()
 
 
 async def test_a_watch_that_ends_is_resumed_and_everything_is_listed_again_every_relist_period() -> None:
@@ -92,10 +95,10 @@ async def test_a_watch_that_ends_is_resumed_and_everything_is_listed_again_every
         inf.stop()
 
 
-def _running() -> Any:
+def _running(done: bool = False) -> Any:
     class Task:
         def done(self) -> bool:
-            return False
+            return done
 
     return Task()
 
