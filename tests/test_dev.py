@@ -41,7 +41,6 @@ class Dev:
     def __init__(self, directory: Path, *extra: str) -> None:
         self.dir = directory
         self.api_port, self.index_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.liveness_port = free_port()
         self.log = directory.parent / f"{directory.name}-dev.out"
         args = [
             str(ROOT / "hack" / "dev.sh"),
