@@ -54,6 +54,7 @@ VALUE_SETS = {
         "prometheusRule.enabled=true",
         "prometheusRule.runbookBaseUrl=https://runbooks.example/blocklearn.md",
     ],
+    "dashboards": ["dashboards.enabled=true", "dashboards.annotations.grafana_folder=Blocklearn"],
     "openai": [
         "embedder.type=openai",
         "embedder.openai.apiKeySecret.name=openai",
@@ -245,6 +246,17 @@ def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
     service = one(docs, "Service")
     service_ports = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
+
+
+def test_the_dashboard_configmap_is_rendered_only_when_enabled_and_holds_the_generated_dashboard() -> None:
+    assert "ConfigMap" not in kinds(render())
+    [config] = [d for d in render(*VALUE_SETS["dashboards"]) if d["kind"] == "ConfigMap"]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["labels"]["app.kubernetes.io/component"] == "monitoring"
+    assert config["metadata"]["annotations"] == {"grafana_folder": "Blocklearn"}
+    committed = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(config["data"]["blocklearn.json"]) == committed
+    assert committed["uid"] == "blocklearn-overview"
 
 
 def test_the_acceptance_drop_thresholds_are_values_and_the_rest_is_the_tested_file(tmp_path: Path) -> None:

@@ -90,8 +90,11 @@ class Reconcilers:
         # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
         # changes, or after a restart (with a new key, say); not by every resync.
         self._refused: dict[Key, int | None] = {}
-        for pair in PAIRS:  # every series from the start, so that ratios over it have data
+        # Every series from the start, at 0, so that rates and ratios over them have data.
+        for pair in PAIRS:
             metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
+        for resource in ("block", "example"):
+            metrics.reconcile_errors_total.labels(resource)
 
     # -- what the informers report ------------------------------------------------------------------
 
