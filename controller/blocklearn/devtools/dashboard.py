@@ -50,13 +50,22 @@ def _panel(title: str, description: str, unit: str, width: int = HALF) -> timese
     )
 
 
+def _ratio(title: str, description: str, rule: str) -> timeseries.Panel:
+    """A ratio's panel: its recording rules over 1 h and 1 d."""
+    return (
+        _panel(title, description, "percentunit")
+        .max(1)
+        .with_target(_query("A", f"{rule}:ratio_rate1h", "over 1 h"))
+        .with_target(_query("B", f"{rule}:ratio_rate1d", "over 1 d"))
+    )
+
+
 def _query(ref: str, expr: str, legend: str) -> prometheus.Dataquery:
     return prometheus.Dataquery().ref_id(ref).expr(expr).legend_format(legend).datasource(DATASOURCE)
 
 
 def build() -> dict[str, Any]:
     """The dashboard as Grafana's JSON model."""
-    ratio = "percentunit"
     board = (
         dashboard.Dashboard("Blocklearn: is the assistant getting better?")
         .uid(UID)
@@ -72,26 +81,20 @@ def build() -> dict[str, Any]:
         .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
         .with_row(dashboard.Row("Is the assistant getting better?"))
         .with_panel(
-            _panel(
+            _ratio(
                 "Acceptance ratio",
                 "Of the suggestions people ran, the share they ran unchanged and that succeeded"
                 " (Accepted among Accepted, Corrected and Failed).",
-                ratio,
+                "blocklearn:suggestions_acceptance",
             )
-            .max(1)
-            .with_target(_query("A", "blocklearn:suggestions_acceptance:ratio_rate1h", "over 1 h"))
-            .with_target(_query("B", "blocklearn:suggestions_acceptance:ratio_rate1d", "over 1 d"))
         )
         .with_panel(
-            _panel(
+            _ratio(
                 "Retrieval-hit ratio",
                 "Of the cells people ran after the assistant was shown examples, the share one of those"
                 " examples held (Hit among Hit and Miss).",
-                ratio,
+                "blocklearn:suggestions_retrieval_hit",
             )
-            .max(1)
-            .with_target(_query("A", "blocklearn:suggestions_retrieval_hit:ratio_rate1h", "over 1 h"))
-            .with_target(_query("B", "blocklearn:suggestions_retrieval_hit:ratio_rate1d", "over 1 d"))
         )
         .with_panel(
             _panel(
