@@ -44,5 +44,13 @@ def test_the_readme_assistant_loop_learns_a_correction_and_uses_it(dev_dir: Path
         assert turns.splitlines() == ["turn 1 suggested: kubectl logs coredns", f"turn 2 suggested: {FIX}"]
         # Two Blocks, named from their trace ids: the correction learned, the accepted one not.
         assert wait_for(lambda: sorted(reasons(dev).values()) == ["Learned", "Unchanged"])
+        # Turn 1 was shown nothing (an empty index); turn 2 was shown the correction and followed it.
+        assert wait_for(lambda: outcomes(dev) == [("Accepted", "Hit"), ("Corrected", "NotRecorded")])
     finally:
         assert dev.stop() == 0
+
+
+def outcomes(dev: Dev) -> list[tuple[str, str]]:
+    blocks = json.loads(dev.kubectl("get", "blk", "-o", "json"))["items"]
+    status = [b.get("status", {}) for b in blocks]
+    return sorted((s.get("suggestionOutcome", ""), s.get("retrievalOutcome", "")) for s in status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ VALUE_SETS = {
         "prometheusRule.enabled=true",
         "prometheusRule.runbookBaseUrl=https://runbooks.example/blocklearn.md",
     ],
+    "dashboards": ["dashboards.enabled=true", "dashboards.annotations.grafana_folder=Blocklearn"],
     "openai": [
         "embedder.type=openai",
         "embedder.openai.apiKeySecret.name=openai",
@@ -246,6 +248,40 @@ def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
 
 
+def test_the_dashboard_configmap_is_rendered_only_when_enabled_and_holds_the_generated_dashboard() -> None:
+    assert "ConfigMap" not in kinds(render())
+    [config] = [d for d in render(*VALUE_SETS["dashboards"]) if d["kind"] == "ConfigMap"]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["labels"]["app.kubernetes.io/component"] == "monitoring"
+    assert config["metadata"]["annotations"] == {"grafana_folder": "Blocklearn"}
+    committed = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(config["data"]["blocklearn.json"]) == committed
+    assert committed["uid"] == "blocklearn-overview"
+
+
+def test_the_acceptance_drop_thresholds_are_values_and_the_rest_is_the_tested_file(tmp_path: Path) -> None:
+    docs = render(
+        "prometheusRule.enabled=true",
+        "prometheusRule.acceptanceDrop.percent=40",
+        "prometheusRule.acceptanceDrop.minSuggestions=200",
+    )
+    groups = one(docs, "PrometheusRule")["spec"]["groups"]
+    plain = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]
+    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    assert records["blocklearn:suggestions_acceptance_drop:threshold"] == "vector(0.4)"
+    assert records["blocklearn:suggestions_acceptance_drop:min_suggestions"] == "vector(200)"
+    for group in (groups, plain):  # everything else is the file promtool tests
+        for g in group:
+            g["rules"] = [r for r in g["rules"] if "acceptance_drop:" not in r.get("record", "")]
+    assert groups == plain
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run hack/install-system-tools.sh (hack/test.sh does)"
+    rendered = tmp_path / "rules.yaml"
+    rendered.write_text(yaml.safe_dump({"groups": one(docs, "PrometheusRule")["spec"]["groups"]}))
+    out = subprocess.run([promtool, "check", "rules", str(rendered)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_the_index_token_is_mounted_from_a_secret_when_set() -> None:
     assert "index-token" not in json.dumps(render())
     pod = one(render("index.auth.tokenSecret.name=idx"), "Deployment")["spec"]["template"]["spec"]
@@ -289,6 +325,7 @@ def test_the_api_key_comes_from_a_secret_only() -> None:
         ("watchNamespaces={Team_A}", "watchNamespaces/0"),
         ("controller.resyncSeconds=1", "resyncSeconds"),
         ("embedder.openai.apiKey=sk-123", "additional properties 'apiKey' not allowed"),
+        ("prometheusRule.acceptanceDrop.percent=0.25", "acceptanceDrop/percent"),
     ],
 )
 def test_wrong_values_are_rejected_with_a_clear_message(value: str, message: str) -> None:

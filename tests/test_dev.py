@@ -133,7 +133,13 @@ def test_dev_learns_from_the_examples_applied_with_kubectl(dev_dir: Path) -> Non
         wait_for(lambda: reasons(dev) == REASONS)
         assert reasons(dev) == REASONS
         table = dev.kubectl("get", "blk")
-        assert table.splitlines()[0].split() == ["NAME", "LEARNED", "REASON", "EXAMPLE", "AGE"]
+        header, *rows = [line.split() for line in table.splitlines()]
+        assert header == ["NAME", "LEARNED", "REASON", "EXAMPLE", "SUGGESTION", "RETRIEVAL", "AGE"]
+        # What the README's walkthrough shows: these Blocks name no Example they were shown.
+        shown = {row[0]: tuple(row[4:6]) for row in rows}
+        assert shown["coredns-logs"] == ("Corrected", "NotRecorded")
+        assert shown["accepted-as-is"] == ("Accepted", "NotRecorded")
+        assert shown["bad-timestamp"] == shown["from-eval"] == ("<none>", "<none>")
         examples = json.loads(dev.kubectl("get", "ex", "-o", "json"))["items"]
         assert {e["metadata"]["name"] for e in examples} == LEARNED
 

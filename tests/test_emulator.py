@@ -105,6 +105,8 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
         {
             "status": {
                 "exampleRef": "b1",
+                "suggestionOutcome": "Corrected",
+                "retrievalOutcome": "Miss",
                 "conditions": [
                     {"type": "Learned", "status": "True", "reason": "Learned", "lastTransitionTime": "t"}
                 ],
@@ -115,8 +117,9 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
         "GET", api.path("blocks"), headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
     )
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Learned", "Reason", "Example", "Age"]
-    assert table["rows"][0]["cells"][:4] == ["b1", "True", "Learned", "b1"]
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert names == ["Name", "Learned", "Reason", "Example", "Suggestion", "Retrieval", "Age"]
+    assert table["rows"][0]["cells"][:6] == ["b1", "True", "Learned", "b1", "Corrected", "Miss"]
     assert table["rows"][1]["cells"][1] == "<none>"
 
 

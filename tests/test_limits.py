@@ -24,8 +24,10 @@ from blocklearn.resources.models import (
     MAX_CELLS,
     MAX_CONDITION_MESSAGE_CHARS,
     MAX_EMBEDDING_CHARS,
+    MAX_NAME_CHARS,
     MAX_OUTPUT_CHARS,
     MAX_OUTPUTS,
+    MAX_RETRIEVED,
     BlockRef,
     BlockSpec,
 )
@@ -96,6 +98,7 @@ def _largest_block_spec() -> dict[str, Any]:
         "exitCode": 0,
         "genTraceId": "t" * 128,
         "execTraceIds": ["e" * 128] * 8,
+        "retrievedExamples": [f"{i}" * MAX_NAME_CHARS for i in range(MAX_RETRIEVED)],
     }
 
 

@@ -90,6 +90,21 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("grafana_foundation_sdk") is None:
+        sys.exit("the dashboard is built with the dev extra: pip install 'blocklearn[dev]'")
+    from blocklearn.devtools.dashboard import build, render
+
+    text = render(build())
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+
+
 def _require_dev_extra() -> None:
     """The local API needs kmock, which production installs leave out."""
     import importlib.util
@@ -365,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="write it to this file instead (e.g. docs/openapi.json)")
     p.set_defaults(func=cmd_openapi)
+
+    p = sub.add_parser(
+        "dashboard", help="print the chart's Grafana dashboard, built with Grafana's foundation SDK"
+    )
+    p.add_argument("--out", help="write it to this file instead (charts/blocklearn/files/dashboard.json)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("backfill", help="re-reconcile every Block changed after a time")
     p.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")

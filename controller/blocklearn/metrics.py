@@ -23,6 +23,12 @@ reconcile_retries_total = Counter(
 block_decisions_total = Counter(
     "blocklearn_block_decisions_total", "What the learning rule decided, by reason.", ["reason"]
 )
+suggestions_total = Counter(
+    "blocklearn_suggestions_total",
+    "Blocks by what became of the suggestion (outcome) and of the examples shown with it (retrieval),"
+    " counted when a Block's pair first takes a value or changes.",
+    ["outcome", "retrieval"],
+)
 examples_embedded_total = Counter("blocklearn_examples_embedded_total", "Examples embedded.")
 embedding_duration_seconds = Histogram(
     "blocklearn_embedding_duration_seconds", "Time of one embedding batch.", buckets=_SECONDS

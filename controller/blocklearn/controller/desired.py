@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from blocklearn import API_VERSION, GROUP
+from blocklearn.learn.outcome import Outcomes
 from blocklearn.learn.rule import Decision, Reason, example_name
 from blocklearn.resources.conditions import now_rfc3339, set_condition
 from blocklearn.resources.models import BlockStatus, Condition, ExampleSpec
@@ -81,15 +82,19 @@ class Outcome:
         )
 
 
-def block_status(block: Mapping[str, Any], outcome: Outcome) -> BlockStatus:
+def block_status(block: Mapping[str, Any], outcome: Outcome, outcomes: Outcomes | None = None) -> BlockStatus:
     """The Block's desired status; transition times kept where a condition's status stays."""
     generation = block.get("metadata", {}).get("generation")
     ref = example_name(block["metadata"]["name"]) if outcome.example is not None else None
     current = [c for c in (block.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
     try:
-        return _block_status(current, outcome, generation, ref)
+        status = _block_status(current, outcome, generation, ref)
     except ValidationError:  # someone wrote conditions of another shape: start them afresh
-        return _block_status([], outcome, generation, ref)
+        status = _block_status([], outcome, generation, ref)
+    if outcomes is None:
+        return status
+    update = {"suggestion_outcome": outcomes.suggestion, "retrieval_outcome": outcomes.retrieval}
+    return status.model_copy(update=update)
 
 
 def _block_status(

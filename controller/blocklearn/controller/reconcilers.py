@@ -40,6 +40,7 @@ from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
+from blocklearn.learn.outcome import PAIRS, Outcomes, assess, decided_retrieval, recorded, shown_answers
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources.conditions import find, now_rfc3339, set_condition
 from blocklearn.resources.models import BlockRef, BlockSpec, Condition, ExampleSpec, ExampleStatus
@@ -89,6 +90,11 @@ class Reconcilers:
         # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
         # changes, or after a restart (with a new key, say); not by every resync.
         self._refused: dict[Key, int | None] = {}
+        # Every series from the start, at 0, so that rates and ratios over them have data.
+        for pair in PAIRS:
+            metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
+        for resource in ("block", "example"):
+            metrics.reconcile_errors_total.labels(resource)
 
     # -- what the informers report ------------------------------------------------------------------
 
@@ -136,12 +142,14 @@ class Reconcilers:
             self.blocks.put(updated)
             block = updated
         meta = block["metadata"]
-        decision = None
+        decision = outcomes = None
         try:
             spec = BlockSpec.model_validate(block.get("spec") or {})
         except ValidationError as exc:
             outcome = Outcome.invalid(describe_validation_error(exc))
         else:
+            answers = shown_answers(spec.retrieved_examples, lambda name: self.examples.get((key[0], name)))
+            outcomes = assess(spec, answers, decided_retrieval(block))
             excluded = is_excluded(meta.get("annotations"))
             ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""))
             if _text_chars(spec) > LARGE_BLOCK_CHARS:
@@ -153,8 +161,11 @@ class Reconcilers:
             outcome = Outcome.of(decision)
         await self._converge_example(block, outcome.example)
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
-        if not await self._write_block_status(block, outcome):
+        counted = recorded(block)
+        if not await self._write_block_status(block, outcome, outcomes):
             return "unchanged"
+        if outcomes is not None and outcomes != counted:
+            metrics.suggestions_total.labels(outcomes.suggestion, outcomes.retrieval).inc()
         if previous is None or previous.get("reason") != outcome.learned[1]:
             # Counted when the decision changes, not each time a resync confirms it.
             metrics.block_decisions_total.labels(outcome.learned[1]).inc()
@@ -167,8 +178,8 @@ class Reconcilers:
             await events.post(self.rest, block, "Warning", Reason.INVALID.value, outcome.ready[2])
         return "success"
 
-    async def _write_block_status(self, block: Obj, outcome: Outcome) -> bool:
-        patch = status_patch(block, block_status(block, outcome))
+    async def _write_block_status(self, block: Obj, outcome: Outcome, outcomes: Outcomes | None) -> bool:
+        patch = status_patch(block, block_status(block, outcome, outcomes))
         if patch is None:
             return False  # converged: running the reconcile again writes nothing
         meta = block["metadata"]

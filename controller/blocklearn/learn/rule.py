@@ -87,7 +87,7 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded
         if not policy.learn_without_suggestion:
             return Decision(Reason.NO_SUGGESTION, "The cell was written without a suggestion.")
         message = "Learned from a cell written without a suggestion."
-    elif generated.contents.strip() == executed.contents.strip():
+    elif ran_as_suggested(generated, executed):
         return Decision(Reason.UNCHANGED, "The suggestion was executed unchanged.")
     else:
         message = "The person corrected the suggestion before running it."
@@ -103,6 +103,11 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded
     if found:
         message += f" Redacted {sum(found.values())} secret(s): {', '.join(sorted(found))}."
     return Decision(Reason.LEARNED, message, example, found)
+
+
+def ran_as_suggested(generated: Cell, executed: Cell) -> bool:
+    """Whether the person ran the suggestion unchanged (surrounding whitespace aside)."""
+    return generated.contents.strip() == executed.contents.strip()
 
 
 def _redacted(cell: Cell, found: Counter[str]) -> Cell:

@@ -142,6 +142,18 @@ def block_crd() -> dict[str, Any]:
                 "jsonPath": ".status.exampleRef",
                 "description": "Example.",
             },
+            {
+                "name": "Suggestion",
+                "type": "string",
+                "jsonPath": ".status.suggestionOutcome",
+                "description": "What the person did with the suggestion.",
+            },
+            {
+                "name": "Retrieval",
+                "type": "string",
+                "jsonPath": ".status.retrievalOutcome",
+                "description": "Whether what the person ran was among the examples shown.",
+            },
             _age(),
         ],
     )

@@ -22,6 +22,9 @@ MAX_TRACE_IDS = 8
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 253  # a DNS subdomain, as Kubernetes names are
 MAX_TIME_CHARS = 64
+# What the assistant was shown: the names of the Examples a search returned (k is at most 10 there too).
+MAX_RETRIEVED = 10
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # a DNS subdomain
 # Conditions: tighter than metav1.Condition's (32 KiB messages), enough for ours (set_condition cuts).
 MAX_CONDITIONS = 4
 MAX_CONDITION_MESSAGE_CHARS = 2048
@@ -116,6 +119,17 @@ class BlockSpec(Resource):
     suggestion_status: Literal["Accepted", "Rejected", "Unknown"] | None = Field(
         default=None, alias="suggestionStatus", description="What the person did with the suggestion."
     )
+    retrieved_examples: list[
+        Annotated[
+            str, Field(max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN, description="An Example's name.")
+        ]
+    ] = Field(
+        default_factory=list,
+        alias="retrievedExamples",
+        max_length=MAX_RETRIEVED,
+        description="Names of the Examples (in the Block's namespace) the assistant was shown as few-shot"
+        " examples for this suggestion, in rank order, as the search returned them.",
+    )
 
     @field_validator("executed_at", mode="before")
     @classmethod
@@ -156,6 +170,11 @@ class Condition(Resource):
     )
 
 
+# What became of the suggestion, and of the examples shown with it (blocklearn.learn.outcome).
+SuggestionOutcome = Literal["Accepted", "Corrected", "Failed", "NotExecuted", "NoSuggestion"]
+RetrievalOutcome = Literal["Hit", "Miss", "NotRecorded", "Unknown"]
+
+
 class BlockStatus(Resource):
     """What the controller concluded about a Block."""
 
@@ -170,6 +189,19 @@ class BlockStatus(Resource):
         alias="exampleRef",
         max_length=MAX_NAME_CHARS,
         description="Name of the Example learned from this Block.",
+    )
+    suggestion_outcome: SuggestionOutcome | None = Field(
+        default=None,
+        alias="suggestionOutcome",
+        description="What the person did with the suggestion: Accepted (ran it unchanged and it"
+        " succeeded), Corrected, Failed (the run failed), NotExecuted, or NoSuggestion (written"
+        " without one). Absent for an Invalid or evaluation Block.",
+    )
+    retrieval_outcome: RetrievalOutcome | None = Field(
+        default=None,
+        alias="retrievalOutcome",
+        description="Whether the executed cell was among the answers of spec.retrievedExamples: Hit,"
+        " Miss, NotRecorded (none named) or Unknown (a named Example is gone, or nothing ran yet).",
     )
 
 
