@@ -30,6 +30,8 @@ from tests.processes import eventually, free_port
 IMAGE = os.environ.get("BLOCKLEARN_IMAGE", "localhost/blocklearn:dev")
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.needs_tools("podman"),
     pytest.mark.skipif(
         os.environ.get("BLOCKLEARN_IMAGE_TEST") != "1",
         reason="builds on hack/image.sh: BLOCKLEARN_IMAGE_TEST=1",

@@ -16,6 +16,7 @@ import pytest
 from blocklearn.embed import Embedder, ModelUnavailable, semantic
 from blocklearn.embed.semantic import SemanticEmbedder
 
+pytestmark = pytest.mark.needs_tools("weights")
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
     "list all files in the current directory",
