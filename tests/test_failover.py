@@ -263,46 +263,48 @@ async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_ov
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
     """The API refuses the leader's Lease renewals (as when it is partitioned from it): it stops
-    reconciling and exits non-zero before the Lease runs out; the other replica then reconciles."""
+    reconciling and exits non-zero before the Lease runs out; the other replica, waiting as a
+    follower all along, then reconciles."""
     recorder = Recorder(emulator)
     emulator.fault = recorder
     server = str(emulator.url).rstrip("/")
-    a = Pod("pod-a", tmp_path, server).start()
-    procs = [p for p in (a.controller, a.index) if p is not None]
+    pods = {name: Pod(name, tmp_path, server).start() for name in ("pod-a", "pod-b")}
+    procs = [p for pod in pods.values() for p in (pod.controller, pod.index) if p is not None]
     try:
 
-        async def held_by_a() -> bool:
-            return recorder.holder() == "pod-a"
+        async def holder() -> str | None:
+            return recorder.holder()
 
-        await eventually(held_by_a, timeout=60, what="pod-a to lead", logs=procs)
+        leader = pods[await eventually(holder, timeout=60, what="a leader", logs=procs)]
+        [other] = [pod for pod in pods.values() if pod is not leader]
+        # The follower is up and watching the Lease before the partition: its count starts there.
+        await eventually(lambda: other.alive(api.session), timeout=60, what="the follower live", logs=procs)
         code, _ = await api.call("POST", api.path("blocks"), block_body("before"))
         assert code == 201
-        await eventually(lambda: _learned(api, "before"), timeout=60, what="pod-a to learn", logs=procs)
+        await eventually(lambda: _learned(api, "before"), timeout=60, what="the leader to learn", logs=procs)
 
         async def partitioned(request: kmock.Request) -> int | None:
             await recorder(request)
             token = request.headers.get("Authorization", "")
             leases = request.resource is not None and request.resource.plural == "leases"
-            return 503 if leases and token == "Bearer pod-a" else None
+            return 503 if leases and token == f"Bearer {leader.name}" else None
 
         emulator.fault = partitioned
-        assert a.controller is not None
-        assert await a.controller.exited(timeout=60) != 0
-        assert "Lost the Lease" in a.controller.log.read_text()
+        assert leader.controller is not None
+        assert await leader.controller.exited(timeout=60) != 0
+        assert "Lost the Lease" in leader.controller.log.read_text()
         exited_at = len(recorder.requests)
         emulator.fault = recorder
-        b = Pod("pod-b", tmp_path, server).start()
-        procs += [p for p in (b.controller, b.index) if p is not None]
         code, _ = await api.call(
             "POST", api.path("blocks"), block_body("after", executed="kubectl get pods -w")
         )
         assert code == 201
-        await eventually(lambda: _learned(api, "after"), timeout=60, what="pod-b to learn", logs=procs)
+        await eventually(lambda: _learned(api, "after"), timeout=60, what="the other to learn", logs=procs)
     finally:
         emulator.fault = None
         for p in procs:
             await p.astop()
-    assert {r[0] for r in recorder.requests[exited_at:]} == {"pod-b"}
+    assert {r[0] for r in recorder.requests[exited_at:]} == {other.name}
     assert all(r[0] == r[3] for r in recorder.requests), "only the Lease's holder touched Blocks and Examples"
 
 
