@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "charts" / "blocklearn" / "files" / "alerts.yaml"
 TESTS = sorted((ROOT / "tests" / "alerts").glob("*.test.yaml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+pytestmark = pytest.mark.needs_tools("promtool")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from tests.test_dev import ROOT, Dev, dev_dir, reasons, wait_for
 
 __all__ = ["dev_dir"]  # the fixture, imported for use here
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 FIX = "kubectl logs -n kube-system deploy/coredns --previous"
 
 

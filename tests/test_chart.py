@@ -20,6 +20,7 @@ from tests.processes import Process, eventually, free_port
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "blocklearn"
 HELM = ROOT / ".bin" / "helm"
+pytestmark = pytest.mark.needs_tools("helm")
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:

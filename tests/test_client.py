@@ -37,7 +37,7 @@ from blocklearn.search.openapi import document
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, kubectl_binary, scrape
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from blocklearn.client import Client
 from blocklearn.devtools.dev import Ports, Stack
 from tests.processes import kubectl_binary, scrape
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 BAD_NAME = "coredns-logs"

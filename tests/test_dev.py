@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from blocklearn.embed.semantic import default_cache_dir
 from tests.processes import free_port, kubectl_binary
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.needs_tools("kubectl", "weights")]
 ROOT = Path(__file__).resolve().parent.parent
 LEARNED = {
     "pods-kube-system",
@@ -55,7 +56,16 @@ class Dev:
             str(self.metrics_port),
             *extra,
         ]
-        self.env = {**os.environ, "KUBECONFIG": str(directory / "kubeconfig"), "HOME": str(directory.parent)}
+        # A HOME of its own, but this machine's model cache, as hack/dev.sh uses it (built once, not at
+        # each start: tests/test_offline.py and tests/test_semantic.py test the build).
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(directory / "kubeconfig"),
+            "HOME": str(directory.parent),
+            "BLOCKLEARN_MODEL_CACHE_DIR": os.environ.get(
+                "BLOCKLEARN_MODEL_CACHE_DIR", str(default_cache_dir())
+            ),
+        }
         self.offset = self.log.stat().st_size if self.log.exists() else 0  # the log is shared by restarts
         self.proc = subprocess.Popen(args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 120

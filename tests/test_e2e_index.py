@@ -309,6 +309,7 @@ async def kubectl(config: Path, *args: str) -> str:
     return out.decode()
 
 
+@pytest.mark.needs_tools("kubectl")
 async def test_an_index_checks_service_account_tokens_with_a_token_review(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:

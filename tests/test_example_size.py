@@ -20,7 +20,7 @@ from blocklearn.embed.semantic import MODEL_NAME
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port, kubectl_binary
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl")]
 
 LIMIT = 4096  # issue 11: an Example as stored, for a typical one-cell query
 
@@ -107,6 +107,7 @@ async def learn_one(
 @pytest.mark.parametrize(
     ("dtype", "raw_bytes", "limit"), [(None, 768, LIMIT), ("float32", 1536, LIMIT + 1024)]
 )
+@pytest.mark.needs_tools("weights")
 async def test_a_semantic_example_fits_in_4_kb_and_is_found_by_a_paraphrase(
     api: Api, emulator: Emulator, tmp_path: Path, dtype: str | None, raw_bytes: int, limit: int
 ) -> None:

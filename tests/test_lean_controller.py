@@ -74,6 +74,7 @@ def converged(emulator: Emulator, names: list[str]) -> bool:
     )
 
 
+@pytest.mark.needs_tools("weights")  # the controller fixture runs the default embedder
 async def test_a_teaching_block_costs_four_writes_and_a_resync_none(
     api: Api, emulator: Emulator, controller: Controller
 ) -> None:
@@ -98,6 +99,7 @@ async def test_a_teaching_block_costs_four_writes_and_a_resync_none(
     assert await controller.sample('blocklearn_block_decisions_total{reason="Learned"}') == len(names)
 
 
+@pytest.mark.needs_tools("weights")  # the controller fixture runs the default embedder
 async def test_the_resync_survives_a_failure_that_is_no_api_error(
     api: Api, emulator: Emulator, controller: Controller
 ) -> None:
@@ -133,6 +135,7 @@ async def _async(value: Any) -> Any:
     return value
 
 
+@pytest.mark.needs_tools("weights")  # the controller fixture runs the default embedder
 async def test_events_and_decision_counts_only_on_transitions(
     api: Api, emulator: Emulator, controller: Controller
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from blocklearn.devtools.emulator.api import (
@@ -201,6 +202,7 @@ async def _kubectl(config: Path, *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
+@pytest.mark.needs_tools("kubectl")
 async def test_kubectl_applies_a_list_as_get_o_yaml_writes_it(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:

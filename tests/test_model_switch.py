@@ -1,4 +1,4 @@
-"""Changing the embedding model over a few hundred Examples, with the real controller and index.
+"""Changing the embedding model over a hundred Examples, with the real controller and index.
 
 Every Example holds a vector of model A; the index and then the controller restart with model B. The
 index serves only B's vectors, so at first it has none, yet every search answers (the lexical channel
@@ -24,8 +24,8 @@ from tests.processes import Process, eventually, free_port, metric, scrape
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = 200
-RATE = 10  # re-embeds per second: the switch cannot take less than (EXAMPLES - RATE) / RATE seconds
+EXAMPLES = 100
+RATE = 20  # re-embeds per second: the switch cannot take less than (EXAMPLES - RATE) / RATE = 4 seconds
 
 
 def controller(tmp_path: Path, env: dict[str, str], name: str) -> Process:

@@ -238,10 +238,10 @@ def cmd_model(args: argparse.Namespace) -> None:
     settings = Settings()
     if args.cache_dir:
         settings.model_cache_dir = args.cache_dir
-    embedder = semantic.SemanticEmbedder.from_settings(settings)
     directory = Path(settings.model_cache_dir) if settings.model_cache_dir else semantic.default_cache_dir()
+    path = semantic.install(directory)
+    embedder = semantic.SemanticEmbedder.from_settings(settings)
     [vector] = embedder.embed_sync(["list the pods in kube-system"])
-    path = directory / semantic.cache_file_name()
     print(
         f"{embedder.model}: weights verified, model at {path}"
         f" ({path.stat().st_size} bytes), dim {vector.shape[0]}"
@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         help="verify the semantic model's weights and build its int8 model into the cache",
         description="Checks the pinned weights of all-MiniLM-L6-v2, builds the int8 ONNX model once and "
-        "caches it (the image runs this at build time), then embeds one text.",
+        "caches it with the tokenizer, all a start needs (the image runs this at build time, then drops "
+        "the weights), then embeds one text.",
     )
     p.add_argument(
         "--cache-dir", help="cache directory (default: $BLOCKLEARN_MODEL_CACHE_DIR or ~/.cache/blocklearn)"

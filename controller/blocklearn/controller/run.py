@@ -132,9 +132,15 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
     )
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
-    # stop ours as soon as kopf begins to clean up.
+    # stop ours as soon as kopf begins to clean up. That includes kopf's own watcher of the stop
+    # flag it was given (a leader's), which only ends when the flag is set: a leader stopped by a
+    # signal set it here, or it handed its Lease over 5 s late.
+    stop_flags: list[asyncio.Event] = []
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        for flag in stop_flags:
+            flag.set()
         for task in starting:
             task.cancel()
         controller.stop()
@@ -144,6 +150,8 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             await embedder.close()
 
     async def operate(stop_flag: asyncio.Event | None) -> None:
+        if stop_flag is not None:
+            stop_flags.append(stop_flag)
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
