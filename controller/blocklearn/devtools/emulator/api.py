@@ -118,6 +118,7 @@ class Emulator(kmock.KubernetesEmulator):
     _counts: collections.Counter[tuple[str, str | None]] = attrs.field(
         factory=collections.Counter, init=False
     )
+    _quotas: dict[str | None, set[Key]] = attrs.field(factory=dict, init=False)
     _controllers: ControllerManager = attrs.field(init=False)
     # The event log, ordered by resourceVersion (one version per event), for resuming watches.
     _log: list[tuple[str, Obj]] = attrs.field(factory=list, init=False)
@@ -403,6 +404,12 @@ class Emulator(kmock.KubernetesEmulator):
             else:
                 self._uids[meta.get("uid", "")] = key
             self._counts[(key[0], key[1])] += sign
+            if key[0] == self.QUOTAS:
+                quotas = self._quotas.setdefault(key[1], set())
+                if sign > 0:
+                    quotas.add(key)
+                else:
+                    quotas.discard(key)
             for ref in meta.get("ownerReferences") or []:
                 dependents = self._dependents.setdefault(ref.get("uid", ""), set())
                 if sign < 0:
@@ -440,7 +447,7 @@ class Emulator(kmock.KubernetesEmulator):
         return sorted(self._dependents.get(uid, ()), key=str)
 
     def has_quotas(self, namespace: str) -> bool:
-        return self._counts[(self.QUOTAS, namespace)] > 0
+        return bool(self._quotas.get(namespace))
 
     def namespace_contents(self, namespace: str) -> list[Key]:
         return sorted((k for k in self._store if k[1] == namespace), key=str)
@@ -495,7 +502,7 @@ class Emulator(kmock.KubernetesEmulator):
     def sync_quotas(self, namespace: str) -> None:
         """The resource quota controller: status.hard from spec.hard, status.used counted."""
         rtype = self._types[self.QUOTAS]
-        for key in [k for k in self._store if k[0] == self.QUOTAS and k[1] == namespace]:
+        for key in sorted(self._quotas.get(namespace, ())):
             current = self._store[key]
             counts = {}
             for hard in (current.get("spec") or {}).get("hard") or {}:
@@ -734,7 +741,7 @@ class Emulator(kmock.KubernetesEmulator):
         """The ResourceQuota admission plugin: refuse over a quota, else count the create in it."""
         if namespace is None or not self.has_quotas(namespace):
             return
-        keys = sorted(k for k in self._store if k[0] == self.QUOTAS and k[1] == namespace)
+        keys = sorted(self._quotas.get(namespace, ()))
         try:
             updated = quota.admit([self._store[k] for k in keys], quota.count_name(rtype.plural, rtype.group))
         except quota.Exceeded as exc:
