@@ -62,7 +62,15 @@ class ControllerManager:
             self._task = None
 
     async def idle(self) -> None:
-        """Return once nothing is left to do (for tests that look at the end state)."""
+        """Return once nothing is left to do (for tests that look at the end state). Without the
+        task (an emulator not entered), the work is done here."""
+        if self._task is None:
+            while self._queue:
+                work = next(iter(self._queue))
+                del self._queue[work]
+                self._process(work)
+            self._idle.set()
+            return
         while self._queue or not self._idle.is_set():
             await self._idle.wait()
             await asyncio.sleep(0)
