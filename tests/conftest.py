@@ -86,6 +86,12 @@ class Api:
         async with self.session.request(method, url, json=body, headers=hdrs) as resp:
             return resp.status, await resp.json(content_type=None)
 
+    async def create_namespace(self, name: str) -> None:
+        """Objects go only into a namespace that exists, as in a cluster: make it first."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        code, answer = await self.call("POST", f"{self.base}/api/v1/namespaces", body)
+        assert code == 201, answer
+
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:

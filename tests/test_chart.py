@@ -71,6 +71,17 @@ VALUE_SETS = {
         "index.expose=true",
         "index.auth.tokenSecret.name=idx",
     ],
+    "bounded-growth-with-quotas": [
+        "watchNamespaces={team-a,team-b}",
+        "resourceQuota.enabled=true",
+        "resourceQuota.blocks=5000",
+        "resourceQuota.examples=1200",
+        "controller.blockTTLSeconds=3600",
+        "controller.maxExamplesPerNamespace=1000",
+        "controller.exampleMaxAgeDays=90",
+        "alerts.storeBudgetBytes=1073741824",
+    ],
+    "quota-in-the-release-namespace": ["resourceQuota.enabled=true"],
     "exposed-with-token-review": [
         "index.expose=true",
         "index.auth.tokenReview.enabled=true",
@@ -144,6 +155,35 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
     assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
     assert env_of(idx, "BLOCKLEARN_CROSS_NAMESPACE_SEARCH") == "false"
+    # Bounded growth (provisional defaults, see values.yaml): a day's TTL, 10,000 Examples a namespace,
+    # no age limit, a 512 MiB budget.
+    assert [env_of(ctl, f"BLOCKLEARN_{n}") for n in GROWTH] == ["86400", "10000", "0", str(512 * 1024**2)]
+    assert "ResourceQuota" not in kinds(docs)
+
+
+GROWTH = ("BLOCK_TTL_SECONDS", "MAX_EXAMPLES_PER_NAMESPACE", "EXAMPLE_MAX_AGE_DAYS", "STORE_BUDGET_BYTES")
+
+
+def test_bounded_growth_values_reach_the_controller_and_the_quota_is_a_backstop_per_namespace() -> None:
+    docs = render(*VALUE_SETS["bounded-growth-with-quotas"])
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    ctl = next(c for c in pod["containers"] if c["name"] == "controller")
+    assert [env_of(ctl, f"BLOCKLEARN_{n}") for n in GROWTH] == ["3600", "1000", "90", "1073741824"]
+    quotas = [d for d in docs if d["kind"] == "ResourceQuota"]
+    hard = {"count/blocks.blocklearn.dev": "5000", "count/examples.blocklearn.dev": "1200"}
+    assert [(q["metadata"]["namespace"], q["spec"]) for q in quotas] == [
+        ("team-a", {"hard": hard}),
+        ("team-b", {"hard": hard}),
+    ]
+    # Watching every namespace, the one quota bounds the release's namespace only.
+    [quota] = [
+        d for d in render(*VALUE_SETS["quota-in-the-release-namespace"]) if d["kind"] == "ResourceQuota"
+    ]
+    assert quota["metadata"]["namespace"] == "blocklearn"
+    assert quota["spec"]["hard"] == {
+        "count/blocks.blocklearn.dev": "100000",
+        "count/examples.blocklearn.dev": "20000",
+    }
 
 
 def test_two_replicas_by_default_elect_a_leader_and_stay_up_through_rollouts_and_drains() -> None:
@@ -327,6 +367,12 @@ def test_the_api_key_comes_from_a_secret_only() -> None:
         ("controller.resyncSeconds=1", "resyncSeconds"),
         ("embedder.openai.apiKey=sk-123", "additional properties 'apiKey' not allowed"),
         ("prometheusRule.acceptanceDrop.percent=0.25", "acceptanceDrop/percent"),
+        ("controller.blockTTLSeconds=-1", "blockTTLSeconds"),
+        ("controller.maxExamplesPerNamespace=-5", "maxExamplesPerNamespace"),
+        ("alerts.storeBudgetBytes=-1", "storeBudgetBytes"),
+        ("alerts.budget=1", "additional properties 'budget' not allowed"),
+        ("resourceQuota.blocks=0", "resourceQuota/blocks"),
+        ("resourceQuota.pods=10", "additional properties 'pods' not allowed"),
     ],
 )
 def test_wrong_values_are_rejected_with_a_clear_message(value: str, message: str) -> None:
@@ -437,6 +483,15 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         assert await backfill.exited() == 0
         await eventually(lambda: _gone(api), what="Example deleted", logs=procs)
         await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
+        # Decided Blocks expire (controller.blockTTLSeconds): a controller with a 1-second TTL takes
+        # over and deletes them.
+        await procs[0].astop()
+        ttl = {**env, **election, "BLOCKLEARN_BLOCK_TTL_SECONDS": "1"}
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        procs[0] = Process(
+            "controller-ttl", ["controller", "--metrics-port", "0", "--liveness", liveness], tmp_path, ttl
+        ).start()
+        await eventually(lambda: _expired(api), timeout=90, what="the decided Block expired", logs=procs)
     finally:
         for p in procs:
             await p.astop()
@@ -448,6 +503,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     calls = {c[:3] for c in emulator.calls if c[3] in ours}
     assert {
         ("patch", "blocklearn.dev", "blocks/status"),
+        ("delete", "blocklearn.dev", "blocks"),
         ("delete", "blocklearn.dev", "examples"),
         ("create", "", "events"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
@@ -479,6 +535,10 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
 async def _answer_is(api: Api, contents: str) -> bool:
     code, ex = await api.call("GET", api.path("examples", name="b1"))
     return code == 200 and ex["spec"]["answer"][0]["contents"] == contents
+
+
+async def _expired(api: Api) -> bool:
+    return (await api.call("GET", api.path("blocks", name="b1")))[0] == 404
 
 
 async def _gone(api: Api) -> bool:

@@ -214,6 +214,7 @@ def test_tokens_401_and_403(stack: Stack, tmp_path: Path) -> None:
             Client(url, token_file=token_file).search("pods")
 
         kubectl = [str(kubectl_binary()), "--kubeconfig", str(stack.kubeconfig)]
+        subprocess.run([*kubectl, "create", "namespace", "team-a"], check=True)
         subprocess.run([*kubectl, "create", "serviceaccount", "notebook", "-n", "team-a"], check=True)
         sa_token = subprocess.run(
             [*kubectl, "create", "token", "notebook", "-n", "team-a"],

@@ -323,6 +323,7 @@ async def test_an_index_checks_service_account_tokens_with_a_token_review(
     s.index.start()
     try:
         for ns in ("team-a", "team-b"):
+            await kubectl(s.config, "create", "namespace", ns)
             body = block_body("pods", executed=f"kubectl get pods -n {ns}")
             assert (await api.call("POST", api.path("blocks", namespace=ns), body))[0] == 201
         await kubectl(s.config, "create", "serviceaccount", "notebook", "-n", "team-a")

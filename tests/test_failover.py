@@ -132,6 +132,8 @@ class Pod:
 async def test_the_other_replica_takes_over_when_the_leader_is_killed(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
+    for namespace in NAMESPACES[1:]:
+        await api.create_namespace(namespace)
     recorder = Recorder(emulator)
     emulator.fault = recorder
     server = str(emulator.url).rstrip("/")
@@ -267,6 +269,8 @@ async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_ov
     """The API refuses the leader's Lease renewals (as when it is partitioned from it): it stops
     reconciling and exits non-zero before the Lease runs out; the other replica, waiting as a
     follower all along, then reconciles."""
+    for namespace in NAMESPACES[1:]:
+        await api.create_namespace(namespace)
     recorder = Recorder(emulator)
     emulator.fault = recorder
     server = str(emulator.url).rstrip("/")

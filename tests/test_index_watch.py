@@ -42,6 +42,8 @@ async def put(api: Api, namespace: str, name: str) -> None:
 async def test_each_namespace_is_listed_in_pages_and_watched_at_once(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
+    for namespace in ("one", "two"):
+        await api.create_namespace(namespace)
     for i in range(5):
         await put(api, "one", f"a{i}")
     for i in range(3):
