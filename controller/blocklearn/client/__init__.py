@@ -69,7 +69,7 @@ class BlocklearnError(Exception):
 
 
 class BadRequestError(BlocklearnError):
-    """400 or 413: the request is wrong (the message names the field); retrying will not help."""
+    """400, 413 or 415: the request is wrong (the message names the field); retrying will not help."""
 
 
 class UnauthorizedError(BlocklearnError):
@@ -87,6 +87,7 @@ class UnavailableError(BlocklearnError):
 _ERRORS: dict[int, type[BlocklearnError]] = {
     400: BadRequestError,
     413: BadRequestError,
+    415: BadRequestError,
     401: UnauthorizedError,
     403: ForbiddenError,
     503: UnavailableError,
