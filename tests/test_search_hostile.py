@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ ENV = {
     "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
 }
 BLOCKS = "/apis/blocklearn.dev/v1alpha1/namespaces/{ns}/blocks"
+# Learned text that would act on a terminal: colour, BEL, a right-to-left override, a title change.
+EVIL = "\x1b[31mred\x1b[0m \x07 \u202eevil"
+EVIL_ANSWER = "echo \x1b]0;owned\x07 \u202egnp"
 
 
 def call(url: str, body: object = None, method: str = "POST") -> tuple[int, dict]:
@@ -57,7 +61,8 @@ def wait(check, what: str, stack: Stack, timeout: float = 90):  # type: ignore[n
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The emulator, the controller and the index, with three Examples in default, one in team-a."""
+    """The emulator, the controller and the index, with four Examples in default (one of them
+    with text that would repaint a terminal), one in team-a."""
     stack = Stack(tmp_path_factory.mktemp("hostile"), Ports.free(), env=ENV)
     try:
         stack.start()
@@ -67,6 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name, doc in docs.items():
             body = block_body(name, executed=f"kubectl {name} -A", doc=doc)
             assert call(stack.api_url + BLOCKS.format(ns="default"), body)[0] == 201
+        body = block_body("evil", executed=EVIL_ANSWER, doc=f"list the {EVIL} pods")
+        assert call(stack.api_url + BLOCKS.format(ns="default"), body)[0] == 201
         body = block_body("team-pods", executed="kubectl get po -A", doc="list every pod of team a")
         assert call(stack.api_url + BLOCKS.format(ns="team-a"), body)[0] == 201
 
@@ -74,9 +81,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             status, found = call(
                 f"{stack.index_url}/v1/search", {"query": "list", "k": 10, "namespace": "default"}
             )
-            return status == 200 and len(found["results"]) == 3
+            return status == 200 and len(found["results"]) == 4
 
-        wait(learned, "three Examples searchable", stack)
+        wait(learned, "four Examples searchable", stack)
         yield stack
     finally:
         stack.stop()
@@ -281,16 +288,30 @@ def test_no_request_raised_inside_the_search_handler(stack: Stack) -> None:
     assert not ours, ours[0][-3000:]
 
 
+def blocklearn_search(stack: Stack, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "blocklearn", "search", *args, "--url", stack.index_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_the_footer_counts_only_the_namespace_searched(stack: Stack) -> None:
     def footer(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "blocklearn", "search", "list every pod", "--url", stack.index_url, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout.splitlines()[-1]
+        return blocklearn_search(stack, "list every pod", *args).splitlines()[-1]
 
     assert wait(lambda: footer("-n", "team-a").startswith("(1 of 1 examples"), "team-a's example", stack)
-    assert footer().startswith("(3 of 3 examples")  # default's three, not the index's four
+    assert re.match(r"\(3 of 4 examples", footer())  # default's four, not the index's five
+
+
+def test_learned_control_characters_are_shown_escaped_and_kept_exact_in_json(stack: Stack) -> None:
+    table = blocklearn_search(stack, "list the red evil pods", "-k", "5")
+    acted_on = [c for c in table if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    assert not acted_on, acted_on
+    assert "\\x1b]0;owned\\x07 \\u202egnp" in table  # the answer, shown for what it is
+    found = json.loads(blocklearn_search(stack, "list the red evil pods", "-k", "5", "-o", "json"))
+    answers = [r["answer"][0]["contents"] for r in found["results"]]
+    assert EVIL_ANSWER in answers  # -o json keeps the exact text (JSON escapes it)

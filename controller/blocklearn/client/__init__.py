@@ -187,7 +187,8 @@ class Client:
             message = f"the index at {self.url} did not answer within {self.timeout} s"
             raise UnavailableError(0, message) from exc
         except requests.ConnectionError as exc:
-            raise UnavailableError(0, f"cannot reach the index at {self.url}: {exc}") from exc
+            why = retry.root_cause(exc)
+            raise UnavailableError(0, f"cannot reach the index at {self.url}: {why}") from exc
         if resp.status_code == 200:
             return resp.json()
         try:

@@ -1,8 +1,24 @@
-"""`blocklearn search`: ask the index for the past corrections nearest to a request."""
+"""`blocklearn search`: ask the index for the past corrections nearest to a request; and what any
+command prints of text that came from the cluster."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from blocklearn.client import BlocklearnError, Client, SearchResponse
+
+# Characters a terminal acts on rather than shows: controls (Cc: ESC starts colour and cursor
+# sequences, BEL rings), format characters (Cf: bidi overrides such as U+202E reorder what follows,
+# zero-width ones hide text), line and paragraph separators, and lone surrogates.
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with every character a terminal would act on written as an escape (`\\x1b`,
+    `\\u202e`), except those in `keep` (say "\\n" for a multi-line log)."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(c if c in keep or unicodedata.category(c) not in _UNSAFE else ascii(c)[1:-1] for c in text)
 
 
 def search(
@@ -21,11 +37,11 @@ def search(
                 query, k=k, namespace=namespace, all_namespaces=namespace is None, distinct=distinct
             )
     except BlocklearnError as exc:
-        raise SystemExit(f"blocklearn search: {exc}") from None
+        raise SystemExit(f"blocklearn search: {printable(str(exc))}") from None
 
 
 def _one_line(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -39,12 +55,12 @@ def format_table(result: SearchResponse) -> str:
             (
                 f"{hit.score:.3f}",
                 str(hit.support),
-                f"{hit.namespace}/{hit.name}",
+                printable(f"{hit.namespace}/{hit.name}"),
                 _one_line(query, 48),
                 _one_line(answer, 60),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(f"({len(result.results)} of {result.index_size} examples, model {result.model})")
+    lines.append(f"({len(result.results)} of {result.index_size} examples, model {printable(result.model)})")
     return "\n".join(lines)
