@@ -190,6 +190,7 @@ def _require_dev_extra() -> None:
 
 def cmd_emulator(args: argparse.Namespace) -> None:
     _require_dev_extra()
+    from blocklearn.devtools.emulator.journal import StateError
     from blocklearn.devtools.emulator.serve import serve
 
     _require_free(args.command, args.host, args.port, "--port")
@@ -197,7 +198,10 @@ def cmd_emulator(args: argparse.Namespace) -> None:
     crds = Path(args.crds) if args.crds else None
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     persist = Path(args.persist) if args.persist else None
-    _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
+    try:
+        _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
+    except StateError as exc:
+        raise SystemExit(f"blocklearn emulator: {exc}") from None
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
@@ -259,7 +263,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         strict=True,
     ):
         _require_free(args.command, "127.0.0.1", port, flag)
-    sys.exit(run(Path(args.dir), ports, args.persist))
+    sys.exit(run(Path(args.dir), ports, persist=not args.ephemeral))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -346,7 +350,8 @@ def build_parser() -> _Parser:
         "dev",
         help="run everything locally, no cluster: Kubernetes API emulator, controller and index",
         description="Start the local Kubernetes API (kmock), the controller and the index on 127.0.0.1. "
-        "Writes a kubeconfig and logs under --dir; Ctrl-C stops everything.",
+        "Writes a kubeconfig, logs and the objects under --dir; restarts a process that dies, with "
+        "backoff; Ctrl-C stops everything.",
     )
     p.add_argument(
         "--dir", default=".blocklearn-dev", help="kubeconfig, logs and state (default: .blocklearn-dev)"
@@ -361,7 +366,9 @@ def build_parser() -> _Parser:
     )
     p.add_argument("--liveness-port", type=_port, help="controller liveness port (default: metrics port + 1)")
     p.add_argument(
-        "--persist", action="store_true", help="save objects under --dir at stop, load them at start"
+        "--ephemeral",
+        action="store_true",
+        help="keep objects in memory only (default: in --dir, kept across restarts, even a kill -9)",
     )
     p.set_defaults(func=cmd_dev)
 
@@ -479,7 +486,11 @@ def build_parser() -> _Parser:
     p.add_argument("--port", type=_port, default=8443, help="port to listen on (default: 8443; 0 picks one)")
     p.add_argument("--crds", help="directory of CRD YAML files (default: the built-in CRDs)")
     p.add_argument("--kubeconfig", help="write a kubeconfig pointing at the emulator to this path")
-    p.add_argument("--persist", help="load objects from this file at start and save them at stop")
+    p.add_argument(
+        "--persist",
+        help="keep objects in this file and a .journal beside it, written as they change: they survive a"
+        " restart, even a kill -9",
+    )
     p.add_argument("--log-format", choices=["text", "json"])
     p.set_defaults(func=cmd_emulator)
     parser.commands = sub.choices
