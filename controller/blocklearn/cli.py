@@ -272,8 +272,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     logs.setup("text")
     settings = _settings(args, fields=("hashing_dim",))  # its --embedder lists retrievers
     try:
-        learn = ev.load_learn(Path(args.learn), args.limit)
-        queries = ev.load_queries(Path(args.queries), args.query_limit)
+        learn = ev.load_learn(Path(args.learn or ev.DEFAULT_LEARN), args.limit)
+        queries = ev.load_queries(Path(args.queries or ev.DEFAULT_QUERIES), args.query_limit)
     except ValueError as exc:  # not JSON Lines of the expected records; UnicodeDecodeError too
         raise SystemExit(f"blocklearn eval: {exc}") from None
     curves = []
@@ -296,9 +296,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     for name in [] if args.e2e else args.embedder:
         curves.append(ev.evaluate(_retriever(name, semantic), learn, queries, args.steps))
+    bundled = "the bundled NL2Bash"  # its path depends on where blocklearn is installed
     meta = {
-        "learn": args.learn,
-        "queries": args.queries,
+        "learn": args.learn or f"{bundled} learn.jsonl",
+        "queries": args.queries or f"{bundled} queries-dev.jsonl",
         "learned": len(learn),
         "asked": len(queries),
         "steps": args.steps,
@@ -425,13 +426,19 @@ def build_parser() -> _Parser:
     p = sub.add_parser(
         "eval",
         help="replay a learn file as Blocks and measure retrieval as examples accumulate",
-        description="Replays LEARN (JSON Lines: id, doc, command) as corrections through the learning "
-        "rule, embedder and index, in --steps chunks; after each step asks every query of QUERIES "
-        "(id, query, answers) and records hit@1, hit@5 and MRR. Writes report.json, report.md and "
-        "learning_curve.png to --out.",
+        description="Replays LEARN (JSON Lines: id, doc, command; default the bundled NL2Bash) as "
+        "corrections through the learning rule, embedder and index, in --steps chunks; after each step "
+        "asks every query of QUERIES (id, query, answers; default NL2Bash's dev paraphrases) and records "
+        "hit@1, hit@5 and MRR. Writes report.json, report.md and learning_curve.png to --out.",
     )
-    p.add_argument("--learn", required=True, help="JSON Lines of {id, doc, command}")
-    p.add_argument("--queries", required=True, help="JSON Lines of {id, query, answers}")
+    p.add_argument(
+        "--learn",
+        help="JSON Lines of {id, doc, command} (default: NL2Bash's 10,624 commands, in the package)",
+    )
+    p.add_argument(
+        "--queries",
+        help="JSON Lines of {id, query, answers} (default: NL2Bash's 991 dev paraphrases, in the package)",
+    )
     p.add_argument(
         "--embedder",
         nargs="+",

@@ -48,6 +48,12 @@ class Query:
     answers: list[str]
 
 
+# The NL2Bash data `blocklearn eval` reads unless told otherwise (package data; see its README.md).
+NL2BASH = Path(__file__).resolve().parent / "data" / "nl2bash"
+DEFAULT_LEARN = NL2BASH / "learn.jsonl"
+DEFAULT_QUERIES = NL2BASH / "queries-dev.jsonl"
+
+
 def load_jsonl(path: Path, fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """JSON objects, one a line, each with `fields`; a ValueError names the file and line."""
     rows = []
