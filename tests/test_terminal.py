@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import unicodedata
 
 import pytest
 
+from blocklearn import logs
 from blocklearn.client import SearchResponse
-from blocklearn.client.terminal import format_table, printable
+from blocklearn.client.terminal import format_table
+from blocklearn.printable import printable
 
 HOSTILE = "ls \x1b[31mred\x1b[0m \x07 \u202eevil\u202c \u200bhidden \x9b2J \u2028next \x7f"
 
@@ -60,3 +64,16 @@ def test_the_search_table_shows_hostile_text_escaped() -> None:
     table = format_table(result)
     assert not acted_on(table), acted_on(table)
     assert "\\x1b[31mred" in table and "\\u202eevil" in table and "\\x1b[2J" in table
+
+
+def test_a_text_log_line_stays_one_line_and_shows_hostile_text_escaped() -> None:
+    formatter = logs.TextFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "Created Example: name=%s", (HOSTILE,), None)
+    line = formatter.format(record)
+    assert "\n" not in line and not acted_on(line), line
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "Failed: %s", ("a\nb",), sys.exc_info())
+    text = formatter.format(record)
+    assert text.startswith("ERROR Failed: a\\nb\nTraceback")  # the message escaped, the traceback intact

@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         message = _user_error(exc)
         if message is None:
             raise  # a bug: its traceback is what to report
-        from blocklearn.client.terminal import printable
+        from blocklearn.printable import printable
 
         sys.exit(f"blocklearn {args.command}: {printable(message)}")
 

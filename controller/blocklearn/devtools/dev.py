@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from blocklearn.client.terminal import printable
+from blocklearn.printable import printable
 
 READY_TIMEOUT = 60
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
