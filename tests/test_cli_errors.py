@@ -31,6 +31,7 @@ USAGE = [
     (["index", "--port", "70000"], "argument --port: must be from 0 to 65535, not 70000"),
     (["controller", "--embedder", "bert"], "argument --embedder: invalid choice"),
     (["controller", "--metrics-port", "x"], "argument --metrics-port: not a whole number"),
+    (["controller", "--liveness", "http://0.0.0.0:port/healthz"], "argument --liveness: not a port number"),
     (["dev", "--api-port", "-5"], "argument --api-port: must be from 0 to 65535, not -5"),
     (["eval", "--steps", "0"], "argument --steps: must be at least 1, not 0"),
     (["backfill"], "the following arguments are required: --since"),

@@ -109,6 +109,10 @@ def _k(value: str) -> int:
 
 def _url(value: str) -> str:
     parts = urllib.parse.urlsplit(value)
+    try:
+        parts.port  # noqa: B018 (it raises on a port that is not a number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number in {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r} (for example http://127.0.0.1:8081)")
     return value
@@ -375,7 +379,9 @@ def build_parser() -> _Parser:
 
     p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
     _add_common(p)
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL")
+    p.add_argument(
+        "--liveness", type=_url, default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL"
+    )
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("index", help="run the index sidecar: watch Examples, serve nearest-neighbour search")

@@ -208,7 +208,7 @@ class Stack:
                 continue
             if child.restart_at is None:  # just died
                 lasted = now - child.started_at
-                again = child.backoff and lasted < HEALTHY_AFTER  # crashing in a loop: back off more
+                again = child.backoff > 0 and lasted < HEALTHY_AFTER  # crashing in a loop: back off more
                 child.backoff = min(BACKOFF_MAX, 2 * child.backoff) if again else BACKOFF_FIRST
                 child.restart_at = now + child.backoff
                 lines = "\n".join(f"  {line}" for line in child.tail().splitlines())

@@ -73,7 +73,10 @@ async def _expect(request: web.Request) -> web.Response | None:
     unknown Expect fails on a non-ASCII value, with a 500."""
     if request.headers.get("Expect", "").lower() == "100-continue":
         if request.version == HttpVersion11:
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except ConnectionError:
+                return None  # the client went away; reading its body will say so
             request.writer.output_size = 0  # still nothing of the response itself
         return None
     return _error(417, "Expect must be 100-continue or absent")
