@@ -118,6 +118,7 @@ CASES = [
     (["controller", "--metrics-port", "0"], {}, "no Kubernetes configuration"),
     (["index", "--port", "0"], {}, "no Kubernetes configuration"),
     (["controller"], {"BLOCKLEARN_RESYNC_SECONDS": "soon"}, "invalid setting BLOCKLEARN_RESYNC_SECONDS"),
+    (["index"], {"BLOCKLEARN_NAMESPACES": "team-a,team-b"}, "list settings are JSON"),
     (
         ["controller", "--liveness", "http://127.0.0.1:{busy}/healthz"],
         {},

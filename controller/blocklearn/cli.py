@@ -39,6 +39,7 @@ def _settings(
     """The settings from BLOCKLEARN_* variables and the flags named `fields`; a wrong value is a
     one-line error."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     overrides: dict[str, Any] = {}
     for field in fields:
@@ -52,6 +53,9 @@ def _settings(
             f"BLOCKLEARN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise SystemExit(f"blocklearn {args.command}: invalid setting {wrong}") from None
+    except SettingsError as exc:  # a list setting that is not JSON, e.g. BLOCKLEARN_NAMESPACES=a,b
+        hint = 'list settings are JSON, e.g. BLOCKLEARN_NAMESPACES=\'["team-a", "team-b"]\''
+        raise SystemExit(f"blocklearn {args.command}: {exc} ({hint})") from None
 
 
 def _require_free(command: str, host: str, port: int, flag: str) -> None:
@@ -271,8 +275,12 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    import importlib.util
+
     from blocklearn.devtools import evaluation as ev
 
+    if importlib.util.find_spec("matplotlib") is None:  # found out only at the end, after the work
+        sys.exit("blocklearn eval: the learning curve needs matplotlib: pip install 'blocklearn[eval]'")
     logs.setup("text")
     settings = _settings(args, fields=("hashing_dim",))  # its --embedder lists retrievers
     try:
