@@ -73,8 +73,14 @@ def environment(place: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """The command, run where it can litter nothing (`dev` makes .blocklearn-dev in its directory)."""
     out = subprocess.run(
-        [sys.executable, "-m", "blocklearn", *argv], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "blocklearn", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=env["HOME"],
     )
     return out.returncode, out.stdout + out.stderr
 
