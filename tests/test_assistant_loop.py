@@ -54,3 +54,30 @@ def outcomes(dev: Dev) -> list[tuple[str, str]]:
     blocks = json.loads(dev.kubectl("get", "blk", "-o", "json"))["items"]
     status = [b.get("status", {}) for b in blocks]
     return sorted((s.get("suggestionOutcome", ""), s.get("retrievalOutcome", "")) for s in status)
+
+
+def test_after_the_walkthrough_turn_1_is_already_right_and_its_block_ends_unchanged(
+    dev_dir: Path, tmp_path: Path
+) -> None:
+    # What the README says the example shows on a stack that went through the walkthrough.
+    script = tmp_path / "assistant_loop.py"
+    script.write_text(readme_example())
+    dev = Dev(dev_dir)
+    try:
+        dev.kubectl("apply", "-f", str(ROOT / "examples" / "blocks"))
+        assert wait_for(lambda: reasons(dev).get("coredns-logs") == "Learned")
+        assert wait_for(lambda: dev.search("CoreDNS keeps crashing")["results"])
+        walkthrough = set(reasons(dev))
+        env = {**dev.env, "BLOCKLEARN_URL": f"http://127.0.0.1:{dev.index_port}"}
+        run = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.splitlines()[-2:] == [f"turn 1 suggested: {FIX}", f"turn 2 suggested: {FIX}"]
+
+        def loop_blocks() -> list[str]:
+            return [r for name, r in reasons(dev).items() if name not in walkthrough]
+
+        assert wait_for(lambda: loop_blocks() == ["Unchanged", "Unchanged"]), reasons(dev)
+    finally:
+        assert dev.stop() == 0

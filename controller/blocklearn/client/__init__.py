@@ -74,7 +74,7 @@ class BlocklearnError(Exception):
 
 
 class BadRequestError(BlocklearnError):
-    """400 or 413: the request is wrong (the message names the field); retrying will not help."""
+    """400, 413 or 415: the request is wrong (the message names the field); retrying will not help."""
 
 
 class UnauthorizedError(BlocklearnError):
@@ -92,6 +92,7 @@ class UnavailableError(BlocklearnError):
 _ERRORS: dict[int, type[BlocklearnError]] = {
     400: BadRequestError,
     413: BadRequestError,
+    415: BadRequestError,
     401: UnauthorizedError,
     403: ForbiddenError,
     503: UnavailableError,
@@ -191,7 +192,8 @@ class Client:
             message = f"the index at {self.url} did not answer within {self.timeout} s"
             raise UnavailableError(0, message) from exc
         except requests.ConnectionError as exc:
-            raise UnavailableError(0, f"cannot reach the index at {self.url}: {exc}") from exc
+            why = retry.root_cause(exc)
+            raise UnavailableError(0, f"cannot reach the index at {self.url}: {why}") from exc
         if resp.status_code == 200:
             return resp.json()
         try:

@@ -28,9 +28,13 @@ log = logging.getLogger("blocklearn.controller.backfill")
 
 
 def parse_time(value: str) -> datetime.datetime:
-    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    example = "write it as RFC 3339, e.g. 2024-06-01T00:00:00Z"
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time; {example}") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone; write it as RFC 3339, e.g. 2024-06-01T00:00:00Z")
+        raise ValueError(f"{value!r} has no time zone; {example}")
     return parsed
 
 

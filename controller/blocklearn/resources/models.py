@@ -36,6 +36,18 @@ MAX_EMBEDDING_CHARS = 4 * -(-65536 * 4 // 3)
 BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 
 
+def plain_text(value: str) -> str:
+    """Text that can be embedded and stored: no NUL, valid UTF-8. A pydantic validator."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates (invalid UTF-8) as escapes; they cannot be embedded.
+        raise ValueError("must be valid UTF-8 (it holds a lone surrogate)") from None
+    return value
+
+
 class Resource(BaseModel):
     """Base of all resource shapes: camelCase on the wire, unknown fields are an error."""
 
@@ -59,19 +71,12 @@ class Cell(Resource):
     @field_validator("contents", "language")
     @classmethod
     def _text(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL bytes")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # JSON can carry lone surrogates (invalid UTF-8) as escapes; they cannot be embedded.
-            raise ValueError("must be valid UTF-8 (it holds a lone surrogate)") from None
-        return value
+        return plain_text(value)
 
     @field_validator("outputs")
     @classmethod
     def _outputs(cls, values: list[str]) -> list[str]:
-        return [cls._text(v) for v in values]
+        return [plain_text(v) for v in values]
 
 
 class Doc(Resource):

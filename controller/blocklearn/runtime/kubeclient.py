@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import errno
+import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from blocklearn import GROUP, VERSION
+from blocklearn.runtime.retry import root_cause
 
 Obj = dict[str, Any]
 
 
 def api_client(kubeconfig: str | None = None) -> Any:
     """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        raise FileNotFoundError(errno.ENOENT, "no such kubeconfig file", kubeconfig)
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -25,6 +32,25 @@ def api_client(kubeconfig: str | None = None) -> Any:
             config_file=kubeconfig, client_configuration=configuration
         )
     return kubernetes.client.ApiClient(configuration)
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """One line for a person about a failure of the official client that their setup causes (no
+    kubeconfig, an API server not reachable, a refusal); None for anything else."""
+    if isinstance(exc, kubernetes.config.ConfigException):
+        return f"no Kubernetes configuration ({exc}): set KUBECONFIG (blocklearn dev prints it)"
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        where = f"{exc.pool.scheme}://{exc.pool.host}:{exc.pool.port}" if exc.pool is not None else "?"
+        why = root_cause(exc)
+        return f"cannot reach the Kubernetes API at {where} ({why}): is it running, is KUBECONFIG right?"
+    if isinstance(exc, ApiException):
+        try:
+            message = json.loads(exc.body or "")["message"]
+        except (TypeError, ValueError, KeyError):
+            message = exc.reason
+        hint = " (are the CRDs installed? kubectl apply --server-side -f crds/)" if exc.status == 404 else ""
+        return f"the Kubernetes API answered {exc.status}: {message}{hint}"
+    return None
 
 
 class CustomObjects:

@@ -133,6 +133,8 @@ class Emulator(kmock.KubernetesEmulator):
     # sleep (a slow server) and returns an HTTP status to fail with, or None. Unlike kmock reactions,
     # whose matching scans the request history, it costs O(1) per request.
     fault: Callable[[kmock.Request], Awaitable[int | None]] | None = attrs.field(default=None, init=False)
+    # Told of every change as it is made, before the client's answer: the journal keeps state with it.
+    on_change: Callable[[Key, str, Obj], None] | None = attrs.field(default=None, init=False)
     # How many times each object was created: a test of "nothing duplicated" counts on it.
     creations: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     # Every (verb, group, resource[/subresource], client) used: the chart's RBAC is tested against it.
@@ -424,6 +426,8 @@ class Emulator(kmock.KubernetesEmulator):
         return str(self._rv)
 
     def _emit(self, rtype: ResourceType, type_: str, obj: Obj) -> None:
+        if self.on_change is not None:
+            self.on_change((rtype.key, obj["metadata"].get("namespace"), obj["metadata"]["name"]), type_, obj)
         self._log.append((rtype.key, {"type": type_, "object": copy.deepcopy(obj)}))
         self._log_rvs.append(self._rv)
         if len(self._log) > EVENT_LOG_SIZE:
