@@ -40,6 +40,7 @@ USAGE = [
     (["emulator", "--port", "many"], "argument --port: not a whole number"),
     (["crds", "--bogus"], "unrecognized arguments: --bogus"),
     (["openapi", "extra"], "unrecognized arguments: extra"),
+    (["dashboard", "--bogus"], "unrecognized arguments: --bogus"),
     (["model", "--cache-dir"], "argument --cache-dir: expected one argument"),
 ]
 
@@ -153,6 +154,7 @@ CASES = [
     ),
     (["crds", "--out", "{tmp}/a-file"], {}, "File exists: {tmp}/a-file"),
     (["openapi", "--out", "{tmp}/missing/openapi.json"], {}, "No such file or directory"),
+    (["dashboard", "--out", "{tmp}/missing/dashboard.json"], {}, "No such file or directory"),
 ]
 
 
