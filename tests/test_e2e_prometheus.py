@@ -157,6 +157,9 @@ def _safe(check):  # type: ignore[no-untyped-def]
         return False
 
 
-async def _embedded(api: Api, name: str) -> bool:
-    code, ex = await api.call("GET", api.path("examples", name=name))
+async def _embedded(api: Api, block: str) -> bool:
+    """Whether the Example the Block names in its status (named from its content) has its vector."""
+    _, blk = await api.call("GET", api.path("blocks", name=block))
+    ref = blk.get("status", {}).get("exampleRef")
+    code, ex = await api.call("GET", api.path("examples", name=ref)) if ref else (404, {})
     return code == 200 and bool(ex.get("status", {}).get("embedding"))
