@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 
+from blocklearn.devtools.notebooks import load, notebook_blocks
+from blocklearn.embed.text import query_text
 from blocklearn.learn.rule import LEARN_ANNOTATION, Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources.models import BlockRef, BlockSpec
 
@@ -159,3 +163,19 @@ def test_the_learn_annotation_excludes_only_when_false(
     annotations: dict[str, str] | None, excluded: bool
 ) -> None:
     assert is_excluded(annotations) is excluded
+
+
+def test_examples_of_notebook_blocks_embed_exactly_their_blocks_text() -> None:
+    """Over notebook-shaped Blocks from tldr-pages: the Example keeps a few cells, and the text the
+    controller embeds for it (and the index searches) is the text of the whole Block's context."""
+    blocks = notebook_blocks(load(Path(__file__).parent / "data" / "tldr-notebooks.jsonl"), 104)
+    kept = total = 0
+    for body in blocks:
+        spec = BlockSpec.model_validate(body["spec"])
+        decision = decide(spec, REF)
+        if decision.example is None:
+            continue
+        assert query_text(decision.example.query.cells) == query_text(spec.doc.cells)
+        kept += len(decision.example.query.cells)
+        total += len(spec.doc.cells)
+    assert total == 16 * kept > 1000  # one cell of sixteen: the request after a code cell

@@ -15,6 +15,7 @@ from blocklearn import metrics
 
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger("blocklearn.workqueue")
+SAME_MOMENT = 1.0  # seconds
 
 
 class Requeue(Exception):  # a request, not an error
@@ -63,8 +64,10 @@ class WorkQueue(Generic[K]):
         when = loop.time() + max(delay, 0.0)
         waiting = self._later.get(key)
         if waiting is not None:
-            if waiting.when() <= when:
-                return  # it comes back sooner anyway, and its reconcile asks again
+            # Sooner anyway (its reconcile asks again), or the same moment: times computed from the
+            # wall clock at each resync differ by rounding and clock slew, not by a second.
+            if waiting.when() <= when + SAME_MOMENT:
+                return
             waiting.cancel()
         self._later[key] = loop.call_at(when, self._due, key)
 
