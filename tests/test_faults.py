@@ -75,6 +75,23 @@ class Faults:
         return None
 
 
+def environment(emulator: Emulator, tmp_path: Path, **more: str) -> dict[str, str]:
+    return {
+        "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),
+        "BLOCKLEARN_EMBEDDER": "hashing",
+        "BLOCKLEARN_HASHING_DIM": "256",
+        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
+        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
+        "BLOCKLEARN_RESYNC_SECONDS": "10",
+        **more,
+    }
+
+
+def start_controller(name: str, tmp_path: Path, env: dict[str, str]) -> Process:
+    args = ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+    return Process(name, args, tmp_path, env).start()
+
+
 def get(url: str) -> dict:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -90,20 +107,11 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
 ) -> None:
     faults = Faults()
     emulator.fault = faults
-    config = kubeconfig_for(emulator, tmp_path)
-    env = {
-        "KUBECONFIG": str(config),
-        "BLOCKLEARN_EMBEDDER": "hashing",
-        "BLOCKLEARN_HASHING_DIM": "256",
-        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
-        "BLOCKLEARN_RESYNC_SECONDS": "10",
-    }
+    env = environment(emulator, tmp_path)
     index_port = free_port()
 
     def controller(name: str) -> Process:
-        args = ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
-        return Process(name, args, tmp_path, env).start()
+        return start_controller(name, tmp_path, env)
 
     procs = [
         controller("controller-1"),
@@ -186,20 +194,11 @@ async def test_controllers_killed_between_learning_and_expiry_lose_and_duplicate
     twice: docs/architecture.md)."""
     faults = Faults(seed=2)
     emulator.fault = faults
-    env = {
-        "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),
-        "BLOCKLEARN_EMBEDDER": "hashing",
-        "BLOCKLEARN_HASHING_DIM": "256",
-        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
-        "BLOCKLEARN_RESYNC_SECONDS": "10",
-        "BLOCKLEARN_BLOCK_TTL_SECONDS": "2",
-    }
+    env = environment(emulator, tmp_path, BLOCKLEARN_BLOCK_TTL_SECONDS="2")
     index_port = free_port()
 
     def controller(name: str) -> Process:
-        args = ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
-        return Process(name, args, tmp_path, env).start()
+        return start_controller(name, tmp_path, env)
 
     procs = [
         controller("controller-1"),
