@@ -29,15 +29,15 @@ def test_the_store_counts_the_bytes_the_api_holds_and_finds_objects_by_index() -
     a, b = obj("a", 1, owner="b1", embedding="A" * 1000), obj("b", 2, owner="b1")
     store.put(a)
     store.put(b)
-    assert store.bytes == size(a) + size(b) and store.bytes > 1000  # the embedding counts
+    assert store.nbytes() == size(a) + size(b) and store.nbytes() > 1000  # the embedding counts
     assert "AAAA" not in json.dumps(store.get(("ns", "a")))  # though the cache does not keep it
     assert sorted(store.by_index("owner", "b1")) == [("ns", "a"), ("ns", "b")]
     a2 = obj("a", 3, owner="b2")
     store.put(a2)
     store.put(obj("a", 2, owner="b9"))  # older than what is cached: ignored
     assert store.by_index("owner", "b1") == [("ns", "b")] and store.by_index("owner", "b2") == [("ns", "a")]
-    assert store.bytes == size(a2) + size(b)
+    assert store.nbytes() == size(a2) + size(b)
     store.delete(("ns", "b"))
-    assert store.by_index("owner", "b1") == [] and store.bytes == size(a2)
+    assert store.by_index("owner", "b1") == [] and store.nbytes() == size(a2)
     store.delete(("ns", "a"))
-    assert store.bytes == 0 and len(store) == 0
+    assert store.nbytes() == 0 and len(store) == 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable, Mapping
@@ -118,7 +117,7 @@ class Reconcilers:
         self._example_locks = KeyedLocks[Key]()
         for kind, store in (("block", self.blocks), ("example", self.examples)):
             metrics.stored_objects.labels(kind).set_function(store.__len__)
-            metrics.stored_bytes.labels(kind).set_function(functools.partial(getattr, store, "bytes"))
+            metrics.stored_bytes.labels(kind).set_function(store.nbytes)
         metrics.store_budget_bytes.set(settings.store_budget_bytes)
 
     # -- what the informers report ------------------------------------------------------------------

@@ -68,13 +68,17 @@ class Store:
         self._trim = trim
         self._items: dict[Key, tuple[int, bytes]] = {}
         self._sizes: dict[Key, int] = {}
-        self.bytes = 0  # compact JSON bytes of the objects as the API serves them
+        self._bytes = 0
         self._indexers = dict(indexers or {})
         self._indices: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
         self._indexed: dict[Key, dict[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def nbytes(self) -> int:
+        """Compact JSON bytes of the objects as the API serves them (before `trim`)."""
+        return self._bytes
 
     def by_index(self, name: str, value: str) -> list[Key]:
         """Keys of the objects the indexer `name` files under `value`."""
@@ -101,7 +105,7 @@ class Store:
         data = json.dumps(trimmed, separators=(",", ":")).encode()
         self._items[key] = (rv, data)
         size = len(data) if trimmed is obj else len(json.dumps(obj, separators=(",", ":")))
-        self.bytes += size - self._sizes.get(key, 0)
+        self._bytes += size - self._sizes.get(key, 0)
         self._sizes[key] = size
         if self._indexers:
             self._unindex(key)
@@ -118,7 +122,7 @@ class Store:
         if known is None or (version is not None and known[0] > version):
             return False
         del self._items[key]
-        self.bytes -= self._sizes.pop(key, 0)
+        self._bytes -= self._sizes.pop(key, 0)
         self._unindex(key)
         return True
 
