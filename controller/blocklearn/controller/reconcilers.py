@@ -232,7 +232,8 @@ class Reconcilers:
         if updated is not None:
             self.blocks.put(updated)
             self._counted.pop(key, None)
-            self._time_left(updated, status.example_ref)  # queues the Block for its expiry
+            if self._time_left(updated, status.example_ref) == 0.0:  # else queued for its expiry
+                self.block_queue.add(key)  # already due (a TTL shorter than deciding took): again
         return updated is not None
 
     def _time_left(self, block: Obj, name: str | None) -> float | None:
