@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
@@ -155,9 +156,13 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
     assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
     assert env_of(idx, "BLOCKLEARN_CROSS_NAMESPACE_SEARCH") == "false"
-    # Bounded growth (provisional defaults, see values.yaml): a day's TTL, 10,000 Examples a namespace,
-    # no age limit, a 512 MiB budget.
-    assert [env_of(ctl, f"BLOCKLEARN_{n}") for n in GROWTH] == ["86400", "10000", "0", str(512 * 1024**2)]
+    # Bounded growth: the controller's own defaults (a day's TTL, 1,000 Examples a namespace, no age
+    # limit), and a 512 MiB budget, which the controller alone does not set.
+    own = Settings()
+    defaults = [own.block_ttl_seconds, own.max_examples_per_namespace, own.example_max_age_days]
+    assert [float(env_of(ctl, f"BLOCKLEARN_{n}")) for n in GROWTH[:3]] == defaults
+    assert defaults[:2] == [86400, 1000] and own.store_budget_bytes == 0
+    assert env_of(ctl, "BLOCKLEARN_STORE_BUDGET_BYTES") == str(512 * 1024**2)
     assert "ResourceQuota" not in kinds(docs)
 
 
@@ -404,6 +409,9 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         "BLOCKLEARN_EMBEDDER": "hashing",
         "BLOCKLEARN_HASHING_DIM": "64",
         "BLOCKLEARN_RESYNC_SECONDS": "1",
+        # Long enough for b1's steps below, short enough to see Blocks expire (delete blocks) and
+        # a teaching one let its Example go first (patch examples).
+        "BLOCKLEARN_BLOCK_TTL_SECONDS": "20",
     }
     index_port = free_port()
     # As the chart runs it: with leader election (its Lease calls are checked too).
@@ -438,16 +446,16 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     emulator[first_status_write] << kmock.KubernetesError(status=409, reason="Conflict", message="stale")
     try:
         await api.call("POST", api.path("blocks"), block_body("b1"))
+        await api.call("POST", api.path("blocks"), block_body("expires", executed="kubectl get po -A -w"))
         bad = block_body("bad")
         bad["spec"]["executedAt"] = "never"
         await api.call("POST", api.path("blocks"), bad)
 
         async def embedded() -> bool:
-            code, ex = await api.call("GET", api.path("examples", name="b1"))
-            return code == 200 and is_embedded(ex)
+            return is_embedded(await _example_of(api, "b1"))
 
         await eventually(embedded, what="embedded", logs=procs)
-        _, example = await api.call("GET", api.path("examples", name="b1"))
+        example = await _example_of(api, "b1")
 
         async def index_ready() -> bool:
             try:
@@ -470,7 +478,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             "PATCH",
             api.path("blocks", name="b1"),
             {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods -o wide"}}},
-        )  # still teaches, something else: the Example is patched
+        )  # still teaches, something else: another Example, the old one deleted
         await eventually(
             lambda: _answer_is(api, "kubectl get pods -o wide"), what="Example patched", logs=procs
         )
@@ -483,15 +491,9 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         assert await backfill.exited() == 0
         await eventually(lambda: _gone(api), what="Example deleted", logs=procs)
         await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
-        # Decided Blocks expire (controller.blockTTLSeconds): a controller with a 1-second TTL takes
-        # over and deletes them.
-        await procs[0].astop()
-        ttl = {**env, **election, "BLOCKLEARN_BLOCK_TTL_SECONDS": "1"}
-        liveness = f"http://127.0.0.1:{free_port()}/healthz"
-        procs[0] = Process(
-            "controller-ttl", ["controller", "--metrics-port", "0", "--liveness", liveness], tmp_path, ttl
-        ).start()
-        await eventually(lambda: _expired(api), timeout=90, what="the decided Block expired", logs=procs)
+        await eventually(
+            lambda: _expired(api, "expires", "bad"), timeout=90, what="Blocks expired", logs=procs
+        )
     finally:
         for p in procs:
             await p.astop()
@@ -503,8 +505,9 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     calls = {c[:3] for c in emulator.calls if c[3] in ours}
     assert {
         ("patch", "blocklearn.dev", "blocks/status"),
-        ("delete", "blocklearn.dev", "blocks"),
         ("delete", "blocklearn.dev", "examples"),
+        ("delete", "blocklearn.dev", "blocks"),
+        ("patch", "blocklearn.dev", "examples"),
         ("create", "", "events"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("create", "coordination.k8s.io", "leases"),
@@ -532,17 +535,27 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     assert [ref.get("blockOwnerDeletion") for ref in example["metadata"]["ownerReferences"]] == [True]
 
 
+async def _example_of(api: Api, block: str) -> dict[str, Any] | None:
+    """The Example a Block names in its status (Examples are named from their content)."""
+    _, blk = await api.call("GET", api.path("blocks", name=block))
+    ref = blk.get("status", {}).get("exampleRef")
+    code, ex = await api.call("GET", api.path("examples", name=ref)) if ref else (404, {})
+    return ex if code == 200 else None
+
+
 async def _answer_is(api: Api, contents: str) -> bool:
-    code, ex = await api.call("GET", api.path("examples", name="b1"))
-    return code == 200 and ex["spec"]["answer"][0]["contents"] == contents
-
-
-async def _expired(api: Api) -> bool:
-    return (await api.call("GET", api.path("blocks", name="b1")))[0] == 404
+    ex = await _example_of(api, "b1")
+    return ex is not None and ex["spec"]["answer"][0]["contents"] == contents
 
 
 async def _gone(api: Api) -> bool:
-    return (await api.call("GET", api.path("examples", name="b1")))[0] == 404
+    _, listed = await api.call("GET", api.path("examples"))
+    return [e["spec"]["blockRef"]["name"] for e in listed["items"]] == ["expires"]
+
+
+async def _expired(api: Api, *blocks: str) -> bool:
+    codes = [(await api.call("GET", api.path("blocks", name=b)))[0] for b in blocks]
+    return codes == [404] * len(blocks)
 
 
 async def _resynced(proc: Process) -> bool:

@@ -64,7 +64,9 @@ def learned(stack: Stack, name: str) -> tuple[str, str]:
 
 
 def examples(stack: Stack) -> set[str]:
-    return {n.split("/")[-1] for n in kubectl(stack, "get", "ex", "-o", "name").split()}
+    """The Blocks the Examples were learned from (Examples are named from their content)."""
+    listed = json.loads(kubectl(stack, "get", "ex", "-o", "json"))["items"]
+    return {e["spec"]["blockRef"]["name"] for e in listed}
 
 
 def resyncs(stack: Stack) -> int:

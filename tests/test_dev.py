@@ -155,7 +155,7 @@ def test_dev_learns_from_the_examples_applied_with_kubectl(dev_dir: Path) -> Non
         assert shown["accepted-as-is"] == ("Accepted", "NotRecorded")
         assert shown["bad-timestamp"] == shown["from-eval"] == ("<none>", "<none>")
         examples = json.loads(dev.kubectl("get", "ex", "-o", "json"))["items"]
-        assert {e["metadata"]["name"] for e in examples} == LEARNED
+        assert {e["spec"]["blockRef"]["name"] for e in examples} == LEARNED  # named from their content
 
         hit = wait_for(lambda: dev.search("the coredns pod crashes, show its previous logs")["results"])
         assert hit[0]["answer"][0]["contents"] == "kubectl logs -n kube-system deploy/coredns --previous"
@@ -163,8 +163,11 @@ def test_dev_learns_from_the_examples_applied_with_kubectl(dev_dir: Path) -> Non
         described = dev.kubectl("describe", "blk", "bad-timestamp")
         assert "not an RFC 3339 time" in described and "Warning  Invalid" in described
 
-        dev.kubectl("delete", "blk", "coredns-logs")
-        assert wait_for(lambda: "coredns-logs" not in dev.kubectl("get", "ex", "-o", "name"))
+        coredns = next(
+            e["metadata"]["name"] for e in examples if e["spec"]["blockRef"]["name"] == "coredns-logs"
+        )
+        dev.kubectl("delete", "blk", "coredns-logs")  # a person's delete takes its Example along
+        assert wait_for(lambda: coredns not in dev.kubectl("get", "ex", "-o", "name"))
         explained = dev.kubectl("explain", "block.spec")
         assert "executedCell" in explained and "The cell the person executed" in explained
     finally:

@@ -31,7 +31,9 @@ BEFORE = 30  # Blocks learned and embedded while the endpoint is up
 
 
 def examples(emulator: Emulator) -> dict[str, dict]:
-    return {e["metadata"]["name"]: e for e in emulator.objects_of("blocklearn.dev/v1alpha1/examples")}
+    """Examples by the Block they were learned from (they are named from their content)."""
+    stored = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
+    return {e["spec"]["blockRef"]["name"]: e for e in stored}
 
 
 def teaches(body: dict) -> bool:

@@ -125,7 +125,8 @@ class Pod:
         for ns in NAMESPACES:
             status, answer = await self.search(session, ns)
             assert status == 200, answer
-            names |= {(ns, hit["name"]) for hit in answer["results"]}
+            # The Block each Example was learned from: Examples are named from their content.
+            names |= {(ns, hit["blockRef"]["name"]) for hit in answer["results"]}
         return names
 
 
@@ -214,7 +215,7 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
             async def converged() -> bool:
                 examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
                 embedded = {
-                    (e["metadata"]["namespace"], e["metadata"]["name"])
+                    (e["metadata"]["namespace"], e["spec"]["blockRef"]["name"])
                     for e in examples
                     if e.get("status", {}).get("embedding")
                 }

@@ -97,7 +97,7 @@ async def test_a_model_switch_keeps_search_answering_and_rewrites_examples_at_a_
         first = await eventually(ready, timeout=60, what="index ready", logs=procs)
         assert first["vectors"] == {"model": "openai:model-b", "current": 0, "missing": EXAMPLES}
         code, hits = await asyncio.to_thread(search, port, "print the logs of pod number 7")
-        assert code == 200 and hits[0]["name"] == "b007"  # by text alone: no vector of model B yet
+        assert code == 200 and hits[0]["blockRef"]["name"] == "b007"  # by text alone: no model B vector yet
 
         procs.append(controller(tmp_path, env_b, "controller-b"))
         progress, failures = [0], []

@@ -156,10 +156,10 @@ def _block(status: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def test_the_outcomes_go_into_the_desired_status_and_leave_it_when_gone() -> None:
     decision = decide(spec(), BlockRef(name="b"))
-    status = block_status(_block(), Outcome.of(decision), Outcomes("Corrected", "Miss"))
+    status = block_status(_block(), Outcome.of(decision), "an-example", Outcomes("Corrected", "Miss"))
     wire = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     assert (wire["suggestionOutcome"], wire["retrievalOutcome"]) == ("Corrected", "Miss")
     # an Invalid Block has none: a patch removes what an earlier generation had
-    patch = status_patch(_block(wire), block_status(_block(wire), Outcome.invalid("bad")))
+    patch = status_patch(_block(wire), block_status(_block(wire), Outcome.invalid("bad"), None))
     assert patch is not None
     assert patch["status"]["suggestionOutcome"] is None and patch["status"]["retrievalOutcome"] is None

@@ -66,6 +66,22 @@ resync_last_success_timestamp_seconds = Gauge(
 api_writes_total = Counter(
     "blocklearn_api_writes_total", "Writes the controller made, by resource and verb.", ["resource", "verb"]
 )
+# What Blocklearn keeps in the API (etcd), as the controller's cache holds it: kind is block|example.
+stored_objects = Gauge("blocklearn_stored_objects", "Blocks and Examples stored, by kind.", ["kind"])
+stored_bytes = Gauge(
+    "blocklearn_stored_bytes",
+    "JSON bytes of the Blocks and Examples stored (embeddings included), by kind.",
+    ["kind"],
+)
+store_budget_bytes = Gauge(
+    "blocklearn_store_budget_bytes", "The store budget setting (0: none); BlocklearnStoreNearBudget reads it."
+)
+blocks_expired_total = Counter("blocklearn_blocks_expired_total", "Blocks deleted when their TTL was up.")
+examples_evicted_total = Counter(
+    "blocklearn_examples_evicted_total",
+    "Examples deleted to keep a namespace under its cap (cap) or not seen for the maximum age (max_age).",
+    ["reason"],
+)
 events_total = Counter("blocklearn_events_total", "Kubernetes Events posted, by reason.", ["reason"])
 embedding_cpu_seconds_total = Counter(
     "blocklearn_embedding_cpu_seconds_total", "CPU time the embedding model used in this process."

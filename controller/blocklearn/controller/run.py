@@ -62,6 +62,8 @@ class Controller:
         self._tasks = [
             asyncio.create_task(r.block_queue.run(r.reconcile_block, WORKERS)),
             asyncio.create_task(r.example_queue.run(r.reconcile_example, WORKERS)),
+            # One at a time: an eviction pass reads a whole namespace, and passes do not overlap.
+            asyncio.create_task(r.namespace_queue.run(r.reconcile_namespace, 1)),
         ]
         self.resync.start()
         log.info("Synced caches: blocks=%d examples=%d", len(r.blocks), len(r.examples))
@@ -125,10 +127,15 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     log.info(
-        "Started controller: namespaces=%s embedder=%s metrics_port=%s",
+        "Started controller: namespaces=%s embedder=%s metrics_port=%s block_ttl_seconds=%g"
+        " max_examples_per_namespace=%d example_max_age_days=%g store_budget_bytes=%d",
         ",".join(settings.namespaces) or "*",
         embedder.model,
         settings.metrics_port,
+        settings.block_ttl_seconds,
+        settings.max_examples_per_namespace,
+        settings.example_max_age_days,
+        settings.store_budget_bytes,
     )
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:

@@ -60,6 +60,7 @@ def to_entry(obj: Mapping[str, Any]) -> Entry:
             "answer": spec.get("answer", []),
             "blockRef": spec.get("blockRef", {}),
             "textHash": status.get("textHash"),
+            "occurrences": status.get("occurrences") or 1,
         },
     )
 

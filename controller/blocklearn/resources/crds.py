@@ -176,11 +176,17 @@ def example_crd() -> dict[str, Any]:
                 "description": "Embedder.",
             },
             {
+                "name": "Occurrences",
+                "type": "integer",
+                "jsonPath": ".status.occurrences",
+                "description": "How many Blocks taught this correction.",
+            },
+            {
                 "name": "Block",
                 "type": "string",
                 "jsonPath": ".spec.blockRef.name",
                 "priority": 1,
-                "description": "The Block it was learned from.",
+                "description": "The Block that first taught it.",
             },
             _age(),
         ],

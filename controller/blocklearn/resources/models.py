@@ -193,7 +193,14 @@ class BlockStatus(Resource):
         default=None,
         alias="exampleRef",
         max_length=MAX_NAME_CHARS,
-        description="Name of the Example learned from this Block.",
+        description="Name of the Example this Block taught (created, or counted as another occurrence of).",
+    )
+    decided_at: str | None = Field(
+        default=None,
+        alias="decidedAt",
+        max_length=MAX_TIME_CHARS,
+        description="When the controller decided about the Block's current content (RFC 3339); the Block"
+        " is deleted the block TTL after it.",
     )
     suggestion_outcome: SuggestionOutcome | None = Field(
         default=None,
@@ -211,22 +218,50 @@ class BlockStatus(Resource):
 
 
 class BlockRef(Resource):
-    """The Block an Example was learned from."""
+    """The Block an Example was learned from: its provenance, kept as plain fields so that it outlives
+    the Block."""
 
     name: str = Field(max_length=MAX_NAME_CHARS, description="Name of the Block.")
     uid: str = Field(default="", max_length=MAX_ID_CHARS, description="UID of the Block.")
+    gen_trace_id: str | None = Field(
+        default=None,
+        alias="genTraceId",
+        max_length=MAX_ID_CHARS,
+        description="Trace id of the generation request of the Block.",
+    )
+    exec_trace_ids: list[Annotated[str, Field(max_length=MAX_ID_CHARS)]] | None = Field(
+        default=None,
+        alias="execTraceIds",
+        max_length=MAX_TRACE_IDS,
+        description="Trace ids of the Block's executions.",
+    )
+    learned_at: str | None = Field(
+        default=None,
+        alias="learnedAt",
+        max_length=MAX_TIME_CHARS,
+        description="When the correction was made: the Block's executedAt, else when its content appeared"
+        " (RFC 3339).",
+    )
 
 
 class ExampleSpec(Resource):
-    """A few-shot example: the context (query) and what the person actually ran (answer)."""
+    """A few-shot example: the context (query) and what the person actually ran (answer).
 
-    query: Doc = Field(description="The notebook context of the Block.")
-    answer: list[Cell] = Field(max_length=1, description="The executed cell.")
-    block_ref: BlockRef = Field(alias="blockRef", description="The Block this Example was learned from.")
+    Only what is used: the context cells that are embedded, not the whole notebook, and no outputs."""
+
+    query: Doc = Field(
+        description="The context cells that are embedded: the cell before the executed one and the"
+        " markup cells just before it, without outputs, cut to the embedded text's size."
+    )
+    answer: list[Cell] = Field(max_length=1, description="The executed cell, without its outputs.")
+    block_ref: BlockRef = Field(
+        alias="blockRef", description="The Block that first taught this Example (its provenance)."
+    )
 
 
 class ExampleStatus(Resource):
-    """The embedding of an Example, kept where the index sidecar can watch it."""
+    """The embedding of an Example, kept where the index sidecar can watch it, and how often and how
+    recently its correction was taught."""
 
     embedding: str | None = Field(
         default=None,
@@ -255,6 +290,19 @@ class ExampleStatus(Resource):
         alias="sourceChangedAt",
         max_length=MAX_TIME_CHARS,
         description="When the Block last changed; the index measures learning latency from it.",
+    )
+    occurrences: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many Blocks taught this same correction (rendered query and answer); absent"
+        " means 1.",
+    )
+    last_seen_at: str | None = Field(
+        default=None,
+        alias="lastSeenAt",
+        max_length=MAX_TIME_CHARS,
+        description="When a Block last taught this correction (RFC 3339); absent: when it was created."
+        " Eviction takes the least recently seen first.",
     )
     conditions: list[Condition] = Field(
         default_factory=list, max_length=MAX_CONDITIONS, description="The Embedded condition."

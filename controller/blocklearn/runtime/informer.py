@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import tenacity
@@ -27,6 +27,8 @@ from blocklearn.runtime.rest import ApiError, Rest, custom_path
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 Handler = Callable[[str, Obj | None, Obj | None], None]  # (event type, old, new)
+# client-go's Indexers: named functions from an object to the values it is found under.
+Indexer = Callable[[Obj], Iterable[str]]
 
 log = logging.getLogger("blocklearn.informer")
 
@@ -55,14 +57,32 @@ def without_embedding(obj: Obj) -> Obj:
 
 
 class Store:
-    """Objects by key, as compact JSON; reads return a fresh dict the caller may change."""
+    """Objects by key, as compact JSON; reads return a fresh dict the caller may change.
 
-    def __init__(self, trim: Callable[[Obj], Obj] = lambda o: o) -> None:
+    Like client-go's Indexer, it can also find keys by an index (`by_index`), kept as objects come
+    and go, and it keeps the total size of its objects as the API holds them (before `trim`)."""
+
+    def __init__(
+        self, trim: Callable[[Obj], Obj] = lambda o: o, indexers: Mapping[str, Indexer] | None = None
+    ) -> None:
         self._trim = trim
         self._items: dict[Key, tuple[int, bytes]] = {}
+        self._sizes: dict[Key, int] = {}
+        self._bytes = 0
+        self._indexers = dict(indexers or {})
+        self._indices: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
+        self._indexed: dict[Key, dict[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def nbytes(self) -> int:
+        """Compact JSON bytes of the objects as the API serves them (before `trim`)."""
+        return self._bytes
+
+    def by_index(self, name: str, value: str) -> list[Key]:
+        """Keys of the objects the indexer `name` files under `value`."""
+        return list(self._indices[name].get(value, ()))
 
     def all_keys(self) -> list[Key]:
         return list(self._items)
@@ -81,7 +101,19 @@ class Store:
         known = self._items.get(key)
         if known is not None and known[0] >= rv:
             return False
-        self._items[key] = (rv, json.dumps(self._trim(obj), separators=(",", ":")).encode())
+        trimmed = self._trim(obj)
+        data = json.dumps(trimmed, separators=(",", ":")).encode()
+        self._items[key] = (rv, data)
+        size = len(data) if trimmed is obj else len(json.dumps(obj, separators=(",", ":")))
+        self._bytes += size - self._sizes.get(key, 0)
+        self._sizes[key] = size
+        if self._indexers:
+            self._unindex(key)
+            values = {name: tuple(fn(obj)) for name, fn in self._indexers.items()}
+            self._indexed[key] = values
+            for name, found in values.items():
+                for value in found:
+                    self._indices[name].setdefault(value, set()).add(key)
         return True
 
     def delete(self, key: Key, version: int | None = None) -> bool:
@@ -90,7 +122,19 @@ class Store:
         if known is None or (version is not None and known[0] > version):
             return False
         del self._items[key]
+        self._bytes -= self._sizes.pop(key, 0)
+        self._unindex(key)
         return True
+
+    def _unindex(self, key: Key) -> None:
+        for name, values in self._indexed.pop(key, {}).items():
+            index = self._indices[name]
+            for value in values:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
 
     def items(self) -> Iterator[tuple[Key, Obj]]:
         for key in list(self._items):

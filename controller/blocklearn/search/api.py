@@ -15,7 +15,7 @@ from blocklearn import metrics
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.index.core import ExampleIndex, Hit
 from blocklearn.search.auth import Authenticator, AuthUnavailableError, Caller, authenticate
-from blocklearn.search.distinct import Grouped, candidates, distinct
+from blocklearn.search.distinct import Grouped, candidates, distinct, occurrences
 from blocklearn.search.openapi import render as render_openapi
 from blocklearn.search.schema import SearchRequest
 
@@ -154,7 +154,9 @@ def build_app(
             hits = await asyncio.to_thread(
                 index.search, text, fetch, vector=vector, min_score=req.min_score, namespace=req.namespace
             )
-            groups = distinct(hits, req.k) if req.distinct else [Grouped(h, 1) for h in hits]
+            groups = (
+                distinct(hits, req.k) if req.distinct else [Grouped(h, occurrences(h.entry)) for h in hits]
+            )
             result = "ok" if groups else "empty"
             return web.json_response(
                 {

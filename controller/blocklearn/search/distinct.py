@@ -2,7 +2,8 @@
 
 Search over-fetches, then keeps the best-scoring example of each answer (executed cells compared
 after whitespace normalisation: `blocklearn.embed.text.normalise_command`) until it has k, so k
-few-shot examples teach k different things instead of repeating one.
+few-shot examples teach k different things instead of repeating one. Support counts the Blocks that
+taught the answer: an Example stands for every identical correction (its `occurrences`).
 """
 
 from __future__ import annotations
@@ -38,14 +39,20 @@ def answer_key(entry: Entry) -> str:
     return normalise_command("\n".join(str(c.get("contents", "")) for c in cells if isinstance(c, dict)))
 
 
+def occurrences(entry: Entry) -> int:
+    """How many Blocks taught the example's correction (identical ones collapse into one Example)."""
+    value = entry.payload.get("occurrences")
+    return value if isinstance(value, int) and value > 0 else 1
+
+
 def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
     """The first k distinct answers of hits ranked best first, each with its best hit and its support
-    among all the hits given (also those beyond the k-th answer)."""
+    among all the hits given (also those beyond the k-th answer), counted in occurrences."""
     best: dict[str, Hit] = {}
     support: dict[str, int] = {}
     for hit in hits:
         key = answer_key(hit.entry)
         best.setdefault(key, hit)
-        support[key] = support.get(key, 0) + 1
+        support[key] = support.get(key, 0) + occurrences(hit.entry)
     # dicts keep insertion order: the first hit of each answer is its best, in rank order.
     return [Grouped(hit, support[key]) for key, hit in list(best.items())[:k]]

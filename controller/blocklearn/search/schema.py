@@ -54,7 +54,8 @@ class SearchRequest(BaseModel):
     distinct: bool = Field(
         default=True,
         description="Return examples with distinct answers (whitespace-normalised), each with the"
-        " number of near examples that gave it (`support`); false returns the raw nearest examples.",
+        " number of corrections near the query that gave it (`support`); false returns the raw nearest"
+        " examples.",
     )
 
     def text(self) -> str:
@@ -76,7 +77,8 @@ class SearchResult(BaseModel):
     support: int = Field(
         default=1,
         ge=1,
-        description="How many of the near examples gave this answer (1 for raw results).",
+        description="How many corrections near the query gave this answer: the occurrences of the near"
+        " examples with it (of this example alone, for raw results).",
     )
     query: Doc = Field(description="The notebook context of the correction.")
     answer: list[Cell] = Field(description="The cell the person executed.")
