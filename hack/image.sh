@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/blocklearn:dev}
-DEBIAN_BASE=localhost/blocklearn-base:bookworm
+DEBIAN_BASE=localhost/blocklearn-base:bookworm-slim
 
 debian_base() {
   if podman image exists "$DEBIAN_BASE"; then return; fi
@@ -26,6 +26,15 @@ debian_base() {
     chroot "$root" update-ca-certificates >&2
   fi
   printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$root/etc/pip.conf"
+  # Slim, as Debian's own debian:bookworm-slim is (debuerreotype): no manuals, documentation or
+  # translations (45 MB here), the licences kept; dpkg leaves them out of any later install too.
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
+    'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/lintian/*' 'path-exclude /usr/share/linda/*' \
+    >"$root/etc/dpkg/dpkg.cfg.d/slim"
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$root"/usr/share/{man,info,locale,groff,lintian,linda}/*
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*
   tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_BASE" >&2
   rm -rf "$root"

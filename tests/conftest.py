@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib.util
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -9,9 +12,56 @@ import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.devtools.emulator.serve import kubeconfig
+from blocklearn.embed.semantic import INSTALL_COMMAND, WEIGHTS_PACKAGE
 from blocklearn.resources.crds import all_crds
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
+
+BIN = Path(__file__).resolve().parent.parent / ".bin"
+# What `@pytest.mark.needs_tools(...)` may name: how to tell it is here, and how to get it.
+TOOLS: dict[str, tuple[Callable[[], bool], str]] = {
+    "helm": (lambda: (BIN / "helm").exists(), "helm is missing: run hack/install-tools.sh"),
+    "kubectl": (lambda: (BIN / "kubectl").exists(), "kubectl is missing: run hack/install-tools.sh"),
+    "promtool": (
+        lambda: bool(shutil.which("promtool")),
+        "promtool is missing: run hack/install-system-tools.sh",
+    ),
+    "prometheus": (
+        lambda: bool(shutil.which("prometheus")),
+        "prometheus is missing: run hack/install-system-tools.sh",
+    ),
+    "strace": (
+        lambda: all(shutil.which(t) for t in ("strace", "unshare", "ip")),
+        "strace, unshare or ip is missing (Debian: strace, util-linux, iproute2):"
+        " run hack/install-system-tools.sh",
+    ),
+    "weights": (
+        lambda: importlib.util.find_spec(WEIGHTS_PACKAGE) is not None,
+        f"the semantic model's weights are missing: {INSTALL_COMMAND}",
+    ),
+    "podman": (
+        lambda: bool(shutil.which("podman")),
+        "podman is missing: apt-get install -y podman debootstrap, then hack/image.sh build",
+    ),
+}
+
+
+def in_ci() -> bool:
+    """CI (CI=true, as CI services set it) installs every tool: there a missing one fails the run."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `needs_tools("helm", ...)` skips, naming what to install, when one is missing;
+    under CI it fails instead, as hack/test.sh installs them all."""
+    missing = [
+        TOOLS[tool][1]
+        for mark in item.iter_markers("needs_tools")
+        for tool in mark.args
+        if not TOOLS[tool][0]()
+    ]
+    if missing:
+        (pytest.fail if in_ci() else pytest.skip)("; ".join(dict.fromkeys(missing)))
 
 
 class Api:
@@ -35,6 +85,12 @@ class Api:
         hdrs = {"Content-Type": ctype if method == "PATCH" else "application/json", **(headers or {})}
         async with self.session.request(method, url, json=body, headers=hdrs) as resp:
             return resp.status, await resp.json(content_type=None)
+
+    async def create_namespace(self, name: str) -> None:
+        """Objects go only into a namespace that exists, as in a cluster: make it first."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        code, answer = await self.call("POST", f"{self.base}/api/v1/namespaces", body)
+        assert code == 201, answer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from blocklearn.devtools.dev import free_port
 
-__all__ = ["Process", "eventually", "free_port", "kubectl_binary", "metric", "scrape"]
+__all__ = ["Process", "eventually", "free_port", "kubectl_binary", "metric", "run_kubectl", "scrape"]
 
 T = TypeVar("T")
 
@@ -114,3 +114,19 @@ def kubectl_binary() -> Path:
     if not path.exists():
         pytest.fail("kubectl is missing: run hack/install-tools.sh (hack/test.sh does)")
     return path
+
+
+async def run_kubectl(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """The real kubectl against a kubeconfig, without blocking the event loop (the emulator may be
+    serving in it): (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(kubectl_binary()),
+        "--kubeconfig",
+        str(config),
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), 120)
+    return proc.returncode or 0, out.decode(), err.decode()

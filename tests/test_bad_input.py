@@ -172,8 +172,10 @@ async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learn
             ready = _condition(stored[block_name], "Ready")
             assert ready is not None and ready["status"] == "False" and ready["reason"] == "Invalid", name
             assert f"spec.{field}" in ready["message"], (name, ready["message"])
-        examples = {e["metadata"]["name"] for e in emulator.objects_of("blocklearn.dev/v1alpha1/examples")}
+        learned = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
+        examples = {e["spec"]["blockRef"]["name"] for e in learned}  # named from content, not Blocks
         assert set(good) <= examples and not examples & set(accepted)
+        assert all(len(e["metadata"]["name"]) <= 63 for e in learned)  # also the 253-character Block's
         assert controller.alive(), controller.tail()
     finally:
         await controller.astop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ import pytest
 import yaml
 
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "blocklearn"
 HELM = ROOT / ".bin" / "helm"
+pytestmark = pytest.mark.needs_tools("helm")
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,6 +56,7 @@ VALUE_SETS = {
         "prometheusRule.enabled=true",
         "prometheusRule.runbookBaseUrl=https://runbooks.example/blocklearn.md",
     ],
+    "dashboards": ["dashboards.enabled=true", "dashboards.annotations.grafana_folder=Blocklearn"],
     "openai": [
         "embedder.type=openai",
         "embedder.openai.apiKeySecret.name=openai",
@@ -68,6 +72,17 @@ VALUE_SETS = {
         "index.expose=true",
         "index.auth.tokenSecret.name=idx",
     ],
+    "bounded-growth-with-quotas": [
+        "watchNamespaces={team-a,team-b}",
+        "resourceQuota.enabled=true",
+        "resourceQuota.blocks=5000",
+        "resourceQuota.examples=1200",
+        "controller.blockTTLSeconds=3600",
+        "controller.maxExamplesPerNamespace=1000",
+        "controller.exampleMaxAgeDays=90",
+        "alerts.storeBudgetBytes=1073741824",
+    ],
+    "quota-in-the-release-namespace": ["resourceQuota.enabled=true"],
     "exposed-with-token-review": [
         "index.expose=true",
         "index.auth.tokenReview.enabled=true",
@@ -143,6 +158,39 @@ def test_defaults_are_hardened_and_probes_hit_real_endpoints() -> None:
     assert env_of(ctl, "BLOCKLEARN_SECRETS") == "redact"
     assert env_of(ctl, "MALLOC_ARENA_MAX") == env_of(idx, "MALLOC_ARENA_MAX") == "2"
     assert env_of(idx, "BLOCKLEARN_CROSS_NAMESPACE_SEARCH") == "false"
+    # Bounded growth: the controller's own defaults (a day's TTL, 1,000 Examples a namespace, no age
+    # limit), and a 512 MiB budget, which the controller alone does not set.
+    own = Settings()
+    defaults = [own.block_ttl_seconds, own.max_examples_per_namespace, own.example_max_age_days]
+    assert [float(env_of(ctl, f"BLOCKLEARN_{n}")) for n in GROWTH[:3]] == defaults
+    assert defaults[:2] == [86400, 1000] and own.store_budget_bytes == 0
+    assert env_of(ctl, "BLOCKLEARN_STORE_BUDGET_BYTES") == str(512 * 1024**2)
+    assert "ResourceQuota" not in kinds(docs)
+
+
+GROWTH = ("BLOCK_TTL_SECONDS", "MAX_EXAMPLES_PER_NAMESPACE", "EXAMPLE_MAX_AGE_DAYS", "STORE_BUDGET_BYTES")
+
+
+def test_bounded_growth_values_reach_the_controller_and_the_quota_is_a_backstop_per_namespace() -> None:
+    docs = render(*VALUE_SETS["bounded-growth-with-quotas"])
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    ctl = next(c for c in pod["containers"] if c["name"] == "controller")
+    assert [env_of(ctl, f"BLOCKLEARN_{n}") for n in GROWTH] == ["3600", "1000", "90", "1073741824"]
+    quotas = [d for d in docs if d["kind"] == "ResourceQuota"]
+    hard = {"count/blocks.blocklearn.dev": "5000", "count/examples.blocklearn.dev": "1200"}
+    assert [(q["metadata"]["namespace"], q["spec"]) for q in quotas] == [
+        ("team-a", {"hard": hard}),
+        ("team-b", {"hard": hard}),
+    ]
+    # Watching every namespace, the one quota bounds the release's namespace only.
+    [quota] = [
+        d for d in render(*VALUE_SETS["quota-in-the-release-namespace"]) if d["kind"] == "ResourceQuota"
+    ]
+    assert quota["metadata"]["namespace"] == "blocklearn"
+    assert quota["spec"]["hard"] == {
+        "count/blocks.blocklearn.dev": "100000",
+        "count/examples.blocklearn.dev": "20000",
+    }
 
 
 def test_two_replicas_by_default_elect_a_leader_and_stay_up_through_rollouts_and_drains() -> None:
@@ -248,6 +296,40 @@ def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
 
 
+def test_the_dashboard_configmap_is_rendered_only_when_enabled_and_holds_the_generated_dashboard() -> None:
+    assert "ConfigMap" not in kinds(render())
+    [config] = [d for d in render(*VALUE_SETS["dashboards"]) if d["kind"] == "ConfigMap"]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["labels"]["app.kubernetes.io/component"] == "monitoring"
+    assert config["metadata"]["annotations"] == {"grafana_folder": "Blocklearn"}
+    committed = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(config["data"]["blocklearn.json"]) == committed
+    assert committed["uid"] == "blocklearn-overview"
+
+
+def test_the_acceptance_drop_thresholds_are_values_and_the_rest_is_the_tested_file(tmp_path: Path) -> None:
+    docs = render(
+        "prometheusRule.enabled=true",
+        "prometheusRule.acceptanceDrop.percent=40",
+        "prometheusRule.acceptanceDrop.minSuggestions=200",
+    )
+    groups = one(docs, "PrometheusRule")["spec"]["groups"]
+    plain = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]
+    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    assert records["blocklearn:suggestions_acceptance_drop:threshold"] == "vector(0.4)"
+    assert records["blocklearn:suggestions_acceptance_drop:min_suggestions"] == "vector(200)"
+    for group in (groups, plain):  # everything else is the file promtool tests
+        for g in group:
+            g["rules"] = [r for r in g["rules"] if "acceptance_drop:" not in r.get("record", "")]
+    assert groups == plain
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run hack/install-system-tools.sh (hack/test.sh does)"
+    rendered = tmp_path / "rules.yaml"
+    rendered.write_text(yaml.safe_dump({"groups": one(docs, "PrometheusRule")["spec"]["groups"]}))
+    out = subprocess.run([promtool, "check", "rules", str(rendered)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_the_index_token_is_mounted_from_a_secret_when_set() -> None:
     assert "index-token" not in json.dumps(render())
     pod = one(render("index.auth.tokenSecret.name=idx"), "Deployment")["spec"]["template"]["spec"]
@@ -291,6 +373,13 @@ def test_the_api_key_comes_from_a_secret_only() -> None:
         ("watchNamespaces={Team_A}", "watchNamespaces/0"),
         ("controller.resyncSeconds=1", "resyncSeconds"),
         ("embedder.openai.apiKey=sk-123", "additional properties 'apiKey' not allowed"),
+        ("prometheusRule.acceptanceDrop.percent=0.25", "acceptanceDrop/percent"),
+        ("controller.blockTTLSeconds=-1", "blockTTLSeconds"),
+        ("controller.maxExamplesPerNamespace=-5", "maxExamplesPerNamespace"),
+        ("alerts.storeBudgetBytes=-1", "storeBudgetBytes"),
+        ("alerts.budget=1", "additional properties 'budget' not allowed"),
+        ("resourceQuota.blocks=0", "resourceQuota/blocks"),
+        ("resourceQuota.pods=10", "additional properties 'pods' not allowed"),
     ],
 )
 def test_wrong_values_are_rejected_with_a_clear_message(value: str, message: str) -> None:
@@ -322,6 +411,9 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         "BLOCKLEARN_EMBEDDER": "hashing",
         "BLOCKLEARN_HASHING_DIM": "64",
         "BLOCKLEARN_RESYNC_SECONDS": "1",
+        # Long enough for b1's steps below, short enough to see Blocks expire (delete blocks) and
+        # a teaching one let its Example go first (patch examples).
+        "BLOCKLEARN_BLOCK_TTL_SECONDS": "20",
     }
     index_port = free_port()
     # As the chart runs it: with leader election (its Lease calls are checked too).
@@ -356,16 +448,16 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     emulator[first_status_write] << kmock.KubernetesError(status=409, reason="Conflict", message="stale")
     try:
         await api.call("POST", api.path("blocks"), block_body("b1"))
+        await api.call("POST", api.path("blocks"), block_body("expires", executed="kubectl get po -A -w"))
         bad = block_body("bad")
         bad["spec"]["executedAt"] = "never"
         await api.call("POST", api.path("blocks"), bad)
 
         async def embedded() -> bool:
-            code, ex = await api.call("GET", api.path("examples", name="b1"))
-            return code == 200 and is_embedded(ex)
+            return is_embedded(await _example_of(api, "b1"))
 
         await eventually(embedded, what="embedded", logs=procs)
-        _, example = await api.call("GET", api.path("examples", name="b1"))
+        example = await _example_of(api, "b1")
 
         async def index_ready() -> bool:
             try:
@@ -388,7 +480,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             "PATCH",
             api.path("blocks", name="b1"),
             {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods -o wide"}}},
-        )  # still teaches, something else: the Example is patched
+        )  # still teaches, something else: another Example, the old one deleted
         await eventually(
             lambda: _answer_is(api, "kubectl get pods -o wide"), what="Example patched", logs=procs
         )
@@ -401,6 +493,9 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
         assert await backfill.exited() == 0
         await eventually(lambda: _gone(api), what="Example deleted", logs=procs)
         await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
+        await eventually(
+            lambda: _expired(api, "expires", "bad"), timeout=90, what="Blocks expired", logs=procs
+        )
     finally:
         for p in procs:
             await p.astop()
@@ -413,6 +508,8 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     assert {
         ("patch", "blocklearn.dev", "blocks/status"),
         ("delete", "blocklearn.dev", "examples"),
+        ("delete", "blocklearn.dev", "blocks"),
+        ("patch", "blocklearn.dev", "examples"),
         ("create", "", "events"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("create", "coordination.k8s.io", "leases"),
@@ -440,13 +537,27 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
     assert [ref.get("blockOwnerDeletion") for ref in example["metadata"]["ownerReferences"]] == [True]
 
 
+async def _example_of(api: Api, block: str) -> dict[str, Any] | None:
+    """The Example a Block names in its status (Examples are named from their content)."""
+    _, blk = await api.call("GET", api.path("blocks", name=block))
+    ref = blk.get("status", {}).get("exampleRef")
+    code, ex = await api.call("GET", api.path("examples", name=ref)) if ref else (404, {})
+    return ex if code == 200 else None
+
+
 async def _answer_is(api: Api, contents: str) -> bool:
-    code, ex = await api.call("GET", api.path("examples", name="b1"))
-    return code == 200 and ex["spec"]["answer"][0]["contents"] == contents
+    ex = await _example_of(api, "b1")
+    return ex is not None and ex["spec"]["answer"][0]["contents"] == contents
 
 
 async def _gone(api: Api) -> bool:
-    return (await api.call("GET", api.path("examples", name="b1")))[0] == 404
+    _, listed = await api.call("GET", api.path("examples"))
+    return [e["spec"]["blockRef"]["name"] for e in listed["items"]] == ["expires"]
+
+
+async def _expired(api: Api, *blocks: str) -> bool:
+    codes = [(await api.call("GET", api.path("blocks", name=b)))[0] for b in blocks]
+    return codes == [404] * len(blocks)
 
 
 async def _resynced(proc: Process) -> bool:

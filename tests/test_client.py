@@ -37,7 +37,7 @@ from blocklearn.search.openapi import document
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port, kubectl_binary, scrape
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 T = TypeVar("T")
 
@@ -214,6 +214,7 @@ def test_tokens_401_and_403(stack: Stack, tmp_path: Path) -> None:
             Client(url, token_file=token_file).search("pods")
 
         kubectl = [str(kubectl_binary()), "--kubeconfig", str(stack.kubeconfig)]
+        subprocess.run([*kubectl, "create", "namespace", "team-a"], check=True)
         subprocess.run([*kubectl, "create", "serviceaccount", "notebook", "-n", "team-a"], check=True)
         sa_token = subprocess.run(
             [*kubectl, "create", "token", "notebook", "-n", "team-a"],

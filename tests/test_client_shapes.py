@@ -8,7 +8,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from blocklearn.client import TRACE_ANNOTATION, block_name, build_block, few_shot_messages
+from blocklearn.client import TRACE_ANNOTATION, block_name, build_block, few_shot_messages, retrieved_names
 from blocklearn.learn.rule import Reason, decide
 from blocklearn.resources.models import BlockRef, BlockSpec, Cell
 from blocklearn.search.schema import SearchResponse, SearchResult
@@ -72,10 +72,10 @@ def test_build_block_is_named_from_the_execution_without_a_suggestion_and_refuse
         build_block(context=["x"], executed="y\x00", gen_trace_id="t")  # the model's own checks
 
 
-def result(name: str, score: float, request: str, answer: str) -> SearchResult:
+def result(name: str, score: float, request: str, answer: str, namespace: str = "default") -> SearchResult:
     return SearchResult.model_validate(
         {
-            "namespace": "default",
+            "namespace": namespace,
             "name": name,
             "score": score,
             "query": request,
@@ -102,3 +102,30 @@ def test_few_shot_messages_alternate_user_and_assistant_with_the_best_example_la
     ]
     assert few_shot_messages(response.results) == few_shot_messages(response)
     assert few_shot_messages([]) == []
+
+
+def test_a_block_records_the_examples_shown_in_rank_order() -> None:
+    response = SearchResponse(
+        results=[
+            result("best", 0.9, "list pods", "kubectl get pods -A"),
+            result("elsewhere", 0.8, "list pods", "kubectl get pods", namespace="team-b"),
+            result("next", 0.5, "list nodes", "kubectl get nodes"),
+        ],
+        model="m",
+        index_size=3,
+    )
+    body = build_block(
+        context=["list pods"], executed="kubectl get pods -A", gen_trace_id="t", retrieved=response
+    )
+    # a Block names Examples of its own namespace: when the client knows it, others are left out
+    assert body["spec"]["retrievedExamples"] == ["best", "elsewhere", "next"]
+    assert retrieved_names(response, "default") == ["best", "next"]
+    assert retrieved_names(response.results, "team-b") == ["elsewhere"]
+    # names work too; repeats are recorded once; at most the 10 best are kept, as the CRD allows
+    assert retrieved_names(["a", "b", "a"]) == ["a", "b"]
+    assert retrieved_names([f"e{i}" for i in range(15)]) == [f"e{i}" for i in range(10)]
+    assert build_block(context=["x"], executed="y", gen_trace_id="t")["spec"]["retrievedExamples"] == []
+    with pytest.raises(TypeError, match="not one name"):
+        retrieved_names("best")
+    with pytest.raises(ValidationError):
+        build_block(context=["x"], executed="y", gen_trace_id="t", retrieved=["Not_A_Name"])

@@ -17,7 +17,7 @@ from blocklearn.client import Client
 from blocklearn.devtools.dev import Ports, Stack
 from tests.processes import kubectl_binary, scrape
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 BAD_NAME = "coredns-logs"
@@ -64,7 +64,9 @@ def learned(stack: Stack, name: str) -> tuple[str, str]:
 
 
 def examples(stack: Stack) -> set[str]:
-    return {n.split("/")[-1] for n in kubectl(stack, "get", "ex", "-o", "name").split()}
+    """The Blocks the Examples were learned from (Examples are named from their content)."""
+    listed = json.loads(kubectl(stack, "get", "ex", "-o", "json"))["items"]
+    return {e["spec"]["blockRef"]["name"] for e in listed}
 
 
 def resyncs(stack: Stack) -> int:

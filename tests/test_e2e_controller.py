@@ -10,6 +10,8 @@ import kmock
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.learn.rule import decide, example_name
+from blocklearn.resources.models import BlockRef, BlockSpec
 from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
 from tests.processes import Process, eventually, free_port
 
@@ -65,9 +67,19 @@ def condition(obj: dict | None, type_: str) -> dict | None:
     return None
 
 
-async def embedded_example(api: Api, name: str) -> dict | None:
-    ex = await get(api, "examples", name)
+async def embedded_example(api: Api, block: str) -> dict | None:
+    """The Example a Block names in its status (Examples are named from their content), embedded."""
+    blk = await get(api, "blocks", block)
+    ref = (blk or {}).get("status", {}).get("exampleRef")
+    ex = await get(api, "examples", ref) if ref else None
     return ex if is_embedded(ex) else None
+
+
+def name_for(body: dict) -> str:
+    """The name the controller gives the Example of a Block: from what it teaches."""
+    decision = decide(BlockSpec.model_validate(body["spec"]), BlockRef(name=body["metadata"]["name"]))
+    assert decision.example is not None
+    return example_name(decision.example)
 
 
 async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(
@@ -75,9 +87,14 @@ async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(
 ) -> None:
     _, block = await api.call("POST", api.path("blocks"), block_body("b1"))
     ex = await eventually(lambda: embedded_example(api, "b1"), what="embedded Example", logs=[controller])
+    assert ex["metadata"]["name"] == name_for(block_body("b1"))
     assert ex["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
     assert ex["spec"]["query"]["cells"][0]["contents"] == "list every pod"
-    assert ex["spec"]["blockRef"] == {"name": "b1", "uid": block["metadata"]["uid"]}
+    assert ex["spec"]["blockRef"] == {
+        "name": "b1",
+        "uid": block["metadata"]["uid"],
+        "learnedAt": block["metadata"]["creationTimestamp"],  # no executedAt: when the Block was made
+    }
     [owner] = ex["metadata"]["ownerReferences"]
     assert owner["uid"] == block["metadata"]["uid"] and owner["controller"] is True
     status = ex["status"]
@@ -88,8 +105,8 @@ async def test_a_correction_becomes_an_embedded_example_owned_by_its_block(
     assert condition(ex, "Embedded")["status"] == "True"
 
     blk = await eventually(lambda: _learned(api, "b1"), what="Learned condition", logs=[controller])
-    assert blk["status"]["exampleRef"] == "b1"
-    assert blk["status"]["observedGeneration"] == 1
+    assert blk["status"]["exampleRef"] == ex["metadata"]["name"]
+    assert blk["status"]["observedGeneration"] == 1 and blk["status"]["decidedAt"]
     assert condition(blk, "Ready")["status"] == "True"
 
 
@@ -99,8 +116,12 @@ async def _learned(api: Api, name: str, status: str = "True") -> dict | None:
     return blk if cond and cond["status"] == status else None
 
 
-async def test_edits_update_or_remove_the_example_and_deletion_cascades(
-    api: Api, controller: Process
+async def _only(emulator: Emulator, name: str) -> bool:
+    return [e["metadata"]["name"] for e in emulator.objects_of(EXAMPLES)] == [name]
+
+
+async def test_edits_replace_or_remove_the_example_and_deletion_cascades(
+    api: Api, emulator: Emulator, controller: Process
 ) -> None:
     await api.call("POST", api.path("blocks"), block_body("b1"))
     first = await eventually(lambda: embedded_example(api, "b1"), what="Example", logs=[controller])
@@ -118,7 +139,9 @@ async def test_edits_update_or_remove_the_example_and_deletion_cascades(
 
     ex = await eventually(re_embedded, what="re-embedded Example", logs=[controller])
     assert ex["spec"]["query"]["cells"][0]["contents"] == "show pods on every node"
-    assert ex["metadata"]["uid"] == first["metadata"]["uid"]  # updated in place, never duplicated
+    # Another correction, so another Example (named from its content); the old one, which this
+    # Block alone taught, is gone: never two for one Block.
+    await eventually(lambda: _only(emulator, ex["metadata"]["name"]), what="the old Example gone")
 
     # Executed == generated: nothing to learn any more, the Example goes.
     await api.call(
@@ -129,7 +152,7 @@ async def test_edits_update_or_remove_the_example_and_deletion_cascades(
     blk = await eventually(lambda: _learned(api, "b1", "False"), what="Unchanged", logs=[controller])
     assert condition(blk, "Learned")["reason"] == "Unchanged"
     assert "exampleRef" not in blk["status"]
-    assert await get(api, "examples", "b1") is None
+    assert emulator.objects_of(EXAMPLES) == []
 
     # Teaching again, then deleting the Block: the Example is collected with it.
     await api.call(
@@ -141,8 +164,7 @@ async def test_edits_update_or_remove_the_example_and_deletion_cascades(
     await api.call("DELETE", api.path("blocks", name="b1"))
 
     async def gone() -> bool:
-        # kopf holds a finalizer on the Block for its resync timer and releases it promptly (kopf #1305)
-        return await get(api, "blocks", "b1") is None and await get(api, "examples", "b1") is None
+        return await get(api, "blocks", "b1") is None and not emulator.objects_of(EXAMPLES)
 
     await eventually(gone, what="Block and Example gone", logs=[controller])
 
@@ -170,7 +192,7 @@ async def test_an_invalid_block_is_reported_and_does_not_stop_the_others(
     assert "spec.executedCell.contents" in message and "NUL" in message
     for i in range(5):
         await eventually(lambda i=i: embedded_example(api, f"good-{i}"), what=f"good-{i}", logs=[controller])
-    assert await get(api, "examples", "bad") is None
+    assert len(emulator.objects_of(EXAMPLES)) == 5 and "exampleRef" not in blk["status"]
     events = emulator.objects_of("/v1/events", "default")
     assert any(e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "bad" for e in events)
 
@@ -192,7 +214,7 @@ async def test_resync_heals_an_example_deleted_by_hand(api: Api, controller_fact
     proc = controller_factory(BLOCKLEARN_RESYNC_SECONDS="1")
     await api.call("POST", api.path("blocks"), block_body("b1"))
     first = await eventually(lambda: embedded_example(api, "b1"), what="Example", logs=[proc])
-    await api.call("DELETE", api.path("examples", name="b1"))
+    await api.call("DELETE", api.path("examples", name=first["metadata"]["name"]))
 
     async def recreated() -> dict | None:
         ex = await embedded_example(api, "b1")
@@ -229,7 +251,9 @@ async def test_api_errors_and_conflicts_are_retried_without_duplicates(
         await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}", logs=[proc])
         await eventually(lambda i=i: _learned(api, f"b{i}"), what=f"b{i} learned", logs=[proc])
     assert creates.seen == 3 and conflicts.seen == 3
-    assert sorted(o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES)) == ["b0", "b1", "b2"]
+    names = sorted(o["metadata"]["name"] for o in emulator.objects_of(EXAMPLES))
+    want = sorted(name_for(block_body(f"b{i}", executed=f"kubectl get pods -n n{i}")) for i in range(3))
+    assert names == want and all(emulator.creations[f"examples/default/{n}"] == 1 for n in names)
 
 
 async def test_backfill_re_reconciles_blocks_changed_since_a_time(
@@ -241,8 +265,8 @@ async def test_backfill_re_reconciles_blocks_changed_since_a_time(
         await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}", logs=[controller])
     # Simulate drift the controller has not noticed (its resync is 5 minutes away): Examples lost.
     await controller.astop()
-    for i in range(4):
-        await api.call("DELETE", api.path("examples", name=f"b{i}"))
+    for example in emulator.objects_of(EXAMPLES):
+        await api.call("DELETE", api.path("examples", name=example["metadata"]["name"]))
     await eventually(lambda: _none_left(emulator), what="Examples gone")
     restarted = Process("controller-2", controller.args, tmp_path, controller.env).start()
     try:
@@ -284,22 +308,34 @@ async def _none_left(emulator: Emulator) -> bool:
     return not emulator.objects_of(EXAMPLES)
 
 
-async def test_an_example_left_by_someone_else_is_adopted_so_deletion_cascades(
+async def test_an_example_of_the_same_correction_made_by_someone_else_is_counted_not_adopted(
     api: Api, controller: Process
 ) -> None:
-    stray = {
-        "metadata": {"name": "b1"},
-        "spec": {"query": {"cells": []}, "answer": [], "blockRef": {"name": "x"}},
+    """Only the Block that creates an Example owns it: a person's delete of another Block that
+    taught the same correction must not take an Example others taught too."""
+    body = block_body("b1")
+    name = name_for(body)
+    by_hand = {
+        "metadata": {"name": name},
+        "spec": {
+            "query": {"cells": [{"kind": "markup", "contents": "list every pod"}]},
+            "answer": [{"kind": "code", "language": "bash", "contents": "kubectl  get pods -A"}],
+            "blockRef": {"name": "someone"},
+        },
     }
-    assert (await api.call("POST", api.path("examples"), stray))[0] == 201
-    _, block = await api.call("POST", api.path("blocks"), block_body("b1"))
+    assert (await api.call("POST", api.path("examples"), by_hand))[0] == 201
+    await api.call("POST", api.path("blocks"), body)
 
-    async def adopted() -> dict | None:
+    async def counted() -> dict | None:
         ex = await embedded_example(api, "b1")
-        refs = (ex or {}).get("metadata", {}).get("ownerReferences", [])
-        return ex if [r["uid"] for r in refs] == [block["metadata"]["uid"]] else None
+        return ex if ex and ex["status"].get("occurrences") == 2 else None
 
-    ex = await eventually(adopted, what="the stray Example adopted", logs=[controller])
-    assert ex["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
+    ex = await eventually(counted, what="the Block counted in the Example", logs=[controller])
+    assert not ex["metadata"].get("ownerReferences") and ex["spec"]["blockRef"] == {"name": "someone"}
     await api.call("DELETE", api.path("blocks", name="b1"))
-    assert await get(api, "examples", "b1") is None
+    await eventually(lambda: _gone(api, "blocks", "b1"), what="the Block deleted")
+    assert await get(api, "examples", name) is not None
+
+
+async def _gone(api: Api, plural: str, name: str) -> bool:
+    return await get(api, plural, name) is None

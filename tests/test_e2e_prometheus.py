@@ -1,38 +1,54 @@
-"""A real Prometheus scrapes the real controller and index; a real failure fires an alert.
+"""A real Prometheus scrapes the real controller and index; a real failure fires an alert, and every
+query of the chart's dashboard answers data while a simulated assistant uses the stack.
 
 The embedder is an OpenAI-compatible endpoint served by the test. Stopping it is the failure: the
 controller's embedding requests are refused, BlocklearnEmbedderFailing goes to firing in
 Prometheus's own API, and it resolves after the endpoint returns. The rules are the shipped file with
-only the `for:` durations and range windows shortened, so the test takes seconds, not minutes.
+only the `for:` durations and range windows shortened (2 s and 6 s, with scrapes and evaluations
+every 0.5 s), so the test takes seconds, not minutes; the rules themselves, at their real durations,
+are tested by promtool (tests/test_alerts.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import re
 import shutil
 import subprocess
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from blocklearn.client import Client
+from blocklearn.devtools.assistant import Assistant, Task, popular
+from blocklearn.devtools.dashboard import build, concrete, queries
+from blocklearn.devtools.dev import Ports, Stack
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.devtools.prometheus import Prometheus
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import Process, eventually, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.needs_tools("prometheus")]
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "charts" / "blocklearn" / "files" / "alerts.yaml"
+INTERVAL, WINDOW = "500ms", "6s"  # scrapes and evaluations; rate() windows (3 retries at the cap)
 
 
 def shortened_rules(tmp: Path) -> Path:
     text = RULES.read_text()
-    text = re.sub(r"for: \d+m", "for: 3s", text)
-    text = re.sub(r"\[(5|10|15)m\]", "[15s]", text)
+    text = re.sub(r"for: \d+m", "for: 2s", text)
+    text = re.sub(r"\[(5|10|15)m\]", f"[{WINDOW}]", text)
     path = tmp / "alerts.yaml"
     path.write_text(text)
     assert yaml.safe_load(text)["groups"][0]["rules"]
@@ -70,7 +86,7 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
     prom_config.write_text(
         yaml.safe_dump(
             {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
                 "rule_files": [str(shortened_rules(tmp_path))],
                 "scrape_configs": [
                     {
@@ -155,6 +171,114 @@ def _safe(check):  # type: ignore[no-untyped-def]
         return False
 
 
-async def _embedded(api: Api, name: str) -> bool:
-    code, ex = await api.call("GET", api.path("examples", name=name))
+async def _embedded(api: Api, block: str) -> bool:
+    """Whether the Example the Block names in its status (named from its content) has its vector."""
+    _, blk = await api.call("GET", api.path("blocks", name=block))
+    ref = blk.get("status", {}).get("exampleRef")
+    code, ex = await api.call("GET", api.path("examples", name=ref)) if ref else (404, {})
     return code == 200 and bool(ex.get("status", {}).get("embedding"))
+
+
+# -- The dashboard against a live stack ---------------------------------------------------------------
+
+# Requests a simulated assistant gets again and again, some of which its model already knows.
+TASKS = [
+    Task(
+        "# kubectl",
+        ("Show the logs of the crashed coredns container.", "coredns crashed, show its previous logs"),
+        "kubectl logs -n kube-system deploy/coredns --previous",
+        "kubectl logs coredns",
+    ),
+    Task(
+        "# kubectl",
+        ("List the pods of every namespace.", "list all pods"),
+        "kubectl get pods -A",
+        "kubectl get pods",
+    ),
+    Task("# df", ("Show the free space of the root disk.", "free disk space on /"), "df -h /", "df -h /"),
+    Task(
+        "# tar",
+        ("Pack the logs folder into an archive.", "tar the logs dir"),
+        "tar czf logs.tgz logs/",
+        "tar logs",
+    ),
+    Task(
+        "# kubectl",
+        ("Restart the web deployment.", "restart web"),
+        "kubectl rollout restart deploy/web",
+        "kubectl",
+    ),
+]
+
+
+@dataclass
+class Live:
+    stack: Stack
+    prometheus: Prometheus
+    errors: list[str]
+
+
+def feed(stack: Stack, stop: threading.Event, errors: list[str]) -> None:
+    """The assistant's turns, about three a second, until told to stop; errors are kept, not raised."""
+    rng = random.Random(21)
+    with Client(stack.index_url, kubeconfig=str(stack.kubeconfig), backoff=0.05) as client:
+        assistant = Assistant(client, rng, fails=0.1)
+        turn = 0
+        while not stop.wait(0.3):
+            try:
+                assistant.turn(popular(TASKS, rng), f"live-{turn}")
+            except Exception as exc:  # the test reports it; the feed goes on
+                errors.append(repr(exc))
+            turn += 1
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    directory = tmp_path_factory.mktemp("live")
+    env = {"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": "512"}
+    stack = Stack(directory / "stack", Ports.free(), env=env)
+    stop, errors = threading.Event(), []
+    feeder = threading.Thread(target=feed, args=(stack, stop, errors), daemon=True)
+    prometheus = None
+    try:
+        stack.start()
+        targets = {
+            "blocklearn-controller": f"127.0.0.1:{stack.ports.metrics}",
+            "blocklearn-index": f"127.0.0.1:{stack.ports.index}",
+        }
+        prometheus = Prometheus(directory / "prometheus", targets, [RULES]).start()
+        feeder.start()
+        deadline = time.monotonic() + 60
+        while prometheus.targets_up() < 2:
+            assert time.monotonic() < deadline, "Prometheus did not scrape both targets"
+            time.sleep(0.5)
+        yield Live(stack, prometheus, errors)
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(30)
+        if prometheus is not None:
+            prometheus.stop()
+        stack.stop()
+
+
+def _panel_params() -> list[Any]:
+    return [pytest.param(expr, id=f"{title}: {expr}") for title, expr in queries(build())]
+
+
+@pytest.mark.parametrize("expr", _panel_params())
+def test_every_dashboard_query_returns_data_from_prometheus(live: Live, expr: str) -> None:
+    """The panel's query, as Grafana sends it (its rate interval 1m), answers finite values from
+    the real Prometheus scraping the real controller and index while an assistant uses them."""
+    prometheus = live.prometheus
+    for name in set(re.findall(r"\bblocklearn_[a-z_]+", expr)):
+        assert prometheus.api("series", **{"match[]": name}), f"{name} is exported by no target"
+    deadline = time.monotonic() + 120
+    while True:
+        samples = prometheus.query(concrete(expr, "1m"))
+        values = [float(s["value"][1]) for s in samples]
+        if any(math.isfinite(v) for v in values):
+            break
+        assert time.monotonic() < deadline, f"no data for {expr}: {samples}"
+        time.sleep(1)
+    assert not live.errors, live.errors[:3]

@@ -1,10 +1,11 @@
-"""The embedder endpoint down for a minute while Blocks keep arriving.
+"""The embedder endpoint down (16 s by default) while Blocks keep arriving.
 
 First half of the outage the endpoint answers 503, second half it refuses connections, and in the
 middle the controller is killed and restarted (it must start without its embedder). Throughout,
 Blocks still become Examples and the backlog gauge only grows; once the endpoint returns, every
-Example is embedded exactly once and the index holds them all. BLOCKLEARN_OUTAGE_SECONDS shortens
-or lengthens the outage (60 by default, as the issue asks).
+Example is embedded exactly once and the index holds them all. The retries' backoff is capped at 2 s,
+so every waiting Example is retried several times at the cap in each half: a longer outage repeats
+the same states. BLOCKLEARN_OUTAGE_SECONDS=60 runs the full minute.
 """
 
 from __future__ import annotations
@@ -24,20 +25,23 @@ from tests.processes import Process, eventually, free_port, metric, scrape
 from tests.test_faults import corpus, get
 
 pytestmark = pytest.mark.e2e
-OUTAGE = float(os.environ.get("BLOCKLEARN_OUTAGE_SECONDS", "60"))
+OUTAGE = float(os.environ.get("BLOCKLEARN_OUTAGE_SECONDS", "16"))
 RATE = 3.0  # Blocks a second, before and during the outage
 BEFORE = 30  # Blocks learned and embedded while the endpoint is up
 
 
 def examples(emulator: Emulator) -> dict[str, dict]:
-    return {e["metadata"]["name"]: e for e in emulator.objects_of("blocklearn.dev/v1alpha1/examples")}
+    """Examples by the Block they were learned from (they are named from their content)."""
+    stored = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
+    return {e["spec"]["blockRef"]["name"]: e for e in stored}
 
 
 def teaches(body: dict) -> bool:
     return bool(body["spec"]["generatedCell"]["contents"] == "echo todo")
 
 
-async def test_blocks_keep_learning_through_a_minute_without_embedder_and_all_embed_after(
+@pytest.mark.slow
+async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_after(
     api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
 ) -> None:
     config = kubeconfig_for(emulator, tmp_path)
@@ -45,7 +49,7 @@ async def test_blocks_keep_learning_through_a_minute_without_embedder_and_all_em
         "KUBECONFIG": str(config),
         **embeddings.env(),
         "BLOCKLEARN_RETRY_BASE_SECONDS": "0.5",
-        "BLOCKLEARN_RETRY_MAX_SECONDS": "5",
+        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
         "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "2",
     }
     index_port = free_port()

@@ -2,12 +2,14 @@ import asyncio
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocklearn.embed import Embedder
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import decode, encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.embed.text import MAX_QUERY_CHARS, query_text
+from blocklearn.embed.text import MAX_QUERY_CHARS, query_cells, query_text
 from blocklearn.resources.models import Cell
 
 
@@ -66,6 +68,45 @@ def test_over_long_queries_keep_their_end_and_say_so() -> None:
     cells.append(Cell(kind="markup", contents="x" * 4000 + " the request"))
     text, truncated = query_text(cells)
     assert truncated and len(text) == MAX_QUERY_CHARS and text.endswith("the request")
+
+
+_texts = st.text(alphabet=st.sampled_from("ab \n\t`#xé"), max_size=60)
+_cells = st.builds(
+    Cell,
+    kind=st.sampled_from(["markup", "code"]),
+    language=st.sampled_from(["", "bash"]),
+    contents=_texts,
+    outputs=st.lists(_texts, max_size=2),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_cells, max_size=8), st.integers(min_value=1, max_value=120))
+def test_the_cells_an_example_keeps_render_exactly_the_text_that_is_embedded(
+    cells: list[Cell], limit: int
+) -> None:
+    """An Example keeps only the window of cells the query renders, without outputs, cut where the
+    text is cut: the embedded text (and whether it was truncated) is the same by construction, so
+    the smaller Example cannot change retrieval. Small limits put the cut everywhere: in a fence, a
+    separator, on blanks."""
+    kept = query_cells(cells, limit)
+    assert query_text(kept, limit) == query_text(cells, limit)
+    assert all(not c.outputs for c in kept)
+    assert sum(len(c.contents) for c in kept) <= sum(len(c.contents) for c in cells)
+
+
+def test_a_notebook_context_keeps_its_last_cells_and_no_outputs() -> None:
+    cells = [
+        Cell(kind="markup", contents="# Debugging"),
+        Cell(kind="code", language="bash", contents="kubectl get pods", outputs=["web-0 Pending"]),
+        Cell(kind="markup", contents="   "),
+        Cell(kind="markup", contents="why is web-0 pending?"),
+    ]
+    assert query_cells(cells) == [Cell(kind="markup", contents="why is web-0 pending?")]
+    long = [Cell(kind="markup", contents="a" * 4096), Cell(kind="markup", contents="b" * 4000)]
+    kept = query_cells(long)
+    assert [len(c.contents) for c in kept] == [1, 4000]  # one character of the first: still cut there
+    assert query_text(kept) == query_text(long) and query_text(kept)[1]
 
 
 def test_hashing_embedder_is_deterministic_unit_length_and_lexical() -> None:

@@ -92,6 +92,7 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
     b2 = block_body("b2")
     b2["metadata"]["labels"] = {"team": "a"}
     await api.call("POST", api.path("blocks"), b2)
+    await api.create_namespace("other")
     await api.call("POST", api.path("blocks", namespace="other"), block_body("b3"))
     _, lst = await api.call("GET", api.path("blocks"))
     assert lst["kind"] == "BlockList" and [o["metadata"]["name"] for o in lst["items"]] == ["b1", "b2"]
@@ -105,6 +106,8 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
         {
             "status": {
                 "exampleRef": "b1",
+                "suggestionOutcome": "Corrected",
+                "retrievalOutcome": "Miss",
                 "conditions": [
                     {"type": "Learned", "status": "True", "reason": "Learned", "lastTransitionTime": "t"}
                 ],
@@ -115,12 +118,13 @@ async def test_lists_have_kinds_selectors_and_tables(api: Api) -> None:
         "GET", api.path("blocks"), headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
     )
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Learned", "Reason", "Example", "Age"]
-    assert table["rows"][0]["cells"][:4] == ["b1", "True", "Learned", "b1"]
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert names == ["Name", "Learned", "Reason", "Example", "Suggestion", "Retrieval", "Age"]
+    assert table["rows"][0]["cells"][:6] == ["b1", "True", "Learned", "b1", "Corrected", "Miss"]
     assert table["rows"][1]["cells"][1] == "<none>"
 
 
-async def test_deleting_an_owner_collects_its_dependents(api: Api) -> None:
+async def test_deleting_an_owner_collects_its_dependents(api: Api, emulator: Emulator) -> None:
     _, owner = await api.call("POST", api.path("blocks"), block_body("b1"))
     ref = {
         "apiVersion": "blocklearn.dev/v1alpha1",
@@ -141,6 +145,7 @@ async def test_deleting_an_owner_collects_its_dependents(api: Api) -> None:
     assert (await api.call("POST", api.path("examples"), unrelated))[0] == 201
     code, _ = await api.call("DELETE", api.path("blocks", name="b1"))
     assert code == 200
+    await emulator.settled()  # the garbage collector deletes dependents after their owner
     assert (await api.call("GET", api.path("examples", name="b1")))[0] == 404
     assert (await api.call("GET", api.path("examples", name="other")))[0] == 200
 
@@ -257,6 +262,7 @@ async def test_lists_come_in_chunks_with_limit_and_continue(api: Api) -> None:
 
 
 async def test_service_account_tokens_are_issued_and_reviewed_like_the_api_server(api: Api) -> None:
+    await api.create_namespace("team-a")
     core = f"{api.base}/api/v1/namespaces/team-a/serviceaccounts"
     code, account = await api.call("POST", core, {"metadata": {"name": "notebook"}})
     assert code == 201

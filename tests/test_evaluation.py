@@ -113,3 +113,24 @@ def test_e2e_eval_through_the_real_processes_matches_the_in_process_one(tmp_path
             b["hit5"],
             b["mrr"],
         )
+
+
+@pytest.mark.e2e
+def test_blocklearn_eval_runs_from_anywhere_on_the_bundled_nl2bash(tmp_path: Path) -> None:
+    # As the README writes it, from a directory that holds no data: no --learn, no --queries.
+    command = [sys.executable, "-m", "blocklearn", "eval", "--embedder", "hashing", "--steps", "2"]
+    command += ["--limit", "400", "--query-limit", "100", "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Learned from `the bundled NL2Bash learn.jsonl` (400 examples)" in done.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [s["examples"] for s in report["curves"][0]["steps"]] == [200, 400]
+
+
+def test_the_bundled_nl2bash_is_whole_and_licensed() -> None:
+    from blocklearn.devtools import evaluation as ev
+
+    assert len(ev.load_learn(ev.DEFAULT_LEARN)) == 10_624  # the README's figures are over all of it
+    assert len(ev.load_queries(ev.DEFAULT_QUERIES)) == 991
+    assert "MIT License" in (ev.NL2BASH / "LICENSE").read_text()
+    assert "github.com/TellinaTool/nl2bash" in (ev.NL2BASH / "README.md").read_text()

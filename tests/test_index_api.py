@@ -5,9 +5,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from blocklearn.embed.hashing import HashingEmbedder, dense_dim
-from blocklearn.index.core import Entry, ExampleIndex
-from blocklearn.search.api import build_app
+from blocklearn.index.core import MAX_K, Entry, ExampleIndex
+from blocklearn.resources.models import (
+    MAX_CELL_CHARS,
+    MAX_CELLS,
+    MAX_LANGUAGE_CHARS,
+    MAX_OUTPUT_CHARS,
+    MAX_OUTPUTS,
+)
+from blocklearn.search.api import MAX_BODY_BYTES, build_app
 from blocklearn.search.auth import SharedToken
+from blocklearn.search.schema import SearchRequest
 
 EMBEDDER = HashingEmbedder(256)
 
@@ -43,7 +51,8 @@ async def test_search_returns_the_nearest_examples_with_their_answers(client: Te
     )
     assert resp.status == 200
     body = await resp.json()
-    assert body["indexSize"] == 3 and body["model"] == EMBEDDER.model
+    # The footer counts what the caller searched: team-a's 2 examples, not the index's 3.
+    assert body["indexSize"] == 2 and body["model"] == EMBEDDER.model
     first = body["results"][0]
     assert (first["namespace"], first["name"]) == ("team-a", "a")
     assert first["answer"][0]["contents"] == "kubectl get pods -n kube-system"
@@ -73,6 +82,19 @@ async def test_cells_queries_and_k(client: TestClient) -> None:
         (b'{"query": {"cells": []}}', 400, "cells"),
         (b"[1, 2]", 400, "Input should be"),
         (b'{"query": "' + b"x" * (2 * 1024 * 1024) + b'"}', 413, "over"),
+        # Strict types: no string or boolean taken for a number.
+        (b'{"query": "x", "k": "3"}', 400, "k: Input should be a valid integer"),
+        (b'{"query": "x", "k": true}', 400, "k: Input should be a valid integer"),
+        (b'{"query": "x", "distinct": "yes"}', 400, "distinct"),
+        (b'{"query": "x", "minScore": NaN}', 400, "minScore"),
+        # What the embedder cannot take is refused up front, not a 500 later on.
+        (b'{"query": "list\\u0000pods"}', 400, "NUL"),
+        (b'{"query": "list \\ud800 pods"}', 400, "not valid JSON"),
+        (b'{"query": "' + b"x" * 4097 + b'"}', 400, "at most 4096 characters"),
+        (b'{"query": {"cells": [{"kind": "markup", "contents": "a\\u0000"}]}}', 400, "NUL"),
+        (b'{"query": "\xff\xfe"}', 400, "not valid JSON"),
+        (b'{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "recursion limit"),
+        (b'{"query": "x", "namespace": ' + b"{" * 1000 + b"}", 400, "not valid JSON"),
     ],
 )
 async def test_bad_requests_get_a_message_that_says_what_is_wrong(
@@ -82,6 +104,38 @@ async def test_bad_requests_get_a_message_that_says_what_is_wrong(
     # (the fixture allows cross-namespace search, so a missing namespace is not the error here)
     assert resp.status == status
     assert fragment in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded", "json"])
+async def test_a_body_that_is_not_declared_json_gets_415(client: TestClient, ctype: str | None) -> None:
+    headers = {"Content-Type": ctype} if ctype else {}
+    resp = await client.post("/v1/search", data=b'{"query": "list pods"}', headers=headers)
+    assert resp.status == 415
+    assert "Content-Type must be application/json" in (await resp.json())["error"]
+    charset = {"Content-Type": "application/json; charset=utf-8"}
+    assert (await client.post("/v1/search", data=b'{"query": "list pods"}', headers=charset)).status == 200
+
+
+def largest_valid_request() -> bytes:
+    """The largest body the schema admits, written with every character escaped: astral characters
+    as surrogate pairs (12 bytes each), in every field at its maximum length."""
+    wide = "\U0001f600"
+    cell = {
+        "kind": "markup",
+        "language": wide * MAX_LANGUAGE_CHARS,
+        "contents": wide * MAX_CELL_CHARS,
+        "outputs": [wide * MAX_OUTPUT_CHARS] * MAX_OUTPUTS,
+    }
+    body = {"query": {"cells": [cell] * MAX_CELLS}, "k": MAX_K, "namespace": "n" * 253, "minScore": -1.0}
+    SearchRequest.model_validate(body)  # valid, as claimed
+    return json.dumps(body, ensure_ascii=True).encode()
+
+
+async def test_every_valid_request_fits_under_the_body_limit(client: TestClient) -> None:
+    raw = largest_valid_request()
+    assert len(raw) <= MAX_BODY_BYTES
+    resp = await client.post("/v1/search", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 200, await resp.text()
 
 
 async def test_health_readiness_and_metrics(client: TestClient) -> None:

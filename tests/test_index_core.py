@@ -79,6 +79,7 @@ def test_namespace_filter_and_min_score() -> None:
     ix.upsert("b", entry("b", "team-b"), "list pods", unit(1))
     assert [h.entry.name for h in ix.search("list pods", k=5, vector=unit(1), namespace="team-b")] == ["b"]
     assert ix.search("list pods", k=5, vector=unit(1), namespace="nobody") == []
+    assert (ix.size("team-a"), ix.size("nobody"), ix.size()) == (1, 0, 2)
     assert ix.search("", k=5, vector=-unit(1), min_score=0.0) == []
 
 
@@ -153,15 +154,18 @@ def test_any_sequence_of_operations_equals_a_rebuild_from_scratch(
     for op, key, seed, text in sequence:
         if op == "upsert":
             vector = None if seed is None else unit(seed)
-            ix.upsert(str(key), entry(str(key)), text, vector)
+            ix.upsert(str(key), entry(str(key), f"ns{key % 3}"), text, vector)
             model[str(key)] = (vector, text)
         else:
             assert ix.delete(str(key)) == (model.pop(str(key), None) is not None)
     consistent(ix)
     assert ix.ids() == set(model)
+    for ns in ("ns0", "ns1", "ns2"):  # what a search's count footer says
+        assert ix.size(ns) == sum(f"ns{int(k) % 3}" == ns for k in model)
+    assert ix.size() == len(model)
     rebuilt = ExampleIndex(DIM, MODEL)
     for id_, (vector, text) in sorted(model.items()):
-        rebuilt.upsert(id_, entry(id_), text, vector)
+        rebuilt.upsert(id_, entry(id_, f"ns{int(id_) % 3}"), text, vector)
         stored = ix.vector(id_)
         assert (stored is None and vector is None) or np.array_equal(stored, vector)
     assert by_id(ix) == by_id(rebuilt)

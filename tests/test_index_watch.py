@@ -69,6 +69,8 @@ async def rest(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rest]:
 async def test_each_namespace_is_listed_in_pages_and_watched_at_once(
     api: Api, emulator: Emulator, rest: Rest
 ) -> None:
+    for namespace in ("one", "two"):
+        await api.create_namespace(namespace)
     for i in range(5):
         await put(api, "one", f"a{i}")
     for i in range(3):
@@ -112,6 +114,8 @@ async def test_a_relist_after_a_gap_reports_what_was_deleted_in_it(
 ) -> None:
     """kopf's failure (measured: after a 410 relist its index kept entries of deleted objects): here
     a relist compares what it lists with what was known, and reports the difference as deletions."""
+    for namespace in ("one", "two"):
+        await api.create_namespace(namespace)
     for name in ("a", "b", "c"):
         await put(api, "one", name)
     await put(api, "two", "d")

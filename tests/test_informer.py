@@ -131,4 +131,4 @@ def test_a_store_of_versions_keeps_no_object() -> None:
     store.put(obj("a", 9, big="x" * 1000))
     assert store.version(("one", "a")) == 9
     assert store.get(("one", "a")) == {"metadata": {"namespace": "one", "name": "a", "resourceVersion": "9"}}
-    assert len(store._items[("one", "a")]) == 8
+    assert len(store._items[("one", "a")]) == 12  # its version and its size: nothing of the object

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 
+from blocklearn.devtools.notebooks import load, notebook_blocks
+from blocklearn.embed.text import query_text
 from blocklearn.learn.rule import LEARN_ANNOTATION, Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources.models import BlockRef, BlockSpec
 
@@ -57,8 +61,50 @@ def test_eval_mode_wins_over_every_other_reason() -> None:
     assert decide(spec(evalMode=True, executedCell=None), REF).reason is Reason.EVAL_MODE
 
 
-def test_the_example_is_named_after_its_block() -> None:
-    assert example_name("blk-1") == "blk-1"
+def test_an_example_keeps_the_embedded_cells_without_outputs_and_the_blocks_provenance() -> None:
+    """Only what is used: the cells the query renders (the last one and the markup just before it),
+    no outputs, the executed cell without its outputs; and the Block's provenance as plain fields."""
+    notebook = spec(
+        doc={
+            "cells": [
+                {"kind": "markup", "contents": "# Debugging web"},
+                {
+                    "kind": "code",
+                    "language": "bash",
+                    "contents": "kubectl get pods",
+                    "outputs": ["web-0 Pending"],
+                },
+                {"kind": "markup", "contents": "It is still pending."},
+                {"kind": "markup", "contents": "Why is web-0 pending?"},
+            ]
+        },
+        executedCell={
+            "kind": "code",
+            "language": "bash",
+            "contents": "kubectl describe pod web-0",
+            "outputs": ["Events: ..."],
+        },
+        genTraceId="gen-1",
+        execTraceIds=["exec-1", "exec-2"],
+        executedAt="2026-03-01T12:00:00+01:00",
+    )
+    decision = decide(notebook, REF)
+    assert decision.example is not None
+    assert [c.contents for c in decision.example.query.cells] == [
+        "It is still pending.",
+        "Why is web-0 pending?",
+    ]
+    assert decision.example.answer[0].contents == "kubectl describe pod web-0"
+    assert decision.example.answer[0].outputs == []
+    ref = decision.example.block_ref
+    assert (ref.name, ref.uid, ref.gen_trace_id, ref.exec_trace_ids) == (
+        "b",
+        "u-1",
+        "gen-1",
+        ["exec-1", "exec-2"],
+    )
+    assert ref.learned_at == "2026-03-01T11:00:00Z"  # when the person ran it, in UTC
+    assert example_name(decision.example).startswith("kubectl-describe-pod-web-0-")
 
 
 def test_secrets_are_redacted_from_the_example_and_counted() -> None:
@@ -79,8 +125,9 @@ def test_secrets_are_redacted_from_the_example_and_counted() -> None:
     dumped = decision.example.model_dump_json()
     assert "S3cretR00t" not in dumped and "pgs3cret" not in dumped and "abcdefabcdef" not in dumped
     assert decision.example.answer[0].contents == "mysql -u root -p<REDACTED:mysql-password> app"
-    assert decision.redactions == {"mysql-password": 1, "env-secret": 1, "kubeconfig-token": 1}
-    assert "Redacted 3 secret(s)" in decision.message and "S3cret" not in decision.message
+    # The output is not kept at all: only what the Example keeps is redacted, and counted.
+    assert decision.redactions == {"mysql-password": 1, "env-secret": 1}
+    assert "Redacted 2 secret(s)" in decision.message and "S3cret" not in decision.message
 
 
 def test_blocks_with_secrets_can_be_skipped_instead() -> None:
@@ -116,3 +163,19 @@ def test_the_learn_annotation_excludes_only_when_false(
     annotations: dict[str, str] | None, excluded: bool
 ) -> None:
     assert is_excluded(annotations) is excluded
+
+
+def test_examples_of_notebook_blocks_embed_exactly_their_blocks_text() -> None:
+    """Over notebook-shaped Blocks from tldr-pages: the Example keeps a few cells, and the text the
+    controller embeds for it (and the index searches) is the text of the whole Block's context."""
+    blocks = notebook_blocks(load(Path(__file__).parent / "data" / "tldr-notebooks.jsonl"), 104)
+    kept = total = 0
+    for body in blocks:
+        spec = BlockSpec.model_validate(body["spec"])
+        decision = decide(spec, REF)
+        if decision.example is None:
+            continue
+        assert query_text(decision.example.query.cells) == query_text(spec.doc.cells)
+        kept += len(decision.example.query.cells)
+        total += len(spec.doc.cells)
+    assert total == 16 * kept > 1000  # one cell of sixteen: the request after a code cell

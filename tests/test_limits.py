@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from blocklearn.devtools.emulator.api import (
@@ -24,8 +25,10 @@ from blocklearn.resources.models import (
     MAX_CELLS,
     MAX_CONDITION_MESSAGE_CHARS,
     MAX_EMBEDDING_CHARS,
+    MAX_NAME_CHARS,
     MAX_OUTPUT_CHARS,
     MAX_OUTPUTS,
+    MAX_RETRIEVED,
     BlockRef,
     BlockSpec,
 )
@@ -96,6 +99,7 @@ def _largest_block_spec() -> dict[str, Any]:
         "exitCode": 0,
         "genTraceId": "t" * 128,
         "execTraceIds": ["e" * 128] * 8,
+        "retrievedExamples": [f"{i}" * MAX_NAME_CHARS for i in range(MAX_RETRIEVED)],
     }
 
 
@@ -198,6 +202,7 @@ async def _kubectl(config: Path, *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
+@pytest.mark.needs_tools("kubectl")
 async def test_kubectl_applies_a_list_as_get_o_yaml_writes_it(
     api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:

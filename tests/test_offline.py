@@ -11,7 +11,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +40,6 @@ def outbound(trace: str) -> list[str]:
 
 def in_namespace(tmp_path: Path, *argv: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run argv in a new network namespace (loopback up, nothing else) under strace -f."""
-    if not (shutil.which("unshare") and shutil.which("strace") and shutil.which("ip")):
-        # CI installs them (hack/install-system-tools.sh): there a missing tool is a failure, not a skip.
-        missing = pytest.fail if os.environ.get("CI") else pytest.skip
-        missing("needs unshare, strace and ip (Debian: util-linux, strace, iproute2)")
     if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
         pytest.skip("cannot create a network namespace here (needs root or user namespaces)")
     log = tmp_path / "trace.log"
@@ -94,6 +89,7 @@ def test_the_check_sees_native_and_python_lookups() -> None:
     assert [line.split()[0] for line in outbound(trace)] == ["12", "13"]
 
 
+@pytest.mark.needs_tools("strace")
 def test_a_model_hub_lookup_is_caught(tmp_path: Path) -> None:
     """The control: a process that resolves a hub's name is reported (in the namespace, it cannot)."""
     code = "import socket\ntry:\n    socket.getaddrinfo('huggingface.co', 443)\nexcept OSError:\n    pass\n"
@@ -102,6 +98,8 @@ def test_a_model_hub_lookup_is_caught(tmp_path: Path) -> None:
     assert outbound(trace), trace
 
 
+@pytest.mark.slow
+@pytest.mark.needs_tools("strace", "weights")
 def test_the_default_stack_learns_and_answers_without_any_outbound_connection(tmp_path: Path) -> None:
     proc, trace = in_namespace(
         tmp_path, sys.executable, "-m", "tests.offline_stack", str(tmp_path / "dev"), timeout=400

@@ -48,10 +48,11 @@ def test_request_schema_accepts_what_the_index_accepts_and_refuses_the_rest() ->
     assert not request.is_valid({"query": "x", "k": 0})
     assert not request.is_valid({"query": "x", "bogus": 1})
     assert not request.is_valid({"k": 3})
+    assert not request.is_valid({"query": "x" * 4097})  # a text query is one cell's contents at most
 
 
 def test_every_search_status_is_documented_with_a_message() -> None:
     responses = document()["paths"]["/v1/search"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "401", "403", "413", "502", "503"}
+    assert set(responses) == {"200", "400", "401", "403", "413", "415", "417", "502", "503"}
     error = jsonschema.Draft202012Validator(schema_of(document(), "ErrorResponse"))
     assert error.is_valid({"error": "query is empty"}) and not error.is_valid({"message": "x"})

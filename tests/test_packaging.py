@@ -105,6 +105,9 @@ def test_the_wheel_holds_one_import_package_named_blocklearn(wheel: Path) -> Non
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"blocklearn"}
     assert "blocklearn/py.typed" in names
+    # `blocklearn eval`'s default data, with its licence, so that it runs from an install too.
+    data = "blocklearn/devtools/data/nl2bash/"
+    assert {f"{data}learn.jsonl", f"{data}queries-dev.jsonl", f"{data}LICENSE"} <= set(names)
 
 
 def test_the_wheel_requires_kmock_only_in_the_dev_extra(wheel: Path) -> None:

@@ -71,7 +71,10 @@ def test_no_secret_reaches_the_example_from_any_field(case: dict) -> None:
     assert decision.example is not None
     dumped = decision.example.model_dump_json()
     assert json.dumps(case["secret"])[1:-1] not in dumped and case["secret"] not in decision.message
-    assert decision.redactions[case["kind"]] >= 1
+    if case["field"] == "output":  # outputs are not kept in an Example: nothing to redact
+        assert all(not c.outputs for c in [*decision.example.query.cells, *decision.example.answer])
+    else:
+        assert decision.redactions[case["kind"]] >= 1
 
 
 def test_nl2bash_requests_and_commands_are_rarely_changed() -> None:

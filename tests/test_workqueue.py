@@ -107,3 +107,15 @@ async def test_the_resync_survives_a_failing_pass() -> None:
     await asyncio.wait_for(done.wait(), timeout=30)
     assert resync.alive() and len(attempts) == 2
     resync.stop()
+
+
+async def test_a_key_waits_for_a_later_time_once_at_the_earliest_time_asked() -> None:
+    """A Block's expiry is asked for again at every resync: one timer per key, the earliest kept."""
+    queue: WorkQueue[str] = WorkQueue("test")
+    queue.add_after("k", 3600)
+    queue.add_after("k", 3600)  # the same moment again: nothing more waits
+    queue.add_after("k", 7200)  # later than what waits: it comes back sooner anyway
+    assert len(queue._later) == 1 and len(queue) == 0
+    queue.add_after("k", 0.01)  # sooner: replaces the hour
+    await asyncio.sleep(0.05)
+    assert len(queue) == 1 and not queue._later

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Callable, Coroutine
+import urllib.parse
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from blocklearn import __version__, logs
 from blocklearn.settings import Settings
@@ -29,13 +32,104 @@ def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
     asyncio.run(runner())
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(
+    args: argparse.Namespace,
+    fields: tuple[str, ...] = ("namespaces", "embedder", "metrics_port", "log_format", "hashing_dim"),
+) -> Settings:
+    """The settings from BLOCKLEARN_* variables and the flags named `fields`; a wrong value is a
+    one-line error."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     overrides: dict[str, Any] = {}
-    for field in ("namespaces", "embedder", "metrics_port", "log_format", "hashing_dim"):
+    for field in fields:
         value = getattr(args, field, None)
         if value is not None and value != []:
             overrides[field] = value
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        wrong = "; ".join(
+            f"BLOCKLEARN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"blocklearn {args.command}: invalid setting {wrong}") from None
+    except SettingsError as exc:  # a list setting that is not JSON, e.g. BLOCKLEARN_NAMESPACES=a,b
+        hint = 'list settings are JSON, e.g. BLOCKLEARN_NAMESPACES=\'["team-a", "team-b"]\''
+        raise SystemExit(f"blocklearn {args.command}: {exc} ({hint})") from None
+
+
+def _require_free(command: str, host: str, port: int, flag: str) -> None:
+    """Exit with one line if a port cannot be listened on (taken, or privileged); bound as servers
+    bind, reusing addresses in TIME_WAIT."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = f"cannot listen on port {port} ({exc.strerror})"
+            raise SystemExit(f"blocklearn {command}: {why}: move it with {flag}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line that says where to look (exit code 2, as argparse),
+    said by the subcommand it concerns."""
+
+    commands: Mapping[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # argparse leaves these to the top parser, whose usage is not the one to read
+            self.commands.get(parsed.command, self).error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
+def _number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from low to high."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        if number < low or (high is not None and number > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {number}")
+        return number
+
+    return parse
+
+
+_port = _number(0, 65535)
+
+
+def _k(value: str) -> int:
+    from blocklearn.index.core import MAX_K
+
+    return _number(1, MAX_K)(value)
+
+
+def _url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    try:
+        parts.port  # noqa: B018 (it raises on a port that is not a number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number in {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r} (for example http://127.0.0.1:8081)")
+    return value
+
+
+def _since(value: str) -> str:
+    from blocklearn.controller.backfill import parse_time
+
+    try:
+        parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
@@ -50,11 +144,11 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
     p.add_argument(
         "--embedder", choices=["semantic", "hashing", "openai"], help="embedder (default: semantic)"
     )
-    p.add_argument("--hashing-dim", type=int, help="dimension of the hashing embedder (default: 4096)")
+    p.add_argument("--hashing-dim", type=_number(1), help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
             "--metrics-port",
-            type=int,
+            type=_port,
             help="port of /metrics and /healthz (the liveness probe), 0 for none (default: 9090)",
         )
     p.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
@@ -64,6 +158,8 @@ def cmd_controller(args: argparse.Namespace) -> None:
     from blocklearn.controller.run import run
 
     settings = _settings(args)
+    if settings.metrics_port:  # else a taken port is a traceback from the server's task
+        _require_free(args.command, "0.0.0.0", settings.metrics_port, "--metrics-port")
     logs.setup(settings.log_format)
     if args.liveness:
         logging.getLogger("blocklearn.controller").warning(
@@ -98,6 +194,21 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("grafana_foundation_sdk") is None:
+        sys.exit("the dashboard is built with the dev extra: pip install 'blocklearn[dev]'")
+    from blocklearn.devtools.dashboard import build, render
+
+    text = render(build())
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+
+
 def _require_dev_extra() -> None:
     """The local API needs kmock, which production installs leave out."""
     import importlib.util
@@ -108,13 +219,18 @@ def _require_dev_extra() -> None:
 
 def cmd_emulator(args: argparse.Namespace) -> None:
     _require_dev_extra()
+    from blocklearn.devtools.emulator.journal import StateError
     from blocklearn.devtools.emulator.serve import serve
 
+    _require_free(args.command, args.host, args.port, "--port")
     logs.setup(args.log_format or "text")
     crds = Path(args.crds) if args.crds else None
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     persist = Path(args.persist) if args.persist else None
-    _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
+    try:
+        _run_until_signal(lambda stop: serve(args.host, args.port, crds, kubeconfig, persist, stop))
+    except StateError as exc:
+        raise SystemExit(f"blocklearn emulator: {exc}") from None
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
@@ -124,10 +240,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     from blocklearn.runtime.rest import Rest
 
     logs.setup("text")
-    try:
-        since = parse_time(args.since)
-    except ValueError as exc:
-        raise SystemExit(f"blocklearn backfill: --since: {exc}") from None
+    since = parse_time(args.since)  # the parser checked it
 
     async def main() -> Any:
         rest = Rest.from_kubeconfig(args.kubeconfig)
@@ -151,6 +264,9 @@ def cmd_index(args: argparse.Namespace) -> None:
     from blocklearn.index.run import run
 
     settings = _settings(args)
+    _require_free(args.command, args.host, args.port, "--port")
+    if args.probe_port is not None:
+        _require_free(args.command, "0.0.0.0", args.probe_port, "--probe-port")
     logs.setup(settings.log_format)
     _run_until_signal(
         lambda stop: run(settings, args.host, args.port, stop, args.probe_port, args.allow_unauthenticated)
@@ -176,20 +292,32 @@ def cmd_dev(args: argparse.Namespace) -> None:
     from blocklearn.devtools.dev import Ports, run
 
     ports = Ports(args.api_port, args.index_port, args.metrics_port)
-    sys.exit(run(Path(args.dir), ports, args.persist))
+    for port, flag in zip(
+        (ports.api, ports.index, ports.metrics), ("--api-port", "--index-port", "--metrics-port"), strict=True
+    ):
+        _require_free(args.command, "127.0.0.1", port, flag)
+    sys.exit(run(Path(args.dir), ports, persist=not args.ephemeral))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    import importlib.util
+
     from blocklearn.devtools import evaluation as ev
 
+    if importlib.util.find_spec("matplotlib") is None:  # found out only at the end, after the work
+        sys.exit("blocklearn eval: the learning curve needs matplotlib: pip install 'blocklearn[eval]'")
     logs.setup("text")
-    learn = ev.load_learn(Path(args.learn), args.limit)
-    queries = ev.load_queries(Path(args.queries), args.query_limit)
+    settings = _settings(args, fields=("hashing_dim",))  # its --embedder lists retrievers
+    try:
+        learn = ev.load_learn(Path(args.learn or ev.DEFAULT_LEARN), args.limit)
+        queries = ev.load_queries(Path(args.queries or ev.DEFAULT_QUERIES), args.query_limit)
+    except ValueError as exc:  # not JSON Lines of the expected records; UnicodeDecodeError too
+        raise SystemExit(f"blocklearn eval: {exc}") from None
     curves = []
     if args.e2e:
         from blocklearn.devtools.evaluation_e2e import E2ERetriever
 
-        retriever = E2ERetriever(args.hashing_dim or Settings().hashing_dim)
+        retriever = E2ERetriever(settings.hashing_dim)
         try:
             curves.append(ev.evaluate(retriever, learn, queries, args.steps))
         finally:
@@ -200,14 +328,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if not shared:
             from blocklearn.embed.semantic import SemanticEmbedder
 
-            shared.append(ev.CachedEmbedder(SemanticEmbedder.from_settings(Settings())))
+            shared.append(ev.CachedEmbedder(SemanticEmbedder.from_settings(settings)))
         return shared[0]
 
     for name in [] if args.e2e else args.embedder:
         curves.append(ev.evaluate(_retriever(name, semantic), learn, queries, args.steps))
+    bundled = "the bundled NL2Bash"  # its path depends on where blocklearn is installed
     meta = {
-        "learn": args.learn,
-        "queries": args.queries,
+        "learn": args.learn or f"{bundled} learn.jsonl",
+        "queries": args.queries or f"{bundled} queries-dev.jsonl",
         "learned": len(learn),
         "asked": len(queries),
         "steps": args.steps,
@@ -234,21 +363,21 @@ def cmd_model(args: argparse.Namespace) -> None:
     from blocklearn.embed import semantic
 
     logs.setup("text")
-    settings = Settings()
+    settings = _settings(args, fields=())
     if args.cache_dir:
         settings.model_cache_dir = args.cache_dir
-    embedder = semantic.SemanticEmbedder.from_settings(settings)
     directory = Path(settings.model_cache_dir) if settings.model_cache_dir else semantic.default_cache_dir()
+    path = semantic.install(directory)
+    embedder = semantic.SemanticEmbedder.from_settings(settings)
     [vector] = embedder.embed_sync(["list the pods in kube-system"])
-    path = directory / semantic.cache_file_name()
     print(
         f"{embedder.model}: weights verified, model at {path}"
         f" ({path.stat().st_size} bytes), dim {vector.shape[0]}"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="blocklearn",
         description="An operator that makes an AI assistant learn from the cells people correct and run.",
     )
@@ -259,39 +388,42 @@ def build_parser() -> argparse.ArgumentParser:
         "dev",
         help="run everything locally, no cluster: Kubernetes API emulator, controller and index",
         description="Start the local Kubernetes API (kmock), the controller and the index on 127.0.0.1. "
-        "Writes a kubeconfig and logs under --dir; Ctrl-C stops everything.",
+        "Writes a kubeconfig, logs and the objects under --dir; restarts a process that dies, with "
+        "backoff; Ctrl-C stops everything.",
     )
     p.add_argument(
         "--dir", default=".blocklearn-dev", help="kubeconfig, logs and state (default: .blocklearn-dev)"
     )
-    p.add_argument("--api-port", type=int, default=8001, help="Kubernetes API port (default: 8001)")
-    p.add_argument("--index-port", type=int, default=8081, help="search API port (default: 8081)")
+    p.add_argument("--api-port", type=_port, default=8001, help="Kubernetes API port (default: 8001)")
+    p.add_argument("--index-port", type=_port, default=8081, help="search API port (default: 8081)")
     p.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=9090,
         help="controller /metrics and /healthz port (default: 9090)",
     )
     p.add_argument(
-        "--persist", action="store_true", help="save objects under --dir at stop, load them at start"
+        "--ephemeral",
+        action="store_true",
+        help="keep objects in memory only (default: in --dir, kept across restarts, even a kill -9)",
     )
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
     _add_common(p)
     # Before one server served /healthz and /metrics; accepted so that old manifests still start.
-    p.add_argument("--liveness", help=argparse.SUPPRESS)
+    p.add_argument("--liveness", type=_url, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("index", help="run the index sidecar: watch Examples, serve nearest-neighbour search")
     _add_common(p, metrics_port=False)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
-        "--port", type=int, default=8081, help="port of the search API and /metrics (default: 8081)"
+        "--port", type=_port, default=8081, help="port of the search API and /metrics (default: 8081)"
     )
     p.add_argument(
         "--probe-port",
-        type=int,
+        type=_port,
         help="also serve /healthz, /readyz and /metrics (not search) on this port on every address,"
         " for the kubelet and Prometheus while search listens on 127.0.0.1",
     )
@@ -304,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="find the past corrections nearest to a request")
     p.add_argument("query", help='the request, e.g. "list pods in kube-system"')
-    p.add_argument("-k", type=int, default=3, help="how many examples (default: 3)")
+    p.add_argument("-k", type=_k, default=3, help="how many examples (default: 3)")
     p.add_argument("-n", "--namespace", default="default", help="namespace to search (default: default)")
     p.add_argument(
         "-A",
@@ -313,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="search every namespace (the index must allow cross-namespace search)",
     )
     p.add_argument(
-        "--url", default="http://127.0.0.1:8081", help="index URL (default: http://127.0.0.1:8081)"
+        "--url", type=_url, default="http://127.0.0.1:8081", help="index URL (default: http://127.0.0.1:8081)"
     )
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.add_argument(
@@ -331,13 +463,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval",
         help="replay a learn file as Blocks and measure retrieval as examples accumulate",
-        description="Replays LEARN (JSON Lines: id, doc, command) as corrections through the learning "
-        "rule, embedder and index, in --steps chunks; after each step asks every query of QUERIES "
-        "(id, query, answers) and records hit@1, hit@5 and MRR. Writes report.json, report.md and "
-        "learning_curve.png to --out.",
+        description="Replays LEARN (JSON Lines: id, doc, command; default the bundled NL2Bash) as "
+        "corrections through the learning rule, embedder and index, in --steps chunks; after each step "
+        "asks every query of QUERIES (id, query, answers; default NL2Bash's dev paraphrases) and records "
+        "hit@1, hit@5 and MRR. Writes report.json, report.md and learning_curve.png to --out.",
     )
-    p.add_argument("--learn", required=True, help="JSON Lines of {id, doc, command}")
-    p.add_argument("--queries", required=True, help="JSON Lines of {id, query, answers}")
+    p.add_argument(
+        "--learn",
+        help="JSON Lines of {id, doc, command} (default: NL2Bash's 10,624 commands, in the package)",
+    )
+    p.add_argument(
+        "--queries",
+        help="JSON Lines of {id, query, answers} (default: NL2Bash's 991 dev paraphrases, in the package)",
+    )
     p.add_argument(
         "--embedder",
         nargs="+",
@@ -347,10 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
         " alone, semantic its dense channel alone, hybrid both fused (what the index serves with a"
         " semantic model), bm25 a lexical baseline",
     )
-    p.add_argument("--hashing-dim", type=int, help="BLOCKLEARN_HASHING_DIM of the --e2e processes")
-    p.add_argument("--steps", type=int, default=10, help="learning-curve points (default: 10)")
-    p.add_argument("--limit", type=int, help="learn only the first N records")
-    p.add_argument("--query-limit", type=int, help="ask only the first N queries")
+    p.add_argument("--hashing-dim", type=_number(1), help="BLOCKLEARN_HASHING_DIM of the --e2e processes")
+    p.add_argument("--steps", type=_number(1), default=10, help="learning-curve points (default: 10)")
+    p.add_argument("--limit", type=_number(1), help="learn only the first N records")
+    p.add_argument("--query-limit", type=_number(1), help="ask only the first N queries")
     p.add_argument("--out", default="eval-out", help="report directory (default: eval-out)")
     p.add_argument(
         "--e2e",
@@ -363,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         help="verify the semantic model's weights and build its int8 model into the cache",
         description="Checks the pinned weights of all-MiniLM-L6-v2, builds the int8 ONNX model once and "
-        "caches it (the image runs this at build time), then embeds one text.",
+        "caches it with the tokenizer, all a start needs (the image runs this at build time, then drops "
+        "the weights), then embeds one text.",
     )
     p.add_argument(
         "--cache-dir", help="cache directory (default: $BLOCKLEARN_MODEL_CACHE_DIR or ~/.cache/blocklearn)"
@@ -380,8 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write it to this file instead (e.g. docs/openapi.json)")
     p.set_defaults(func=cmd_openapi)
 
+    p = sub.add_parser(
+        "dashboard", help="print the chart's Grafana dashboard, built with Grafana's foundation SDK"
+    )
+    p.add_argument("--out", help="write it to this file instead (charts/blocklearn/files/dashboard.json)")
+    p.set_defaults(func=cmd_dashboard)
+
     p = sub.add_parser("backfill", help="re-reconcile every Block changed after a time")
-    p.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")
+    p.add_argument("--since", required=True, type=_since, help="RFC 3339 time, e.g. 2024-06-01T00:00:00Z")
     p.add_argument("-n", "--namespace", help="only this namespace (default: all)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or in-cluster)")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
@@ -389,23 +534,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("emulator", help="serve a local Kubernetes API (kmock) with the CRDs registered")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8443, help="port to listen on (default: 8443; 0 picks one)")
+    p.add_argument("--port", type=_port, default=8443, help="port to listen on (default: 8443; 0 picks one)")
     p.add_argument("--crds", help="directory of CRD YAML files (default: the built-in CRDs)")
     p.add_argument("--kubeconfig", help="write a kubeconfig pointing at the emulator to this path")
-    p.add_argument("--persist", help="load objects from this file at start and save them at stop")
+    p.add_argument(
+        "--persist",
+        help="keep objects in this file and a .journal beside it, written as they change: they survive a"
+        " restart, even a kill -9",
+    )
     p.add_argument("--log-format", choices=["text", "json"])
     p.set_defaults(func=cmd_emulator)
+    parser.commands = sub.choices
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    from blocklearn.embed import ModelUnavailable
-
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ModelUnavailable as exc:  # a setup step is missing: say which, without a traceback
-        sys.exit(f"blocklearn {args.command}: {exc}")
+    except Exception as exc:
+        message = _user_error(exc)
+        if message is None:
+            raise  # a bug: its traceback is what to report
+        from blocklearn.printable import printable
+
+        sys.exit(f"blocklearn {args.command}: {printable(message)}")
+
+
+def _user_error(exc: Exception) -> str | None:
+    """What to tell a person about an error their setup or input caused, in one line; None for a
+    bug. Imports lazily: most commands never load the Kubernetes client."""
+    from blocklearn.embed import ModelUnavailable
+
+    if isinstance(exc, ModelUnavailable):  # a setup step is missing: the message says which
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{exc}: choose another port"
+    if isinstance(
+        exc, FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
+    ):
+        return f"{exc.strerror}: {exc.filename}"
+    if "kubernetes" in sys.modules:
+        from blocklearn.runtime.kubeclient import describe_error
+
+        return describe_error(exc)
+    return None
 
 
 if __name__ == "__main__":

@@ -23,6 +23,12 @@ reconcile_retries_total = Counter(
 block_decisions_total = Counter(
     "blocklearn_block_decisions_total", "What the learning rule decided, by reason.", ["reason"]
 )
+suggestions_total = Counter(
+    "blocklearn_suggestions_total",
+    "Blocks by what became of the suggestion (outcome) and of the examples shown with it (retrieval),"
+    " counted when a Block's pair first takes a value or changes.",
+    ["outcome", "retrieval"],
+)
 examples_embedded_total = Counter("blocklearn_examples_embedded_total", "Examples embedded.")
 embedding_duration_seconds = Histogram(
     "blocklearn_embedding_duration_seconds", "Time of one embedding batch.", buckets=_SECONDS
@@ -59,6 +65,22 @@ resync_last_success_timestamp_seconds = Gauge(
 )
 api_writes_total = Counter(
     "blocklearn_api_writes_total", "Writes the controller made, by resource and verb.", ["resource", "verb"]
+)
+# What Blocklearn keeps in the API (etcd), as the controller's cache holds it: kind is block|example.
+stored_objects = Gauge("blocklearn_stored_objects", "Blocks and Examples stored, by kind.", ["kind"])
+stored_bytes = Gauge(
+    "blocklearn_stored_bytes",
+    "JSON bytes of the Blocks and Examples stored (embeddings included), by kind.",
+    ["kind"],
+)
+store_budget_bytes = Gauge(
+    "blocklearn_store_budget_bytes", "The store budget setting (0: none); BlocklearnStoreNearBudget reads it."
+)
+blocks_expired_total = Counter("blocklearn_blocks_expired_total", "Blocks deleted when their TTL was up.")
+examples_evicted_total = Counter(
+    "blocklearn_examples_evicted_total",
+    "Examples deleted to keep a namespace under its cap (cap) or not seen for the maximum age (max_age).",
+    ["reason"],
 )
 events_total = Counter("blocklearn_events_total", "Kubernetes Events posted, by reason.", ["reason"])
 embedding_cpu_seconds_total = Counter(

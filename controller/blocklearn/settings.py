@@ -72,6 +72,30 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Users or groups that may search any namespace; other ServiceAccounts only their own.",
     )
+    # Bounded growth (README, "Capacity"): the defaults keep 500 people at 50 executed cells a day
+    # under 512 MiB of store.
+    block_ttl_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Delete a Block this long after it was decided (0: keep Blocks); its Example stays.",
+    )
+    max_examples_per_namespace: int = Field(
+        default=1000,
+        ge=0,
+        description="Evict the least recently seen Examples no living Block teaches beyond this many in a"
+        " namespace (0: no cap).",
+    )
+    example_max_age_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Evict Examples no living Block teaches once not seen for this many days (0: no limit).",
+    )
+    store_budget_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes of store Blocklearn may use, exported as blocklearn_store_budget_bytes for the"
+        " BlocklearnStoreNearBudget alert (0: none).",
+    )
     resync_seconds: float = Field(
         default=300.0,
         gt=0,

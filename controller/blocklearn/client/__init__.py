@@ -7,7 +7,7 @@
         messages = [*few_shot_messages(found), {"role": "user", "content": request}]
         ...  # the model suggests a cell, the person edits and runs it
         client.record_block(context=[request], generated=suggested, executed=ran, exit_code=0,
-                            gen_trace_id=trace_id)
+                            gen_trace_id=trace_id, retrieved=found)
 
 Synchronous, as most assistant loops that call a model are; an asyncio program calls it through
 `asyncio.to_thread`. Search goes to the index over HTTP (`requests`, retried on 503 with backoff by
@@ -34,7 +34,7 @@ from kubernetes.client.exceptions import ApiException
 
 from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
 from blocklearn.embed.text import render_cell
-from blocklearn.resources.models import BlockSpec, Cell, Doc
+from blocklearn.resources.models import MAX_RETRIEVED, BlockSpec, Cell, Doc
 from blocklearn.runtime import retry
 from blocklearn.runtime.kubeclient import api_client
 from blocklearn.search.schema import DEFAULT_K, CellsQuery, SearchRequest, SearchResponse, SearchResult
@@ -46,6 +46,7 @@ __all__ = [
     "Client",
     "ForbiddenError",
     "Recorded",
+    "Retrieved",
     "SearchResponse",
     "SearchResult",
     "UnauthorizedError",
@@ -53,7 +54,11 @@ __all__ = [
     "block_name",
     "build_block",
     "few_shot_messages",
+    "retrieved_names",
 ]
+
+# What the assistant was shown: a search's answer, its results, or Example names, best first.
+Retrieved = SearchResponse | Iterable[SearchResult | str]
 
 # The full trace id, kept beside the name derived from it (a name cannot hold every character).
 TRACE_ANNOTATION = f"{GROUP}/trace-id"
@@ -69,7 +74,7 @@ class BlocklearnError(Exception):
 
 
 class BadRequestError(BlocklearnError):
-    """400 or 413: the request is wrong (the message names the field); retrying will not help."""
+    """400, 413 or 415: the request is wrong (the message names the field); retrying will not help."""
 
 
 class UnauthorizedError(BlocklearnError):
@@ -87,6 +92,7 @@ class UnavailableError(BlocklearnError):
 _ERRORS: dict[int, type[BlocklearnError]] = {
     400: BadRequestError,
     413: BadRequestError,
+    415: BadRequestError,
     401: UnauthorizedError,
     403: ForbiddenError,
     503: UnavailableError,
@@ -186,7 +192,8 @@ class Client:
             message = f"the index at {self.url} did not answer within {self.timeout} s"
             raise UnavailableError(0, message) from exc
         except requests.ConnectionError as exc:
-            raise UnavailableError(0, f"cannot reach the index at {self.url}: {exc}") from exc
+            why = retry.root_cause(exc)
+            raise UnavailableError(0, f"cannot reach the index at {self.url}: {why}") from exc
         if resp.status_code == 200:
             return resp.json()
         try:
@@ -218,9 +225,13 @@ class Client:
         executed_at: datetime.datetime | None = None,
         language: str = "bash",
         namespace: str | None = None,
+        retrieved: Retrieved = (),
     ) -> Recorded:
         """Record what happened to one suggestion as a Block, named from its trace id, so recording
-        the same event again is the same Block: created once, updated only when it differs."""
+        the same event again is the same Block: created once, updated only when it differs.
+        `retrieved` is what the assistant was shown (what `search` returned and `few_shot_messages`
+        put into the prompt): the controller tells from it whether the right answer was among it."""
+        namespace = namespace or self.namespace
         body = build_block(
             context=context,
             executed=executed,
@@ -230,8 +241,10 @@ class Client:
             exec_trace_ids=exec_trace_ids,
             executed_at=executed_at,
             language=language,
+            retrieved=retrieved,
+            namespace=namespace,
         )
-        return self._apply(namespace or self.namespace, body)
+        return self._apply(namespace, body)
 
     def _apply(self, namespace: str, body: dict[str, Any]) -> Recorded:
         """Create, or compare and update with the current resourceVersion as a precondition."""
@@ -302,10 +315,13 @@ def build_block(
     exec_trace_ids: Sequence[str] = (),
     executed_at: datetime.datetime | None = None,
     language: str = "bash",
+    retrieved: Retrieved = (),
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     """A Block, validated by the same model the controller validates with. A str context cell is
     markup; a str generated or executed cell is code in `language`. Named from the generation's
-    trace id (or the first execution's, for a cell written without a suggestion)."""
+    trace id (or the first execution's, for a cell written without a suggestion). `retrieved`: see
+    `retrieved_names`."""
     trace = gen_trace_id or next(iter(exec_trace_ids), None)
     if not trace:
         raise ValueError("give gen_trace_id or exec_trace_ids: the Block is named from its trace id")
@@ -319,6 +335,7 @@ def build_block(
         executed_at=executed_at,
         gen_trace_id=gen_trace_id,
         exec_trace_ids=list(exec_trace_ids),
+        retrieved_examples=retrieved_names(retrieved, namespace),
     )
     return {
         "apiVersion": API_VERSION,
@@ -327,6 +344,24 @@ def build_block(
         # JSON mode, as the API server would store it: executedAt as an RFC 3339 string.
         "spec": json.loads(spec.model_dump_json(by_alias=True, exclude_none=True)),
     }
+
+
+def retrieved_names(retrieved: Retrieved, namespace: str | None = None) -> list[str]:
+    """The names of the Examples shown, in rank order, once each, at most 10 (the best): what a
+    Block records. Results from another namespace than `namespace` (a cross-namespace search) are
+    left out: a Block names Examples of its own namespace."""
+    if isinstance(retrieved, str):
+        raise TypeError("retrieved takes a search's answer, its results or a list of names, not one name")
+    items = retrieved.results if isinstance(retrieved, SearchResponse) else retrieved
+    names: list[str] = []
+    for item in items:
+        if isinstance(item, SearchResult):
+            if namespace is not None and item.namespace != namespace:
+                continue
+            item = item.name
+        if item not in names:
+            names.append(item)
+    return names[:MAX_RETRIEVED]
 
 
 def few_shot_messages(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from blocklearn.client import BlocklearnError, Client, SearchResponse
+from blocklearn.printable import printable
+
+__all__ = ["format_table", "printable", "search"]
 
 
 def search(
@@ -21,11 +24,11 @@ def search(
                 query, k=k, namespace=namespace, all_namespaces=namespace is None, distinct=distinct
             )
     except BlocklearnError as exc:
-        raise SystemExit(f"blocklearn search: {exc}") from None
+        raise SystemExit(f"blocklearn search: {printable(str(exc))}") from None
 
 
 def _one_line(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -38,12 +41,12 @@ def format_table(result: SearchResponse) -> str:
             (
                 f"{hit.score:.3f}",
                 str(hit.support),
-                f"{hit.namespace}/{hit.name}",
+                printable(f"{hit.namespace}/{hit.name}"),
                 _one_line(query, 48),
                 _one_line(answer, 60),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(f"({len(result.results)} of {result.index_size} examples, model {result.model})")
+    lines.append(f"({len(result.results)} of {result.index_size} examples, model {printable(result.model)})")
     return "\n".join(lines)

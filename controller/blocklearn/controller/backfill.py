@@ -31,8 +31,12 @@ log = logging.getLogger("blocklearn.controller.backfill")
 def parse_time(value: str) -> datetime.datetime:
     parsed = parse_rfc3339(value)
     if parsed is None:
-        example = "2024-06-01T00:00:00Z"
-        raise ValueError(f"{value!r} is no RFC 3339 time or has no time zone; write it as {example}")
+        example = "write it as RFC 3339, e.g. 2024-06-01T00:00:00Z"
+        try:
+            datetime.datetime.fromisoformat(value)  # which of the two: say what to fix
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time; {example}") from None
+        raise ValueError(f"{value!r} has no time zone; {example}")
     return parsed
 
 

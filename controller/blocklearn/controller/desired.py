@@ -7,6 +7,8 @@ resourceVersion it was computed from, so a write from stale state gets 409 and i
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from blocklearn import API_VERSION, GROUP
-from blocklearn.learn.rule import Decision, Reason, example_name
-from blocklearn.resources.conditions import set_condition
-from blocklearn.resources.models import BlockStatus, Condition, ExampleSpec
-from blocklearn.runtime.objects import Obj, now_rfc3339
+from blocklearn.learn.outcome import Outcomes
+from blocklearn.learn.rule import Decision, Reason, correction_key
+from blocklearn.resources.conditions import find, set_condition
+from blocklearn.resources.models import BlockRef, BlockStatus, Condition, ExampleSpec
+from blocklearn.runtime.objects import Obj, now_rfc3339, parse_rfc3339
 
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
 BLOCK_LABEL = f"{GROUP}/block"
@@ -81,15 +84,32 @@ class Outcome:
         )
 
 
-def block_status(block: Mapping[str, Any], outcome: Outcome) -> BlockStatus:
-    """The Block's desired status; transition times kept where a condition's status stays."""
+# The Block's status fields issue 21 derives; written with the rest, but no change of the Block.
+OUTCOME_FIELDS = ("suggestionOutcome", "retrievalOutcome")
+
+
+def block_status(
+    block: Mapping[str, Any], outcome: Outcome, ref: str | None, outcomes: Outcomes | None = None
+) -> BlockStatus:
+    """The Block's desired status, naming its Example `ref` and the outcomes of its suggestion;
+    transition times kept where a condition's status stays, and `decidedAt` kept unless the
+    decision, the Example or the generation changed (then it is now: a Block that changes restarts
+    its TTL). The outcomes are a record of what happened: deriving them restarts no TTL."""
     generation = block.get("metadata", {}).get("generation")
-    ref = example_name(block["metadata"]["name"]) if outcome.example is not None else None
-    current = [c for c in (block.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
+    status = block.get("status") or {}
+    current = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     try:
-        return _block_status(current, outcome, generation, ref)
+        desired = _block_status(current, outcome, generation, ref)
     except ValidationError:  # someone wrote conditions of another shape: start them afresh
-        return _block_status([], outcome, generation, ref)
+        desired = _block_status([], outcome, generation, ref)
+    kept = {k: v for k, v in status.items() if k not in ("decidedAt", *OUTCOME_FIELDS)}
+    unchanged = merge_patch(kept, _dump(desired)) is SAME
+    # A status of before this field kept its age (decided_at reads the Learned condition): no write.
+    desired.decided_at = status.get("decidedAt") if unchanged else now_rfc3339()
+    if outcomes is not None:
+        desired.suggestion_outcome = outcomes.suggestion
+        desired.retrieval_outcome = outcomes.retrieval
+    return desired
 
 
 def _block_status(
@@ -105,10 +125,21 @@ def _block_status(
     )
 
 
+def decided_at(block: Mapping[str, Any]) -> datetime.datetime | None:
+    """When the controller last decided about the Block's current content: its `decidedAt`, or,
+    for a status written before that field, its Learned condition's transition."""
+    status = block.get("status") or {}
+    learned = find(status.get("conditions") or [], "Learned") or {}
+    return parse_rfc3339(status.get("decidedAt")) or parse_rfc3339(learned.get("lastTransitionTime"))
+
+
+def _dump(model: BaseModel) -> Obj:
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
 def status_patch(obj: Mapping[str, Any], desired: BaseModel) -> Obj | None:
     """The /status patch that writes `desired`, with the object's resourceVersion; None if current."""
-    wanted = desired.model_dump(by_alias=True, exclude_none=True, mode="json")
-    patch = merge_patch(obj.get("status") or {}, wanted)
+    patch = merge_patch(obj.get("status") or {}, _dump(desired))
     if patch is SAME:
         return None
     return {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": patch}
@@ -131,6 +162,14 @@ def owned_by(obj: Mapping[str, Any], block: Mapping[str, Any]) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
 
 
+def controller_owner(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The Block that controls an Example (the one that created it), while it does."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Block" and ref.get("controller"):
+            return dict(ref)
+    return None
+
+
 def source_changed_at(block: Mapping[str, Any]) -> str:
     """When the Block's current content appeared: its creation, or now for a later generation."""
     meta = block["metadata"]
@@ -140,25 +179,69 @@ def source_changed_at(block: Mapping[str, Any]) -> str:
 
 
 def spec_of(example: ExampleSpec) -> Obj:
-    return example.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return _dump(example)
 
 
-def new_example(block: Mapping[str, Any], example: ExampleSpec) -> Obj:
-    """The Example to create for a Block: named after it, labelled, owned by it."""
-    name = block["metadata"]["name"]
+def new_example(block: Mapping[str, Any], example: ExampleSpec, name: str) -> Obj:
+    """The Example a Block creates, named from its content: labelled with and owned by the Block
+    (a person's delete of the Block takes it along, until the Block's expiry lets it go)."""
+    block_name = block["metadata"]["name"]
     return {
         "apiVersion": API_VERSION,
         "kind": "Example",
         "metadata": {
-            "name": example_name(name),
+            "name": name,
             "namespace": block["metadata"]["namespace"],
             # Label values stop at 63 characters; Block names may be longer.
-            "labels": {BLOCK_LABEL: name} if len(name) <= 63 else {},
+            "labels": {BLOCK_LABEL: block_name} if len(block_name) <= 63 else {},
             "annotations": {SOURCE_CHANGED: source_changed_at(block)},
             "ownerReferences": [owner_reference(block)],
         },
         "spec": spec_of(example),
     }
+
+
+def same_correction(current: Mapping[str, Any], example: ExampleSpec) -> bool:
+    """Whether an existing Example holds the correction `example` teaches (what its name promises)."""
+    try:
+        spec = ExampleSpec.model_validate(current.get("spec") or {})
+    except ValidationError:
+        return False
+    return correction_key(spec) == correction_key(example)
+
+
+def occurrences(example: Mapping[str, Any]) -> int:
+    value = (example.get("status") or {}).get("occurrences")
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def last_seen(example: Mapping[str, Any]) -> datetime.datetime:
+    """When a Block last taught the Example's correction: `lastSeenAt`, else its creation."""
+    meta, status = example.get("metadata") or {}, example.get("status") or {}
+    found = parse_rfc3339(status.get("lastSeenAt")) or parse_rfc3339(meta.get("creationTimestamp"))
+    return found or datetime.datetime.now(datetime.UTC)
+
+
+def occurrence_patch(example: Mapping[str, Any]) -> Obj:
+    """The /status patch that counts one more Block teaching the Example, seen now; the
+    resourceVersion makes two Blocks counting at once take turns instead of counting one."""
+    return {
+        "metadata": {"resourceVersion": example["metadata"]["resourceVersion"]},
+        "status": {"occurrences": occurrences(example) + 1, "lastSeenAt": now_rfc3339()},
+    }
+
+
+def release_patch(example: Mapping[str, Any], block: Mapping[str, Any]) -> Obj:
+    """The patch that lets an Example stand without the Block: its owner reference removed."""
+    uid = block["metadata"].get("uid")
+    refs = [r for r in example["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+    return {"metadata": {"resourceVersion": example["metadata"]["resourceVersion"], "ownerReferences": refs}}
+
+
+def is_embedded(example: Mapping[str, Any]) -> bool:
+    status = example.get("status") or {}
+    embedded = find(status.get("conditions") or [], "Embedded") or {}
+    return bool(status.get("textHash")) and embedded.get("status") == "True"
 
 
 def leftover_annotations(obj: Mapping[str, Any]) -> dict[str, None]:
@@ -177,19 +260,19 @@ def block_patch(block: Mapping[str, Any]) -> Obj | None:
 
 
 def example_patch(current: Mapping[str, Any], block: Mapping[str, Any], example: ExampleSpec) -> Obj | None:
-    """The patch that makes an existing Example the Block's, or None when it already is: its spec,
-    and its owner (made by hand, or by an earlier Block of the same name: adopted, so deletion
-    cascades)."""
+    """The patch that makes an existing Example hold the correction its name stands for, or None
+    when it does: edited by hand, its query and answer are put back (its provenance stays). An
+    Example is never adopted: only the Block that created it owns it, so that a person's delete of
+    another Block that taught the same correction does not take it."""
     patch: Obj = {}
-    spec = merge_patch(current.get("spec") or {}, spec_of(example))
-    if spec is not SAME:
-        patch["spec"] = spec
-        patch["metadata"] = {"annotations": {SOURCE_CHANGED: source_changed_at(block)}}
-    if not owned_by(current, block):
-        others = [
-            r for r in current.get("metadata", {}).get("ownerReferences") or [] if not r.get("controller")
-        ]
-        patch.setdefault("metadata", {})["ownerReferences"] = [*others, owner_reference(block)]
+    if not same_correction(current, example):
+        desired = spec_of(example)
+        with contextlib.suppress(ValidationError):  # the provenance it has, if still a valid one
+            desired["blockRef"] = _dump(BlockRef.model_validate((current.get("spec") or {}).get("blockRef")))
+        spec = merge_patch(current.get("spec") or {}, desired)
+        if spec is not SAME:
+            patch["spec"] = spec
+            patch["metadata"] = {"annotations": {SOURCE_CHANGED: source_changed_at(block)}}
     if leftovers := leftover_annotations(current):
         patch.setdefault("metadata", {}).setdefault("annotations", {}).update(leftovers)
     if not patch:

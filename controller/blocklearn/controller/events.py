@@ -25,7 +25,11 @@ def event_body(obj: Mapping[str, Any], type_: str, reason: str, message: str) ->
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
+        # Cut so that the name stays a DNS subdomain (253 characters, no label ending in - or .).
+        "metadata": {
+            "name": f"{meta['name'][:200].rstrip('-.')}.{uuid.uuid4().hex[:16]}",
+            "namespace": meta["namespace"],
+        },
         "involvedObject": {
             "apiVersion": obj.get("apiVersion"),
             "kind": obj.get("kind"),

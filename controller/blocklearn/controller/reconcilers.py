@@ -5,17 +5,21 @@ reads the current objects from the informers' cache (never from the API), and co
 one twice writes nothing. Every write carries the resourceVersion it was computed from; a 409 means
 the cache was stale, so the object is read once, the cache refreshed, and the key reconciled again.
 
-A teaching Block costs four writes in all: its own create, the Example's create, the Example's
-status (the embedding), the Block's status. Events only on a transition (a Block becoming Invalid).
+A teaching Block costs six writes over its whole life: its own create, the Example's create, the
+Example's status (the embedding), the Block's status, and at its expiry the removal of its owner
+reference from the Example and its own delete. A Block that teaches a correction already learned
+counts an occurrence instead (four in all); a Block that teaches nothing costs three. Events only
+on a transition (a Block becoming Invalid).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from pydantic import ValidationError
@@ -28,10 +32,18 @@ from blocklearn.controller.desired import (
     Outcome,
     block_patch,
     block_status,
+    controller_owner,
+    decided_at,
     example_patch,
+    is_embedded,
+    last_seen,
     merge_patch,
     new_example,
+    occurrence_patch,
+    occurrences,
     owned_by,
+    release_patch,
+    source_changed_at,
     status_patch,
 )
 from blocklearn.embed import Embedder, EmbedderError
@@ -40,10 +52,18 @@ from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
+from blocklearn.learn.outcome import PAIRS, assess, decided_retrieval, recorded, shown_answers
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources import custom_path
 from blocklearn.resources.conditions import find, set_condition
-from blocklearn.resources.models import BlockRef, BlockSpec, Condition, ExampleSpec, ExampleStatus
+from blocklearn.resources.models import (
+    BlockRef,
+    BlockSpec,
+    BlockStatus,
+    Condition,
+    ExampleSpec,
+    ExampleStatus,
+)
 from blocklearn.runtime.informer import Store
 from blocklearn.runtime.objects import Key, Obj, now_rfc3339
 from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
@@ -73,18 +93,22 @@ class Refused(Exception):
 
 
 class Reconcilers:
-    """The Block and Example reconcilers, their cache and their work queues."""
+    """The Block, Example and namespace reconcilers, their cache and their work queues."""
 
     def __init__(self, settings: Settings, rest: Rest, embedder: Embedder) -> None:
         self.settings = settings
         self.rest = rest
         self.embedder = embedder
         self.policy = Policy(**settings.policy_kwargs())
-        self.blocks = Store(trim=without_managed_fields)
-        self.examples = Store(trim=lambda o: without_embedding(without_managed_fields(o)))
+        self.blocks = Store(trim=without_managed_fields, indexers={TEACHES: _teaches, RETRIEVED: _retrieved})
+        self.examples = Store(
+            trim=lambda o: without_embedding(without_managed_fields(o)),
+            indexers={OWNER: _owner, NAMESPACE: _namespace},
+        )
         base, cap = settings.retry_base_seconds, settings.retry_max_seconds
         self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
+        self.namespace_queue: WorkQueue[str] = WorkQueue("namespace", base, cap)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
         self.stores_vectors = stores_vectors(embedder)  # not `hashing`: the index reads the text itself
         self.reembed_limit = TokenBucket(settings.reembed_per_second)
@@ -97,6 +121,21 @@ class Reconcilers:
         # others. A reconcile is a function of what it reads, so it would write nothing for these.
         self._settled_blocks: dict[Key, int] = {}
         self._settled_examples: dict[Key, int] = {}
+        # Every series from the start, at 0, so that rates and ratios over them have data.
+        for pair in PAIRS:
+            metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
+        for resource in ("block", "example"):
+            metrics.reconcile_errors_total.labels(resource)
+        # Blocks counted in an Example whose status does not say so yet: (uid, Example name) by
+        # Block. A retried status write then counts nothing twice; only a crash in between can.
+        self._counted: dict[Key, tuple[str, str]] = {}
+        # Blocks whose TTL is up but whose Example waits for its embedding, by Example.
+        self._held: dict[Key, set[Key]] = {}
+        self._example_locks = KeyedLocks[Key]()
+        for kind, store in (("block", self.blocks), ("example", self.examples)):
+            metrics.stored_objects.labels(kind).set_function(store.__len__)
+            metrics.stored_bytes.labels(kind).set_function(store.nbytes)
+        metrics.store_budget_bytes.set(settings.store_budget_bytes)
 
     # -- what the informers report ------------------------------------------------------------------
 
@@ -110,7 +149,8 @@ class Reconcilers:
         self.block_queue.add(_key(obj))
 
     def on_example(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        """An Example changed by someone else: embed it if need be, and let its Block check it."""
+        """An Example changed by someone else: embed it if need be, and let the Blocks that teach it
+        check it (they make it again, or put its content back, while they live)."""
         obj = new or old
         assert obj is not None
         key = _key(obj)
@@ -123,7 +163,24 @@ class Reconcilers:
             return
         else:
             return
-        self.block_queue.add((key[0], _owner_name(obj)))
+        if kind != "MODIFIED":
+            self.evict_soon(key[0])
+        for block in self._teaching(obj) | self._retrieving(obj):
+            self.block_queue.add(block)
+
+    def _teaching(self, example: Obj) -> set[Key]:
+        """The Blocks in the cache that teach an Example: its creator, and those counted in it."""
+        namespace, name = _key(example)
+        blocks = set(self.blocks.by_index(TEACHES, f"{namespace}/{name}"))
+        if (owner := controller_owner(example)) is not None:
+            blocks.add((namespace, str(owner.get("name"))))
+        return blocks
+
+    def _retrieving(self, example: Obj) -> set[Key]:
+        """The Blocks in the cache that name the Example among those shown and whose retrieval
+        outcome is not decided yet: it may be now (a resync replays only unsettled Blocks)."""
+        namespace, name = _key(example)
+        return set(self.blocks.by_index(RETRIEVED, f"{namespace}/{name}"))
 
     # -- Block -> Example ---------------------------------------------------------------------------
 
@@ -137,7 +194,9 @@ class Reconcilers:
     async def _reconcile_block(self, key: Key) -> str:
         block = self.blocks.get(key)
         if block is None:
-            await self._collect_stray(key)
+            self._counted.pop(key, None)
+            await self._collect_strays(key, None)
+            self.evict_soon(key[0])  # Examples no living Block teaches may be evicted now
             return "gone"
         if block["metadata"].get("deletionTimestamp"):
             return "deleting"
@@ -148,14 +207,16 @@ class Reconcilers:
             self.blocks.put(updated)
             block = updated
         meta = block["metadata"]
-        decision = None
+        decision = outcomes = None
         try:
             spec = BlockSpec.model_validate(block.get("spec") or {})
         except ValidationError as exc:
             outcome = Outcome.invalid(describe_validation_error(exc))
         else:
+            answers = shown_answers(spec.retrieved_examples, lambda name: self.examples.get((key[0], name)))
+            outcomes = assess(spec, answers, decided_retrieval(block))
             excluded = is_excluded(meta.get("annotations"))
-            ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""))
+            ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""), learned_at=source_changed_at(block))
             if _text_chars(spec) > LARGE_BLOCK_CHARS:
                 # Redaction is linear but not free: a Block near the CRD's caps built to be slow costs
                 # ~0.2 s (bench/redaction_fp.py --worst), which the event loop must not wait for.
@@ -163,10 +224,21 @@ class Reconcilers:
             else:
                 decision = decide(spec, ref, self.policy, excluded)
             outcome = Outcome.of(decision)
-        await self._converge_example(block, outcome.example)
+        name = example_name(outcome.example) if outcome.example is not None else None
+        status = block_status(block, outcome, name, outcomes)
+        # Past its TTL, a Block desires its Example without itself as owner, then its own deletion:
+        # a controller stopped between the two finishes both on its next reconcile.
+        expiring = status_patch(block, status) is None and self._time_left(block, name) == 0.0
+        await self._converge_example(block, outcome.example, name, expiring)
+        if expiring:
+            await self._expire(block)
+            return "expired"
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
-        if not await self._write_block_status(block, outcome):
+        counted = recorded(block)
+        if not await self._write_block_status(block, status):
             return "unchanged"
+        if outcomes is not None and outcomes != counted:
+            metrics.suggestions_total.labels(outcomes.suggestion, outcomes.retrieval).inc()
         if previous is None or previous.get("reason") != outcome.learned[1]:
             # Counted when the decision changes, not each time a resync confirms it.
             metrics.block_decisions_total.labels(outcome.learned[1]).inc()
@@ -179,54 +251,168 @@ class Reconcilers:
             await events.post(self.rest, block, "Warning", Reason.INVALID.value, outcome.ready[2])
         return "success"
 
-    async def _write_block_status(self, block: Obj, outcome: Outcome) -> bool:
-        patch = status_patch(block, block_status(block, outcome))
-        if patch is None:
-            return False  # converged: running the reconcile again writes nothing
+    async def _write_block_status(self, block: Obj, status: BlockStatus) -> bool:
+        """Write the status if it changed; then the Block's TTL runs from its `decidedAt`."""
+        patch = status_patch(block, status)
         meta = block["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if patch is None:
+            if status.example_ref is not None and self._counted.get(key, ("", ""))[1] == status.example_ref:
+                self._counted.pop(key, None)  # its status records that it was counted
+            return False  # converged: running the reconcile again writes nothing
         updated = await self._write("PATCH", BLOCKS, meta["namespace"], meta["name"], patch, "status")
         if updated is not None:
             self.blocks.put(updated)
+            self._counted.pop(key, None)
+            if self._time_left(updated, status.example_ref) == 0.0:  # else queued for its expiry
+                self.block_queue.add(key)  # already due (a TTL shorter than deciding took): again
         return updated is not None
 
-    async def _converge_example(self, block: Obj, example: ExampleSpec | None) -> None:
-        """Make exactly the desired Example exist (or none), whatever exists now."""
+    def _time_left(self, block: Obj, name: str | None) -> float | None:
+        """Seconds until the Block's TTL is up (0.0: now), and its expiry queued; None without a TTL.
+
+        A Block that teaches waits, past its TTL, for its Example to be embedded: a Block is a
+        record of a correction until the correction is learned."""
+        ttl = self.settings.block_ttl_seconds
+        since = decided_at(block)
+        if ttl <= 0 or since is None:
+            return None
+        key = _key(block)
+        left = since.timestamp() + ttl - time.time()
+        if left > 0:
+            self.block_queue.add_after(key, left)
+            return left
+        if name is not None:
+            example = self.examples.get((key[0], name))
+            if example is None or not is_embedded(example):
+                self._held.setdefault((key[0], name), set()).add(key)  # queued again once embedded
+                return None
+        return 0.0
+
+    async def _converge_example(
+        self, block: Obj, example: ExampleSpec | None, name: str | None, expiring: bool
+    ) -> None:
+        """Make the desired Example exist and count this Block in it; let go of those it created
+        and no longer teaches. Examples are named from their content, so Blocks that teach the same
+        correction race on one name: the API server's create arbitrates, and the losers count."""
         namespace, block_name = block["metadata"]["namespace"], block["metadata"]["name"]
-        key = (namespace, example_name(block_name))
-        current = self.examples.get(key)
-        if example is None:
-            if current is not None and owned_by(current, block):
-                await self._delete_example(current)
-                log.info("Deleted Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
+        await self._collect_strays((namespace, block_name), block, keep=name)
+        if example is None or name is None:
             return
-        if current is None:
-            created = await self._write("POST", EXAMPLES, namespace, key[1], new_example(block, example))
-            if created is not None:
-                self.examples.put(created)
+        key = (namespace, name)
+        async with self._example_locks.hold(key):  # this controller's Blocks take turns on one Example
+            current = self.examples.get(key)
+            if current is None:
+                if expiring:
+                    return  # a Block on its way out makes nothing again (an Example deleted by hand)
+                created = await self._write(
+                    "POST", EXAMPLES, namespace, name, new_example(block, example, name)
+                )
+                if created is not None:
+                    self.examples.put(created)
+                    self.example_queue.add(key)
+                    self.evict_soon(namespace)
+                    log.info("Created Example: namespace=%s name=%s block=%s", namespace, name, block_name)
+                return
+            if current["metadata"].get("deletionTimestamp"):
+                # Being collected (its creator deleted, or an eviction): make it anew after.
+                raise Requeue("Example is being deleted; will create it again", delay=1.0)
+            patch = example_patch(current, block, example)
+            if patch is not None:
+                updated = await self._write("PATCH", EXAMPLES, namespace, name, patch)
+                if updated is None:
+                    return
+                self.examples.put(current := updated)
                 self.example_queue.add(key)
-                log.info("Created Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
-            return
-        if current["metadata"].get("deletionTimestamp"):
-            # Left by an earlier Block of this name and still being collected: make it anew after.
-            raise Requeue("Example is being deleted; will create it again", delay=1.0)
-        patch = example_patch(current, block, example)
-        if patch is not None:
-            updated = await self._write("PATCH", EXAMPLES, namespace, key[1], patch)
+                log.info("Updated Example: namespace=%s name=%s block=%s", namespace, name, block_name)
+            if owned_by(current, block):
+                if expiring:
+                    await self._release(current, block, "expired")
+                return
+            if self._was_counted(block, name):
+                return
+            updated = await self._write(
+                "PATCH", EXAMPLES, namespace, name, occurrence_patch(current), "status"
+            )
             if updated is not None:
                 self.examples.put(updated)
-                self.example_queue.add(key)
-                log.info("Updated Example: namespace=%s name=%s block=%s", namespace, key[1], block_name)
+                self._counted[_key(block)] = (block["metadata"].get("uid", ""), name)
+                log.info(
+                    "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
+                    namespace,
+                    name,
+                    block_name,
+                    occurrences(updated),
+                )
 
-    async def _collect_stray(self, key: Key) -> None:
-        """The Block is gone. Its Example goes by garbage collection, except one created from a stale
-        cache just as the Block was deleted, whose owner is already gone: delete that one here."""
-        example = self.examples.get((key[0], example_name(key[1])))
-        if example is None or example["metadata"].get("deletionTimestamp"):
-            return
-        refs = example["metadata"].get("ownerReferences") or []
-        if any(r.get("kind") == "Block" and r.get("controller") and r.get("name") == key[1] for r in refs):
-            await self._delete_example(example)
-            log.info("Deleted Example of a deleted Block: namespace=%s name=%s", key[0], key[1])
+    def _was_counted(self, block: Obj, name: str) -> bool:
+        """Whether this Block is already counted in the Example: its status says so, or this process
+        counted it and has not written the status yet."""
+        if (block.get("status") or {}).get("exampleRef") == name:
+            return True
+        return self._counted.get(_key(block)) == (block["metadata"].get("uid", ""), name)
+
+    async def _collect_strays(self, key: Key, block: Obj | None, keep: str | None = None) -> None:
+        """The Examples created by the Block of this name that it no longer teaches (all of them once
+        it is gone). Its own go when no other Block taught them too, else they stay without it.
+        Those of an earlier Block of the same name are strays, deleted here as garbage collection
+        would: made from a stale cache just as that Block was deleted, their owner is already gone."""
+        for example_key in self.examples.by_index(OWNER, f"{key[0]}/{key[1]}"):
+            current = self.examples.get(example_key)
+            if current is None or example_key[1] == keep or current["metadata"].get("deletionTimestamp"):
+                continue
+            owner = controller_owner(current) or {}
+            if block is not None and owned_by(current, block) and occurrences(current) > 1:
+                await self._release(current, block, "untaught")
+            elif block is not None and owned_by(current, block):
+                await self._delete_example(current)
+                log.info("Deleted Example: namespace=%s name=%s block=%s", key[0], example_key[1], key[1])
+            elif block is None or owner.get("uid") != block["metadata"].get("uid"):
+                await self._delete_example(current)
+                log.info(
+                    "Deleted Example of a deleted Block: namespace=%s name=%s block=%s",
+                    key[0],
+                    example_key[1],
+                    key[1],
+                )
+
+    async def _release(self, example: Obj, block: Obj, reason: str) -> None:
+        """Let the Example stand without the Block: its owner reference goes (one write), so neither
+        the Block's deletion nor garbage collection takes it."""
+        meta = example["metadata"]
+        updated = await self._write(
+            "PATCH", EXAMPLES, meta["namespace"], meta["name"], release_patch(example, block)
+        )
+        if updated is not None:
+            self.examples.put(updated)
+            log.info(
+                "Released Example: namespace=%s name=%s block=%s reason=%s",
+                meta["namespace"],
+                meta["name"],
+                block["metadata"]["name"],
+                reason,
+            )
+
+    async def _expire(self, block: Obj) -> None:
+        """Delete a Block whose TTL is up. The preconditions make a Block changed meanwhile (a new
+        decision, a new clock) a conflict, redone from its fresh state, instead of a loss."""
+        meta = block["metadata"]
+        options = {
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+        }
+        await self._write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
+        self.blocks.delete((meta["namespace"], meta["name"]))
+        self._counted.pop((meta["namespace"], meta["name"]), None)
+        self.evict_soon(meta["namespace"])
+        metrics.blocks_expired_total.inc()
+        log.info(
+            "Expired Block: namespace=%s name=%s decided_at=%s example=%s",
+            meta["namespace"],
+            meta["name"],
+            (block.get("status") or {}).get("decidedAt"),
+            (block.get("status") or {}).get("exampleRef"),
+        )
 
     async def _delete_example(self, example: Obj) -> None:
         meta = example["metadata"]
@@ -235,6 +421,61 @@ class Reconcilers:
         await self._write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
         self.examples.delete((meta["namespace"], meta["name"]))
         self.forget_example((meta["namespace"], meta["name"]))
+
+    # -- namespace -> eviction ----------------------------------------------------------------------
+
+    def evict_soon(self, namespace: str) -> None:
+        """Queue the namespace's eviction pass, when there is a cap or a maximum age."""
+        if self.settings.max_examples_per_namespace or self.settings.example_max_age_days:
+            self.namespace_queue.add(namespace)
+
+    async def reconcile_namespace(self, namespace: str) -> None:
+        await _measured("namespace", self._reconcile_namespace(namespace))
+
+    async def _reconcile_namespace(self, namespace: str) -> str:
+        """Evict the least recently seen Examples beyond the cap, and those not seen for the maximum
+        age, among those no living Block teaches (a Block that teaches one would make it again):
+        the cap holds exactly once the Blocks of a burst have expired. One DELETE each."""
+        cap, max_age = self.settings.max_examples_per_namespace, self.settings.example_max_age_days * 86400
+        keys = self.examples.by_index(NAMESPACE, namespace)
+        if not max_age and (not cap or len(keys) <= cap):
+            return "unchanged"
+        stored, candidates = 0, []
+        for key in keys:
+            example = self.examples.get(key)
+            if example is None or example["metadata"].get("deletionTimestamp"):
+                continue
+            stored += 1
+            if not self._taught(example):
+                candidates.append((last_seen(example), key[1], example))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        excess = max(stored - cap, 0) if cap else 0
+        evictions = [(example, "cap") for _, _, example in candidates[:excess]]
+        if max_age:
+            now = time.time()
+            rest = candidates[len(evictions) :]
+            evictions += [
+                (example, "max_age") for seen, _, example in rest if now - seen.timestamp() >= max_age
+            ]
+            kept = [seen.timestamp() for seen, _, _ in rest if now - seen.timestamp() < max_age]
+            if kept:  # the next Example to age out comes back to this queue on time
+                self.namespace_queue.add_after(namespace, min(kept) + max_age - now)
+        for example, reason in evictions:
+            await self._delete_example(example)
+            metrics.examples_evicted_total.labels(reason).inc()
+            log.info(
+                "Evicted Example: namespace=%s name=%s reason=%s last_seen=%s occurrences=%d",
+                namespace,
+                example["metadata"]["name"],
+                reason,
+                last_seen(example).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                occurrences(example),
+            )
+        return "success" if evictions else "unchanged"
+
+    def _taught(self, example: Obj) -> bool:
+        """Whether a Block in the cache teaches the Example: its creator, or one counted in it."""
+        return any(self.blocks.version(key) is not None for key in self._teaching(example))
 
     # -- Example -> embedding -----------------------------------------------------------------------
 
@@ -258,15 +499,22 @@ class Reconcilers:
             if self._settled_blocks.get(key) != self.blocks.version(key):
                 self.block_queue.add(key)
                 queued += 1
+        namespaces = set()
         for key in self.examples.all_keys():
+            namespaces.add(key[0])
             settled = self._settled_examples.get(key)
             if settled is None or settled >> 1 != self.examples.version(key):
                 self.example_queue.add(key)
                 queued += 1
+        # Every namespace's cap and maximum age, checked again whatever settled (an eviction that
+        # failed, a limit lowered by a restart); the next Example to age out also has its own timer.
+        for namespace in namespaces:
+            self.evict_soon(namespace)
         try:  # the pass ends when its work is done, or after an interval under a steady stream
             async with asyncio.timeout(self.settings.resync_seconds):
                 await self.block_queue.drained()
                 await self.example_queue.drained()
+                await self.namespace_queue.drained()
         except TimeoutError:
             log.info("Resync pass still has work queued after an interval; ending it")
         for settled_map, store in (
@@ -299,6 +547,7 @@ class Reconcilers:
         if example is None:
             self.forget_example(key)
             return "gone"
+        self.evict_soon(key[0])  # a new or changed Example: the namespace's cap is checked with it
         meta, status = example["metadata"], example.get("status") or {}
         if meta.get("deletionTimestamp"):
             return "deleting"
@@ -319,6 +568,7 @@ class Reconcilers:
             and status.get("embeddingModel") == self.embedder.model
         ):
             self.forget_example(key)
+            self._release_held(key)
             return "unchanged"
         self._waiting.add(key)
         metrics.embedding_backlog.set(len(self._waiting))
@@ -355,6 +605,9 @@ class Reconcilers:
             embedded_at=now_rfc3339(),
             source_changed_at=(meta.get("annotations") or {}).get(SOURCE_CHANGED),
             conditions=[Condition.model_validate(c) for c in conditions if c.get("type") == "Embedded"],
+            # Written with the embedding (no write of its own): `kubectl get ex` shows the count.
+            occurrences=occurrences(example),
+            last_seen_at=status.get("lastSeenAt"),
         )
         patch = status_patch(example, desired)
         if patch is not None:
@@ -363,6 +616,7 @@ class Reconcilers:
                 return "gone"
             self.examples.put(updated)
         self.forget_example(key)
+        self._release_held(key)
         metrics.examples_embedded_total.inc()
         log.info(
             "Embedded Example: namespace=%s name=%s truncated=%s", meta["namespace"], meta["name"], truncated
@@ -395,6 +649,11 @@ class Reconcilers:
     def waiting(self) -> int:
         """Examples whose embedding is missing or stale, as far as this process has seen."""
         return len(self._waiting)
+
+    def _release_held(self, key: Key) -> None:
+        """The Example is embedded: the Blocks whose TTL waited for it may expire now."""
+        for block in self._held.pop(key, ()):
+            self.block_queue.add(block)
 
     def forget_example(self, key: Key) -> None:
         self._waiting.discard(key)
@@ -457,12 +716,56 @@ def _key(obj: Mapping[str, Any]) -> Key:
     return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
 
 
-def _owner_name(example: Mapping[str, Any]) -> str:
-    """The Block an Example belongs to: its controller owner, else the Block of the same name."""
-    for ref in example["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "Block" and ref.get("controller"):
-            return str(ref["name"])
-    return str(example["metadata"]["name"])
+# The caches' indexes (client-go's Indexers): Blocks by the Example their status names and by the
+# Examples they were shown while their retrieval outcome is undecided, Examples by the Block that
+# controls them and by namespace, so no reconcile scans a whole cache.
+TEACHES, RETRIEVED, OWNER, NAMESPACE = "teaches", "retrieved", "owner", "namespace"
+
+
+def _teaches(block: Obj) -> Iterable[str]:
+    ref = (block.get("status") or {}).get("exampleRef")
+    return [f"{block['metadata']['namespace']}/{ref}"] if ref else []
+
+
+def _retrieved(block: Obj) -> Iterable[str]:
+    names = (block.get("spec") or {}).get("retrievedExamples")
+    if not isinstance(names, list) or decided_retrieval(block) is not None:
+        return []  # a Hit or a Miss stays whatever becomes of the Examples
+    namespace = block["metadata"]["namespace"]
+    return [f"{namespace}/{name}" for name in names if isinstance(name, str)]
+
+
+def _owner(example: Obj) -> Iterable[str]:
+    owner = controller_owner(example)
+    return [f"{example['metadata']['namespace']}/{owner.get('name')}"] if owner is not None else []
+
+
+def _namespace(example: Obj) -> Iterable[str]:
+    return [str(example["metadata"]["namespace"])]
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+class KeyedLocks(Generic[H]):
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[H, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: H) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -77,6 +77,8 @@ class Controller:
         self._tasks = [
             asyncio.create_task(r.block_queue.run(r.reconcile_block, WORKERS)),
             asyncio.create_task(r.example_queue.run(r.reconcile_example, WORKERS)),
+            # One at a time: an eviction pass reads a whole namespace, and passes do not overlap.
+            asyncio.create_task(r.namespace_queue.run(r.reconcile_namespace, 1)),
         ]
         self.resync.start()
         log.info("Synced caches: blocks=%d examples=%d", len(r.blocks), len(r.examples))
@@ -136,15 +138,23 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         return kopf.login_via_client(**kwargs)
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
-    # stop ours as soon as kopf begins to clean up.
+    # stop ours as soon as kopf begins to clean up. That includes kopf's own watcher of the stop
+    # flag it was given (a leader's), which only ends when the flag is set: a leader stopped by a
+    # signal set it here, or it handed its Lease over 5 s late.
+    stop_flags: list[asyncio.Event] = []
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        for flag in stop_flags:
+            flag.set()
         for task in starting:
             task.cancel()
         controller.stop()
         reconcilers.batcher.close()
 
     async def operate(stop_flag: asyncio.Event | None) -> None:
+        if stop_flag is not None:
+            stop_flags.append(stop_flag)
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
@@ -158,10 +168,15 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     if settings.metrics_port:
         probes = await serve(probe_app(alive, detail=detail), "0.0.0.0", settings.metrics_port)
     log.info(
-        "Started controller: namespaces=%s embedder=%s probes_port=%s",
+        "Started controller: namespaces=%s embedder=%s probes_port=%s block_ttl_seconds=%g"
+        " max_examples_per_namespace=%d example_max_age_days=%g store_budget_bytes=%d",
         ",".join(settings.namespaces) or "*",
         embedder.model,
         settings.metrics_port,
+        settings.block_ttl_seconds,
+        settings.max_examples_per_namespace,
+        settings.example_max_age_days,
+        settings.store_budget_bytes,
     )
     try:
         if elector is None:

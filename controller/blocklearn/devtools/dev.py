@@ -1,8 +1,12 @@
 """`blocklearn dev`: the whole system on a laptop, no cluster: the local Kubernetes API, the
 controller and the index, each its own process on 127.0.0.1, logs and kubeconfig under `--dir`.
 
-Ctrl-C or SIGTERM stops them in reverse order; if one dies, the others are stopped and its log tail
-is printed. Objects live in memory unless `--persist` saves them under `--dir` at stop.
+It heals as a local cluster (kind, minikube) does: a child that dies is restarted with backoff, 1 s
+doubling to 30 s (back to 1 s once a run has lasted a minute, as the kubelet's CrashLoopBackOff
+resets), and the lines it logged in the run that died are shown. Objects persist under `--dir` in the
+emulator's journal, written as they change, so they survive a kill -9 of any child and a stop and
+start of dev; `--ephemeral` keeps them in memory. Ctrl-C or SIGTERM stops the children in reverse
+order.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from blocklearn.printable import printable
+
 READY_TIMEOUT = 60
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
+HEALTHY_AFTER = 60.0  # a run this long was a good one: the next crash backs off from the start
+TAIL_BYTES = 64 * 1024
 
 
 @dataclass
@@ -34,8 +43,14 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     _handle: IO[bytes] | None = None
+    offset: int = 0  # where this run's lines start in the log, which all runs share
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = 0.0
+    restart_at: float | None = None  # when a dead child starts again
 
     def start(self) -> None:
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
         self._handle = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "blocklearn", *self.args],
@@ -44,6 +59,7 @@ class Child:
             env={**os.environ, **self.env},
             start_new_session=True,  # a Ctrl-C reaches the supervisor, which stops children in order
         )
+        self.started_at = time.monotonic()
 
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -58,9 +74,24 @@ class Child:
                 self.proc.wait()
         if self._handle is not None:
             self._handle.close()
+            self._handle = None
 
     def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        """The last lines this run logged (not an earlier run's), escaped for a terminal."""
+        with self.log.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(self.offset, size - TAIL_BYTES))
+            text = log.read().decode(errors="replace")
+        return printable("\n".join(text.splitlines()[-lines:]), keep="\n\t")
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _answers(url: str, want: int = 200) -> bool:
@@ -121,6 +152,7 @@ class Stack:
     def __init__(
         self, directory: Path, ports: Ports, persist: bool = False, env: dict[str, str] | None = None
     ):
+        """`persist` keeps the emulator's objects in `directory`/state.json and its journal."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.ports = directory, ports
         self.kubeconfig = directory / "kubeconfig"
@@ -131,8 +163,9 @@ class Stack:
         # fragmented arena per thread (measured in bench/soak.py).
         child_env = {"KUBECONFIG": str(self.kubeconfig), "MALLOC_ARENA_MAX": "2", **(env or {})}
         emulator_args = ["emulator", "--port", str(ports.api), "--kubeconfig", str(self.kubeconfig)]
-        if persist:
-            emulator_args += ["--persist", str(directory / "state.json")]
+        self.state = directory / "state.json" if persist else None
+        if self.state is not None:
+            emulator_args += ["--persist", str(self.state)]
         self.children = [
             Child("emulator", emulator_args, directory / "emulator.log"),
             Child(
@@ -165,38 +198,63 @@ class Stack:
     def dead(self) -> Child | None:
         return next((c for c in self.started if c.exited() is not None), None)
 
+    def heal(self, report: Callable[[str], None]) -> None:
+        """Restart each child that died, after its backoff; called in the supervisor's loop."""
+        now = time.monotonic()
+        for child in self.started:
+            code = child.exited()
+            if code is None:
+                continue
+            if child.restart_at is None:  # just died
+                lasted = now - child.started_at
+                again = child.backoff > 0 and lasted < HEALTHY_AFTER  # crashing in a loop: back off more
+                child.backoff = min(BACKOFF_MAX, 2 * child.backoff) if again else BACKOFF_FIRST
+                child.restart_at = now + child.backoff
+                lines = "\n".join(f"  {line}" for line in child.tail().splitlines())
+                report(
+                    f"{child.name} exited ({describe_exit(code)}) after {lasted:.0f} s; the last lines"
+                    f" it logged ({child.log}):\n{lines}\nrestarting {child.name} in {child.backoff:g} s"
+                )
+            elif now >= child.restart_at:
+                child.stop()  # closes the log handle of the dead run
+                child.start()
+                child.restarts += 1
+                child.restart_at = None
+                report(f"restarted {child.name} (restart {child.restarts}) log: {child.log}")
+
     def stop(self) -> dict[str, int | None]:
         for child in reversed(self.started):
             child.stop()
         return {c.name: c.exited() for c in self.started}
 
 
-def run(directory: Path, ports: Ports, persist: bool) -> int:
+def run(directory: Path, ports: Ports, persist: bool = True) -> int:
     stack = Stack(directory, ports, persist)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise Stop()
+
+    def report(message: str) -> None:
+        print(f"blocklearn dev: {message}", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
     try:
         stack.start(lambda child: print(f"started {child.name:<10} log: {child.log}", flush=True))
+        kept = f"kept in {stack.state}" if stack.state is not None else "in memory only (--ephemeral)"
         print(
-            "\nBlocklearn is running (Ctrl-C stops it). Next:\n"
+            f"\nBlocklearn is running (Ctrl-C stops it; objects are {kept}). Next:\n"
             f"  export KUBECONFIG={stack.kubeconfig.resolve()}\n"
             "  kubectl apply -f examples/blocks/\n"
             f'  blocklearn search "how do I list the pods of kube-system" --url {stack.index_url}\n',
             flush=True,
         )
-        while (dead := stack.dead()) is None:
+        while True:
+            stack.heal(report)
             time.sleep(0.5)
-        print(
-            f"blocklearn dev: {dead.name} exited with {dead.exited()}; log:\n{dead.tail()}", file=sys.stderr
-        )
-        code = 1
     except StartError as exc:
-        print(f"blocklearn dev: {exc}", file=sys.stderr)
+        report(str(exc))
         code = 1
     except Stop:
         print("\nstopping...", flush=True)

@@ -48,17 +48,35 @@ class Query:
     answers: list[str]
 
 
-def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+# The NL2Bash data `blocklearn eval` reads unless told otherwise (package data; see its README.md).
+NL2BASH = Path(__file__).resolve().parent / "data" / "nl2bash"
+DEFAULT_LEARN = NL2BASH / "learn.jsonl"
+DEFAULT_QUERIES = NL2BASH / "queries-dev.jsonl"
+
+
+def load_jsonl(path: Path, fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """JSON objects, one a line, each with `fields`; a ValueError names the file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+        if not isinstance(row, dict) or any(f not in row for f in fields):
+            raise ValueError(f"{path}:{number}: not an object with {', '.join(fields)}")
+        rows.append(row)
+    return rows
 
 
 def load_learn(path: Path, limit: int | None = None) -> list[LearnRecord]:
-    rows = load_jsonl(path)[:limit]
+    rows = load_jsonl(path, ("id", "doc", "command"))[:limit]
     return [LearnRecord(str(r["id"]), str(r["doc"]), str(r["command"])) for r in rows]
 
 
 def load_queries(path: Path, limit: int | None = None) -> list[Query]:
-    rows = load_jsonl(path)[:limit]
+    rows = load_jsonl(path, ("id", "query", "answers"))[:limit]
     return [Query(str(r["id"]), str(r["query"]), [str(a) for a in r["answers"]]) for r in rows]
 
 

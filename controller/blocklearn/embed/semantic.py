@@ -9,11 +9,14 @@ that command). The files' SHA-256 are pinned below: other bytes are refused, not
 How the graph is made: `bert_onnx.build` writes the encoder and mean pooling as an ONNX graph from the
 safetensors, then `onnxruntime.quantization.quantize_dynamic` turns its MatMuls and the word-embedding
 Gather into int8 (per channel). That takes 3-5 s and ~600 MB at its peak, so the result (23 MB, the
-same bytes at every build) is cached as a file named by the weights' hash, the builder's version and
-the quantisation, in `BLOCKLEARN_MODEL_CACHE_DIR` (default `~/.cache/blocklearn`). The image builds
-it at image build time into a directory that is read-only at run time, so a pod loads it in ~0.2 s
-and stays near 200 MB. With no usable cache (read-only or missing) it is built in memory at each
-start: slower to start, never wrong. Nothing is downloaded at any time.
+same bytes at every build) is cached, beside a copy of the tokenizer, as files named by the weights'
+hashes, the builder's version and the quantisation, in `BLOCKLEARN_MODEL_CACHE_DIR` (default
+`~/.cache/blocklearn`). A start needs nothing else: with both files in the cache (the tokenizer's hash
+checked again) it neither reads the weights package nor imports `onnx`, which is how the image runs
+without either after `blocklearn model` built its cache at image build time (read-only at run time;
+a pod loads it in ~0.2 s and stays near 200 MB). With no usable cache it verifies the weights and
+builds, in memory when the cache cannot be written: slower to start, never wrong. Nothing is
+downloaded at any time.
 
 Texts are tokenised with upstream's WordPiece (lowercase) and cut to 256 tokens, sentence-transformers'
 max_seq_length for this model (upstream's tokenizer.json says 128; only 2 of nl2bash's 11,615 texts
@@ -91,6 +94,10 @@ def cache_file_name() -> str:
     return f"all-minilm-l6-v2-{PINNED_SHA256['model.safetensors'][:16]}-b{BUILD_VERSION}-int8pc.onnx"
 
 
+def tokenizer_file_name() -> str:
+    return f"all-minilm-l6-v2-{PINNED_SHA256['tokenizer.json'][:16]}-tokenizer.json"
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "blocklearn"
@@ -98,7 +105,7 @@ def default_cache_dir() -> Path:
 
 def build_quantized(directory: Path) -> bytes:
     """The int8 ONNX model from the safetensors: build the float graph, then quantise it dynamically."""
-    # Imported here: only a start without a cached model needs them.
+    # Imported here: only a start without a cached model needs them (the image has neither).
     import onnxruntime.quantization as q
     from safetensors.numpy import load_file
 
@@ -128,29 +135,70 @@ class _BelowError(logging.Filter):
         return record.levelno >= logging.ERROR
 
 
-def load_model(directory: Path, cache_dir: Path | None) -> bytes:
-    """The quantised model: from the cache when it holds this build, else built (and cached if it can)."""
-    cache = (cache_dir or default_cache_dir()) / cache_file_name()
-    if cache.is_file():
-        return cache.read_bytes()
+def cached(cache: Path) -> tuple[bytes, Path] | None:
+    """The built model and the tokenizer's path, when the cache holds this build: all a start needs."""
+    model, tokenizer = cache / cache_file_name(), cache / tokenizer_file_name()
+    if not (model.is_file() and tokenizer.is_file()):
+        return None
+    if _sha256(tokenizer) != PINNED_SHA256["tokenizer.json"]:
+        log.warning("Ignored a cached tokenizer that is not the pinned one: path=%s", tokenizer)
+        return None
+    return model.read_bytes(), tokenizer
+
+
+def store(cache: Path, model: bytes, directory: Path) -> None:
+    """Put the built model and the weights' tokenizer into the cache; raises OSError when it cannot."""
+    cache.mkdir(parents=True, exist_ok=True)
+    # The tokenizer first: the model's file is what makes the cache complete for a concurrent start.
+    _write(cache / tokenizer_file_name(), (directory / "tokenizer.json").read_bytes())
+    _write(cache / cache_file_name(), model)
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Write then rename: a concurrent start (the controller and the index) never reads half a file.
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as f:
+        partial = Path(f.name)
+    try:
+        partial.write_bytes(data)
+        partial.chmod(0o644)  # readable by the image's non-root user when built at image build time
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def load(cache_dir: Path | None) -> tuple[bytes, Path]:
+    """The quantised model and its tokenizer: from the cache when it holds this build, else built from
+    the verified weights (and cached if it can)."""
+    cache = cache_dir or default_cache_dir()
+    if (found := cached(cache)) is not None:
+        return found
+    directory = model_dir()
+    verify(directory)
     log.info("Building the int8 ONNX model from the weights (once): cache=%s", cache)
     model = build_quantized(directory)
-    partial: str | None = None
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a concurrent start (the controller and the index) never reads half a file.
-        with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=".tmp-", delete=False) as f:
-            partial = f.name
-            f.write(model)
-        os.chmod(partial, 0o644)  # readable by the image's non-root user when built at image build time
-        os.replace(partial, cache)
+        store(cache, model, directory)
     except OSError as exc:
         log.warning(
             "Could not cache the built model; it is rebuilt at each start: cache=%s error=%s", cache, exc
         )
-        if partial is not None:
-            Path(partial).unlink(missing_ok=True)
-    return model
+        return model, directory / "tokenizer.json"
+    return model, cache / tokenizer_file_name()
+
+
+def install(cache: Path) -> Path:
+    """`blocklearn model`: check the weights against their pins every time, and build the model into
+    the cache unless it holds this build already. Returns the model's path."""
+    directory = model_dir()
+    verify(directory)
+    if cached(cache) is None:
+        try:
+            store(cache, build_quantized(directory), directory)
+        except OSError as exc:
+            raise ModelUnavailable(
+                f"cannot write the model into {cache} ({exc}): set --cache-dir or BLOCKLEARN_MODEL_CACHE_DIR"
+            ) from exc
+    return cache / cache_file_name()
 
 
 def make_session(model: bytes, threads: int) -> ort.InferenceSession:
@@ -168,13 +216,12 @@ class SemanticEmbedder:
     dim = DIM
 
     def __init__(self, threads: int = 1, cache_dir: Path | None = None) -> None:
-        directory = model_dir()
-        verify(directory)
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        model, tokenizer = load(cache_dir)
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.no_padding()  # upstream's file pads every text to 128 tokens; we run them unpadded
         # Keep the end, as query_text does: the cells nearest the executed one carry the request.
         self._tokenizer.enable_truncation(MAX_TOKENS, direction="left")
-        self._session = make_session(load_model(directory, cache_dir), threads)
+        self._session = make_session(model, threads)
         # One worker: batches run one after another, so `threads` bounds the cores inference takes.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-embed")
 

@@ -22,6 +22,7 @@ column write, still O(d): about 4 us.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,7 @@ class ExampleIndex:
         self._has_vector: npt.NDArray[np.bool_] = np.zeros(capacity, dtype=bool)
         self._ns_codes: npt.NDArray[np.int32] = np.zeros(capacity, dtype=np.int32)
         self._ns_by_name: dict[str, int] = {}
+        self._ns_sizes: Counter[str] = Counter()
         self._ids: list[str] = []
         self._entries: list[Entry] = []
         self._texts: list[str] = []  # each row's lexical text (the entry's query, as one object)
@@ -111,6 +113,10 @@ class ExampleIndex:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def size(self, namespace: str | None = None) -> int:
+        """Examples in one namespace (all of them with None): what a search of it covers."""
+        return len(self._ids) if namespace is None else self._ns_sizes[namespace]
 
     @property
     def capacity(self) -> int:
@@ -172,6 +178,7 @@ class ExampleIndex:
                 self._texts.append(text)
                 self._rows[id_] = row
                 self._lexical.append(text)
+                self._ns_sizes[entry.namespace] += 1
             else:
                 self._vectors -= int(self._has_vector[row])
                 self._entries[row] = entry
@@ -189,6 +196,7 @@ class ExampleIndex:
             if row is None:
                 return False
             self._vectors -= int(self._has_vector[row])
+            self._ns_sizes[self._entries[row].namespace] -= 1
             last = len(self._ids) - 1
             self._lexical.pop_into(row, self._texts[row], self._texts[last])
             if row != last:

@@ -7,13 +7,18 @@ Every outcome carries a CamelCase reason so that "why did it not learn?" is answ
 
 from __future__ import annotations
 
+import datetime
 import enum
+import hashlib
+import re
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from blocklearn import GROUP
+from blocklearn.embed.text import normalise_command, query_cells, query_text
 from blocklearn.learn.redaction import redact
 from blocklearn.resources.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
 
@@ -87,35 +92,68 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded
         if not policy.learn_without_suggestion:
             return Decision(Reason.NO_SUGGESTION, "The cell was written without a suggestion.")
         message = "Learned from a cell written without a suggestion."
-    elif generated.contents.strip() == executed.contents.strip():
+    elif ran_as_suggested(generated, executed):
         return Decision(Reason.UNCHANGED, "The suggestion was executed unchanged.")
     else:
         message = "The person corrected the suggestion before running it."
+    # Only what the Example keeps is redacted (and counted): the cells the query renders, without
+    # outputs, and the executed cell without its outputs. Redacted whole, then cut, so that no
+    # half of a secret survives at the cut and the cut falls where the embedded text's does.
     found: Counter[str] = Counter()
-    cells = [_redacted(c, found) for c in spec.doc.cells]
-    answer = _redacted(executed, found)
+    cells = query_cells([_redacted(c, found) for c in query_cells(spec.doc.cells, sys.maxsize)])
+    answer = _redacted(executed.model_copy(update={"outputs": []}), found)
     if found and policy.secrets == "skip":
         kinds = ", ".join(sorted(found))
         return Decision(
             Reason.CONTAINS_SECRET, f"The cells contain secrets ({kinds}); not learned.", None, found
         )
-    example = ExampleSpec(query=Doc(cells=cells), answer=[answer], block_ref=block)
+    provenance = block.model_copy(
+        update={
+            "gen_trace_id": spec.gen_trace_id,
+            "exec_trace_ids": spec.exec_trace_ids or None,
+            "learned_at": _rfc3339(spec.executed_at) if spec.executed_at else block.learned_at,
+        }
+    )
+    example = ExampleSpec(query=Doc(cells=cells), answer=[answer], block_ref=provenance)
     if found:
         message += f" Redacted {sum(found.values())} secret(s): {', '.join(sorted(found))}."
     return Decision(Reason.LEARNED, message, example, found)
 
 
+def ran_as_suggested(generated: Cell, executed: Cell) -> bool:
+    """Whether the person ran the suggestion unchanged (surrounding whitespace aside)."""
+    return generated.contents.strip() == executed.contents.strip()
+
+
+def _rfc3339(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _redacted(cell: Cell, found: Counter[str]) -> Cell:
     contents, hits = redact(cell.contents)
     found.update(hits)
-    outputs = []
-    for output in cell.outputs:
-        text, hits = redact(output)
-        found.update(hits)
-        outputs.append(text)
-    return cell.model_copy(update={"contents": contents, "outputs": outputs})
+    return cell.model_copy(update={"contents": contents})
 
 
-def example_name(block_name: str) -> str:
-    """The Example's name is derived from its Block, so that there is exactly one and retries find it."""
-    return block_name
+# An Example's name: a readable prefix from the answer, and a hash of what the correction is.
+NAME_CHARS = 63  # a DNS label, which a DNS subdomain (what Kubernetes requires) also accepts
+HASH_CHARS = 16  # 64 bits: two different corrections sharing a name is beyond any namespace's size
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def correction_key(example: ExampleSpec) -> tuple[str, str]:
+    """What makes two Examples the same correction: the embedded query text and the executed
+    cell, whitespace-normalised (as search's distinct answers compare them)."""
+    answer = "\n".join(c.contents for c in example.answer)
+    return query_text(example.query.cells)[0], normalise_command(answer)
+
+
+def example_name(example: ExampleSpec) -> str:
+    """The Example's name, from its content: Blocks that teach the same correction in a namespace
+    name the same Example, so the API server's create arbitrates their race (one wins, the others
+    get 409 AlreadyExists and count an occurrence). At most 63 characters, a valid DNS-1123 name,
+    whatever the Block's name."""
+    query, answer = correction_key(example)
+    digest = hashlib.sha256(f"{query}\0{answer}".encode(errors="surrogatepass")).hexdigest()
+    prefix = _NOT_NAME.sub("-", answer.lower())[: NAME_CHARS - HASH_CHARS - 1].strip("-")
+    return f"{prefix or 'example'}-{digest[:HASH_CHARS]}"

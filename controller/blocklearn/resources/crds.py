@@ -142,6 +142,18 @@ def block_crd() -> dict[str, Any]:
                 "jsonPath": ".status.exampleRef",
                 "description": "Example.",
             },
+            {
+                "name": "Suggestion",
+                "type": "string",
+                "jsonPath": ".status.suggestionOutcome",
+                "description": "What the person did with the suggestion.",
+            },
+            {
+                "name": "Retrieval",
+                "type": "string",
+                "jsonPath": ".status.retrievalOutcome",
+                "description": "Whether what the person ran was among the examples shown.",
+            },
             _age(),
         ],
     )
@@ -164,11 +176,17 @@ def example_crd() -> dict[str, Any]:
                 "description": "Embedder.",
             },
             {
+                "name": "Occurrences",
+                "type": "integer",
+                "jsonPath": ".status.occurrences",
+                "description": "How many Blocks taught this correction.",
+            },
+            {
                 "name": "Block",
                 "type": "string",
                 "jsonPath": ".spec.blockRef.name",
                 "priority": 1,
-                "description": "The Block it was learned from.",
+                "description": "The Block that first taught it.",
             },
             _age(),
         ],

@@ -22,6 +22,9 @@ MAX_TRACE_IDS = 8
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 253  # a DNS subdomain, as Kubernetes names are
 MAX_TIME_CHARS = 64
+# What the assistant was shown: the names of the Examples a search returned (k is at most 10 there too).
+MAX_RETRIEVED = 10
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # a DNS subdomain
 # Conditions: tighter than metav1.Condition's (32 KiB messages), enough for ours (set_condition cuts).
 MAX_CONDITIONS = 4
 MAX_CONDITION_MESSAGE_CHARS = 2048
@@ -31,6 +34,18 @@ MAX_CONDITION_TYPE_CHARS = 64
 # also bounds its bytes (1 a character: base64 has nothing to escape).
 MAX_EMBEDDING_CHARS = 4 * -(-65536 * 4 // 3)
 BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
+
+
+def plain_text(value: str) -> str:
+    """Text that can be embedded and stored: no NUL, valid UTF-8. A pydantic validator."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates (invalid UTF-8) as escapes; they cannot be embedded.
+        raise ValueError("must be valid UTF-8 (it holds a lone surrogate)") from None
+    return value
 
 
 class Resource(BaseModel):
@@ -56,19 +71,12 @@ class Cell(Resource):
     @field_validator("contents", "language")
     @classmethod
     def _text(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL bytes")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # JSON can carry lone surrogates (invalid UTF-8) as escapes; they cannot be embedded.
-            raise ValueError("must be valid UTF-8 (it holds a lone surrogate)") from None
-        return value
+        return plain_text(value)
 
     @field_validator("outputs")
     @classmethod
     def _outputs(cls, values: list[str]) -> list[str]:
-        return [cls._text(v) for v in values]
+        return [plain_text(v) for v in values]
 
 
 class Doc(Resource):
@@ -116,6 +124,17 @@ class BlockSpec(Resource):
     suggestion_status: Literal["Accepted", "Rejected", "Unknown"] | None = Field(
         default=None, alias="suggestionStatus", description="What the person did with the suggestion."
     )
+    retrieved_examples: list[
+        Annotated[
+            str, Field(max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN, description="An Example's name.")
+        ]
+    ] = Field(
+        default_factory=list,
+        alias="retrievedExamples",
+        max_length=MAX_RETRIEVED,
+        description="Names of the Examples (in the Block's namespace) the assistant was shown as few-shot"
+        " examples for this suggestion, in rank order, as the search returned them.",
+    )
 
     @field_validator("executed_at", mode="before")
     @classmethod
@@ -156,6 +175,11 @@ class Condition(Resource):
     )
 
 
+# What became of the suggestion, and of the examples shown with it (blocklearn.learn.outcome).
+SuggestionOutcome = Literal["Accepted", "Corrected", "Failed", "NotExecuted", "NoSuggestion"]
+RetrievalOutcome = Literal["Hit", "Miss", "NotRecorded", "Unknown"]
+
+
 class BlockStatus(Resource):
     """What the controller concluded about a Block."""
 
@@ -169,27 +193,75 @@ class BlockStatus(Resource):
         default=None,
         alias="exampleRef",
         max_length=MAX_NAME_CHARS,
-        description="Name of the Example learned from this Block.",
+        description="Name of the Example this Block taught (created, or counted as another occurrence of).",
+    )
+    decided_at: str | None = Field(
+        default=None,
+        alias="decidedAt",
+        max_length=MAX_TIME_CHARS,
+        description="When the controller decided about the Block's current content (RFC 3339); the Block"
+        " is deleted the block TTL after it.",
+    )
+    suggestion_outcome: SuggestionOutcome | None = Field(
+        default=None,
+        alias="suggestionOutcome",
+        description="What the person did with the suggestion: Accepted (ran it unchanged and it"
+        " succeeded), Corrected, Failed (the run failed), NotExecuted, or NoSuggestion (written"
+        " without one). Absent for an Invalid or evaluation Block.",
+    )
+    retrieval_outcome: RetrievalOutcome | None = Field(
+        default=None,
+        alias="retrievalOutcome",
+        description="Whether the executed cell was among the answers of spec.retrievedExamples: Hit,"
+        " Miss, NotRecorded (none named) or Unknown (a named Example is gone, or nothing ran yet).",
     )
 
 
 class BlockRef(Resource):
-    """The Block an Example was learned from."""
+    """The Block an Example was learned from: its provenance, kept as plain fields so that it outlives
+    the Block."""
 
     name: str = Field(max_length=MAX_NAME_CHARS, description="Name of the Block.")
     uid: str = Field(default="", max_length=MAX_ID_CHARS, description="UID of the Block.")
+    gen_trace_id: str | None = Field(
+        default=None,
+        alias="genTraceId",
+        max_length=MAX_ID_CHARS,
+        description="Trace id of the generation request of the Block.",
+    )
+    exec_trace_ids: list[Annotated[str, Field(max_length=MAX_ID_CHARS)]] | None = Field(
+        default=None,
+        alias="execTraceIds",
+        max_length=MAX_TRACE_IDS,
+        description="Trace ids of the Block's executions.",
+    )
+    learned_at: str | None = Field(
+        default=None,
+        alias="learnedAt",
+        max_length=MAX_TIME_CHARS,
+        description="When the correction was made: the Block's executedAt, else when its content appeared"
+        " (RFC 3339).",
+    )
 
 
 class ExampleSpec(Resource):
-    """A few-shot example: the context (query) and what the person actually ran (answer)."""
+    """A few-shot example: the context (query) and what the person actually ran (answer).
 
-    query: Doc = Field(description="The notebook context of the Block.")
-    answer: list[Cell] = Field(max_length=1, description="The executed cell.")
-    block_ref: BlockRef = Field(alias="blockRef", description="The Block this Example was learned from.")
+    Only what is used: the context cells that are embedded, not the whole notebook, and no outputs."""
+
+    query: Doc = Field(
+        description="The context cells that are embedded: the cell before the executed one and the"
+        " markup cells just before it, without outputs, cut to the embedded text's size."
+    )
+    answer: list[Cell] = Field(max_length=1, description="The executed cell, without its outputs.")
+    block_ref: BlockRef = Field(
+        alias="blockRef", description="The Block that first taught this Example (its provenance)."
+    )
 
 
 class ExampleStatus(Resource):
-    """The embedding of an Example, kept where the index sidecar can watch it."""
+    """The embedding of an Example, kept where the index sidecar can watch it, and how often and how
+    recently its correction was taught."""
 
     embedding: str | None = Field(
         default=None,
@@ -218,6 +290,19 @@ class ExampleStatus(Resource):
         alias="sourceChangedAt",
         max_length=MAX_TIME_CHARS,
         description="When the Block last changed; the index measures learning latency from it.",
+    )
+    occurrences: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many Blocks taught this same correction (rendered query and answer); absent"
+        " means 1.",
+    )
+    last_seen_at: str | None = Field(
+        default=None,
+        alias="lastSeenAt",
+        max_length=MAX_TIME_CHARS,
+        description="When a Block last taught this correction (RFC 3339); absent: when it was created."
+        " Eviction takes the least recently seen first.",
     )
     conditions: list[Condition] = Field(
         default_factory=list, max_length=MAX_CONDITIONS, description="The Embedded condition."

@@ -21,7 +21,7 @@ import logging
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import tenacity
@@ -32,6 +32,8 @@ from blocklearn.runtime.objects import Key, Obj, key_of, resource_path, version_
 from blocklearn.runtime.rest import ApiError, Rest
 
 Handler = Callable[[str, Obj | None, Obj | None], None]  # (event type, old, new)
+# client-go's Indexers: named functions from an object to the values it is found under.
+Indexer = Callable[[Obj], Iterable[str]]
 
 log = logging.getLogger("blocklearn.informer")
 
@@ -41,7 +43,7 @@ WATCH_SECONDS = 300
 # client-go relists only when it must; this relist is the safety net for whatever a watch may have
 # missed without saying so.
 RELIST_SECONDS = 3600.0
-_VERSION = struct.Struct("<Q")
+_HEADER = struct.Struct("<QI")  # resourceVersion, size in the API
 
 
 class Store:
@@ -54,45 +56,74 @@ class Store:
     Each object's JSON is deflated with the first object kept as the dictionary: objects of one kind
     share their keys and many values, so a 1-1.5 KB Block or Example keeps 200-300 bytes (a fifth),
     for about the cost of its JSON encoding again on a write and a tenth of its decoding on a read.
+
+    Like client-go's Indexer, it can also find keys by an index (`by_index`), kept as objects come
+    and go, and it keeps the total size of its objects as the API holds them (before `trim`).
     """
 
-    def __init__(self, trim: Callable[[Obj], Obj | None] = lambda o: o) -> None:
+    def __init__(
+        self, trim: Callable[[Obj], Obj | None] = lambda o: o, indexers: Mapping[str, Indexer] | None = None
+    ) -> None:
         self._trim = trim
-        # The resourceVersion (8 bytes, little-endian), then the deflated JSON (nothing if trimmed).
+        # The resourceVersion and the object's size in the API (the header), then the deflated JSON
+        # (nothing if trimmed away): the size is there for `delete`, at no cost of its own.
         self._items: dict[Key, bytes] = {}
         self._deflate: Any = None  # a compressor primed with the dictionary, copied for each object
         self._inflate: Any = None
+        self._bytes = 0
+        self._indexers = dict(indexers or {})
+        self._indices: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
+        self._indexed: dict[Key, dict[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def nbytes(self) -> int:
+        """Compact JSON bytes of the objects as the API serves them (before `trim`)."""
+        return self._bytes
+
+    def by_index(self, name: str, value: str) -> list[Key]:
+        """Keys of the objects the indexer `name` files under `value`."""
+        return list(self._indices[name].get(value, ()))
 
     def all_keys(self) -> list[Key]:
         return list(self._items)
 
     def version(self, key: Key) -> int | None:
         item = self._items.get(key)
-        return int(_VERSION.unpack_from(item)[0]) if item else None
+        return int(_HEADER.unpack_from(item)[0]) if item else None
 
     def get(self, key: Key) -> Obj | None:
         item = self._items.get(key)
         if item is None:
             return None
-        if len(item) == _VERSION.size:
-            rv = str(_VERSION.unpack_from(item)[0])
+        if len(item) == _HEADER.size:
+            rv = str(_HEADER.unpack_from(item)[0])
             return {"metadata": {"namespace": key[0], "name": key[1], "resourceVersion": rv}}
         inflate = self._inflate.copy()
-        obj: Obj = json.loads(inflate.decompress(item[_VERSION.size :]))
+        obj: Obj = json.loads(inflate.decompress(item[_HEADER.size :]))
         return obj
 
     def put(self, obj: Obj) -> bool:
         """Keep `obj` if it is newer than what is cached; whether it was."""
         key, rv = key_of(obj), version_of(obj)
-        known = self.version(key)
-        if known is not None and known >= rv:
+        item = self._items.get(key)
+        if item is not None and _HEADER.unpack_from(item)[0] >= rv:
             return False
         kept = self._trim(obj)
-        data = b"" if kept is None else self._pack(json.dumps(kept, separators=(",", ":")).encode())
-        self._items[key] = _VERSION.pack(rv) + data
+        data = b"" if kept is None else json.dumps(kept, separators=(",", ":")).encode()
+        # Measured before deflating: what the API holds, the parts `trim` drops included.
+        size = len(data) if kept is obj else len(json.dumps(obj, separators=(",", ":")).encode())
+        self._bytes += size - (_HEADER.unpack_from(item)[1] if item is not None else 0)
+        self._items[key] = _HEADER.pack(rv, size) + (self._pack(data) if data else b"")
+        if self._indexers:
+            self._unindex(key)
+            values = {name: found for name, fn in self._indexers.items() if (found := tuple(fn(obj)))}
+            if values:  # most objects are under no index value: nothing kept for them
+                self._indexed[key] = values
+            for name, found in values.items():
+                for value in found:
+                    self._indices[name].setdefault(value, set()).add(key)
         return True
 
     def _pack(self, data: bytes) -> bytes:
@@ -105,11 +136,26 @@ class Store:
 
     def delete(self, key: Key, version: int | None = None) -> bool:
         """Forget `key` (only if cached at or before `version`, when given); whether it was there."""
-        known = self.version(key)
-        if known is None or (version is not None and known > version):
+        item = self._items.get(key)
+        if item is None:
+            return False
+        known, size = _HEADER.unpack_from(item)
+        if version is not None and known > version:
             return False
         del self._items[key]
+        self._bytes -= size
+        self._unindex(key)
         return True
+
+    def _unindex(self, key: Key) -> None:
+        for name, values in self._indexed.pop(key, {}).items():
+            index = self._indices[name]
+            for value in values:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
 
     def items(self) -> Iterator[tuple[Key, Obj]]:
         for key in list(self._items):

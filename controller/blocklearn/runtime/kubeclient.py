@@ -11,13 +11,18 @@ about 37 MB, which the index would otherwise carry for nothing.
 from __future__ import annotations
 
 import base64
+import errno
+import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from blocklearn.runtime.retry import root_cause
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -45,6 +50,7 @@ class Credentials:
 def configuration(kubeconfig: str | None = None) -> Any:
     """In-cluster credentials when running in a pod, else the kubeconfig's (the argument, else the
     KUBECONFIG variable, else ~/.kube/config)."""
+    _check_file(kubeconfig)
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
     if kubeconfig is None and host and port and (SERVICE_ACCOUNT / "token").exists():
         return Credentials(
@@ -124,4 +130,45 @@ def api_client(kubeconfig: str | None = None) -> Any:
     """The official (synchronous) client, for `blocklearn.client`."""
     import kubernetes
 
+    _check_file(kubeconfig)
     return kubernetes.client.ApiClient(_official(kubeconfig))
+
+
+def _check_file(kubeconfig: str | None) -> None:
+    """A kubeconfig named on the command line must exist: not fall back to another's cluster."""
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        raise FileNotFoundError(errno.ENOENT, "no such kubeconfig file", kubeconfig)
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """One line for a person about a failure that their setup causes (no kubeconfig, an API server
+    not reachable, a refusal), from `Rest` or the official client; None for anything else."""
+    from blocklearn.runtime.rest import ApiError, Unreachable  # rest imports this module
+
+    hint = "is it running, is KUBECONFIG right?"
+    if isinstance(exc, Unreachable):
+        return f"cannot reach the Kubernetes API at {exc.url} ({exc.why}): {hint}"
+    if isinstance(exc, ApiError):
+        return _answered(exc.status, exc.message or exc.reason)
+    if "kubernetes" not in sys.modules:  # not loaded: none of its errors can have happened
+        return None
+    import kubernetes
+    import urllib3
+
+    if isinstance(exc, kubernetes.config.ConfigException):
+        return f"no Kubernetes configuration ({exc}): set KUBECONFIG (blocklearn dev prints it)"
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        where = f"{exc.pool.scheme}://{exc.pool.host}:{exc.pool.port}" if exc.pool is not None else "?"
+        return f"cannot reach the Kubernetes API at {where} ({root_cause(exc)}): {hint}"
+    if isinstance(exc, kubernetes.client.exceptions.ApiException):
+        try:
+            message = json.loads(exc.body or "")["message"]
+        except (TypeError, ValueError, KeyError):
+            message = exc.reason
+        return _answered(exc.status, message)
+    return None
+
+
+def _answered(status: int, message: str) -> str:
+    hint = " (are the CRDs installed? kubectl apply --server-side -f crds/)" if status == 404 else ""
+    return f"the Kubernetes API answered {status}: {message}{hint}"

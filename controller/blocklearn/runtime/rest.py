@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -32,6 +33,14 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status, self.reason, self.message = status, reason, message
+
+
+class Unreachable(aiohttp.ClientConnectionError):
+    """No connection to the API server: where it was sought and why not ("Connection refused")."""
+
+    def __init__(self, url: str, cause: OSError) -> None:
+        self.url, self.why = url, os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(f"cannot reach {url}: {self.why}")
 
 
 class Rest:
@@ -99,21 +108,25 @@ class Rest:
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> Obj:
-        """One call; the answer's JSON. Raises ApiError for a status >= 400 (aiohttp's errors and
-        TimeoutError when the server is unreachable or slower than `timeout`)."""
+        """One call; the answer's JSON. Raises ApiError for a status >= 400, Unreachable when no
+        connection is made, other aiohttp errors and TimeoutError when the server fails on the way
+        or is slower than `timeout`."""
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
-        async with self._client().request(
-            method,
-            self._base + path,
-            data=data,
-            params=params,
-            headers=self._headers(content_type if data is not None else None),
-            timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else self._timeout,
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 400:
-                raise _error(resp.status, text)
-            return json.loads(text) if text else {}
+        try:
+            async with self._client().request(
+                method,
+                self._base + path,
+                data=data,
+                params=params,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else self._timeout,
+            ) as resp:
+                text = await resp.text()
+        except aiohttp.ClientConnectorError as exc:
+            raise Unreachable(self._base, exc) from exc
+        if resp.status >= 400:
+            raise _error(resp.status, text)
+        return json.loads(text) if text else {}
 
     async def pages(
         self, path: str, limit: int = 500, params: Mapping[str, str] | None = None

@@ -23,8 +23,22 @@ __all__ = [
     "exponential",
     "interruptible_sleep",
     "log_before_sleep",
+    "root_cause",
     "thread_sleep",
 ]
+
+
+def root_cause(exc: BaseException) -> str:
+    """The root of a connection failure ("Connection refused"), not urllib3's chain of wrappers."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = inner or seen.__context__
+    return str(exc)
 
 
 def exponential(base: float, cap: float) -> wait_base:

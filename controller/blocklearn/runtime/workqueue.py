@@ -1,6 +1,8 @@
 """A work queue of object keys, as client-go's: each key at most once in the queue, never processed
 by two workers at once (a key added while it is processed runs again after), and failed keys come
-back after a per-key exponential backoff that resets on success."""
+back after a per-key exponential backoff that resets on success. A key waits for a later time at
+most once, for the earliest time asked (client-go's delaying queue), so a reconcile that asks again
+at each resync for the same moment (a Block's expiry) keeps one timer, not one per pass."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from blocklearn import metrics
 
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger("blocklearn.workqueue")
+SAME_MOMENT = 1.0  # seconds
 
 
 class Requeue(Exception):  # a request, not an error
@@ -31,6 +34,7 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._failures: dict[K, int] = {}
+        self._later: dict[K, asyncio.TimerHandle] = {}
         self._depth = metrics.workqueue_depth.labels(name)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -56,7 +60,20 @@ class WorkQueue(Generic[K]):
             self._depth.set(len(self._pending))
 
     def add_after(self, key: K, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(delay, 0.0)
+        waiting = self._later.get(key)
+        if waiting is not None:
+            # Sooner anyway (its reconcile asks again), or the same moment: times computed from the
+            # wall clock at each resync differ by rounding and clock slew, not by a second.
+            if waiting.when() <= when + SAME_MOMENT:
+                return
+            waiting.cancel()
+        self._later[key] = loop.call_at(when, self._due, key)
+
+    def _due(self, key: K) -> None:
+        self._later.pop(key, None)
+        self.add(key)
 
     def backoff(self, key: K) -> float:
         """The next delay for a failing key: base, 2·base, ... up to cap."""

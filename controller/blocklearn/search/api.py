@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from pydantic import ValidationError
 
 from blocklearn import metrics
@@ -20,7 +19,11 @@ from blocklearn.search.distinct import Grouped, candidates, distinct
 from blocklearn.search.openapi import render as render_openapi
 from blocklearn.search.schema import SearchRequest
 
-MAX_BODY_BYTES = 1024 * 1024
+# The largest valid request written with every character escaped (32 cells of 4,096 astral
+# characters as \ud83d\ude00 pairs, their outputs and languages too) is 1.98 MB: any request the
+# schema admits fits (tests/test_index_api.py builds it).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+JSON_TYPES = ("application/json",)
 OPENAPI_JSON = render_openapi()  # built once: the models do not change while the index runs
 
 
@@ -34,6 +37,49 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"])
         parts.append(f"{where}: {err['msg']}" if where else err["msg"])
     return "; ".join(parts)
+
+
+async def _read_request(request: web.Request) -> SearchRequest | web.Response:
+    """The whole body, read to its end (however slowly it arrives) but never past the limit, then
+    parsed strictly; anything wrong is a 4xx that says what."""
+    if request.content_type not in JSON_TYPES:
+        given = request.headers.get("Content-Type")
+        return _error(415, f"Content-Type must be application/json, not {given or 'none'}")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await request.read()  # aiohttp stops at the app's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+    except (web.RequestPayloadError, ConnectionError) as exc:
+        # Not in its Content-Encoding, cut short, or the client went away: the stream is broken,
+        # so close the connection rather than read on after the answer.
+        response = _error(400, f"request body could not be read: {exc}")
+        response.force_close()
+        return response
+    try:
+        # pydantic's own JSON parser: invalid UTF-8, lone surrogates and deep nesting are errors
+        # (it stops at 200 levels), not a RecursionError.
+        return SearchRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        invalid = next((e["msg"] for e in exc.errors() if e["type"] == "json_invalid"), None)
+        if invalid is not None:
+            return _error(400, f"request body is not valid JSON: {invalid.removeprefix('Invalid JSON: ')}")
+        return _error(400, _describe(exc))
+
+
+async def _expect(request: web.Request) -> web.Response | None:
+    """`Expect: 100-continue` as aiohttp answers it; anything else a 417. aiohttp's own answer to an
+    unknown Expect fails on a non-ASCII value, with a 500."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.version == HttpVersion11:
+            try:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except ConnectionError:
+                return None  # the client went away; reading its body will say so
+            request.writer.output_size = 0  # still nothing of the response itself
+        return None
+    return _error(417, "Expect must be 100-continue or absent")
 
 
 def build_app(
@@ -71,23 +117,10 @@ def build_app(
             if isinstance(caller, web.Response):
                 result = "unauthorized" if caller.status == 401 else "auth_unavailable"
                 return caller
-            if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            req = await _read_request(request)
+            if isinstance(req, web.Response):
                 result = "bad_request"
-                return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
-            raw = await request.content.read(MAX_BODY_BYTES + 1)
-            if len(raw) > MAX_BODY_BYTES:
-                result = "bad_request"
-                return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                result = "bad_request"
-                return _error(400, f"request body is not valid JSON: {exc}")
-            try:
-                req = SearchRequest.model_validate(body)
-            except ValidationError as exc:
-                result = "bad_request"
-                return _error(400, _describe(exc))
+                return req
             if req.namespace is None and not cross_namespace:
                 result = "bad_request"
                 return _error(
@@ -129,7 +162,7 @@ def build_app(
                 {
                     "results": [_result(g.hit, g.support) for g in groups],
                     "model": index.model,
-                    "indexSize": len(index),
+                    "indexSize": index.size(req.namespace),
                 }
             )
         finally:
@@ -139,7 +172,7 @@ def build_app(
     app = build_probe_app(
         index.__len__, ready, alive, detail=vector_detail(index), client_max_size=MAX_BODY_BYTES
     )
-    app.router.add_post("/v1/search", search)
+    app.router.add_post("/v1/search", search, expect_handler=_expect)
     app.router.add_get("/openapi.json", openapi)
     return app
 

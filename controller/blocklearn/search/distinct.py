@@ -2,8 +2,8 @@
 
 Search over-fetches, then keeps the best-scoring example of each answer (executed cells compared
 after whitespace normalisation: `blocklearn.embed.text.normalise_command`) until it has k, so k
-few-shot examples teach k different things instead of repeating one. Support counts the Blocks
-behind the near examples: an Example stands for its `occurrences` identical corrections.
+few-shot examples teach k different things instead of repeating one. Support counts the Blocks that
+taught the answer: an Example stands for every identical correction (its `occurrences`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def answer_key(entry: Entry) -> str:
 
 def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
     """The first k distinct answers of hits ranked best first, each with its best hit and its support
-    among all the hits given (also those beyond the k-th answer): the sum of their occurrences."""
+    among all the hits given (also those beyond the k-th answer), counted in occurrences."""
     best: dict[str, Hit] = {}
     support: dict[str, int] = {}
     for hit in hits:

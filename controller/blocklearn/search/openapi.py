@@ -35,7 +35,9 @@ def document() -> dict[str, Any]:
         "400": "The request is malformed; the message names the field.",
         "401": "Authentication is on and the bearer token is missing or not accepted.",
         "403": "The caller may not search this namespace.",
-        "413": "The request body is over 1 MiB.",
+        "413": "The request body is over 2 MiB (every valid request fits).",
+        "415": "The request body is not declared as application/json.",
+        "417": "An Expect header other than 100-continue.",
         "502": "The embedder did not embed the query.",
         "503": "The index is not ready (first list not done, embedder not answering) or the API"
         " server did not answer a TokenReview; retry later.",

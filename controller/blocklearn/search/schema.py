@@ -4,28 +4,46 @@ client imports it without aiohttp's server or the index."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import MAX_K
-from blocklearn.resources.models import BlockRef, Cell
+from blocklearn.resources.models import MAX_CELL_CHARS, BlockRef, Cell, plain_text
 
 DEFAULT_K = 3  # Foyle's number of few-shot examples
+# A text query is one markup cell: the same limits as a cell's contents.
+QueryText = Annotated[str, Field(max_length=MAX_CELL_CHARS), AfterValidator(plain_text)]
+
+
+def _query_kind(value: object) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    return "cells" if isinstance(value, dict | CellsQuery) else None
 
 
 class CellsQuery(BaseModel):
     """A query given as notebook cells, as in a Block's `spec.doc`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     cells: list[Cell] = Field(min_length=1, description="The notebook context, oldest cell first.")
 
 
 class SearchRequest(BaseModel):
-    """POST /v1/search."""
+    """POST /v1/search. Strict: `"k": "3"` or `"k": true` is an error, not a 3 or a 1."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
-    query: str | CellsQuery = Field(description="Text, or notebook cells as in a Block's doc.")
+    # Chosen by the JSON type, so that an error names the one shape the client meant.
+    query: Annotated[
+        Annotated[QueryText, Tag("text")] | Annotated[CellsQuery, Tag("cells")],
+        Discriminator(
+            _query_kind,
+            custom_error_type="query_type",
+            custom_error_message="must be a string or an object with cells",
+        ),
+    ] = Field(description="Text, or notebook cells as in a Block's doc.")
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="How many examples to return.")
     namespace: str | None = Field(
         default=None, description="Only examples from this namespace (required unless cross-namespace)."
@@ -36,7 +54,8 @@ class SearchRequest(BaseModel):
     distinct: bool = Field(
         default=True,
         description="Return examples with distinct answers (whitespace-normalised), each with the"
-        " number of near examples that gave it (`support`); false returns the raw nearest examples.",
+        " number of corrections near the query that gave it (`support`); false returns the raw nearest"
+        " examples.",
     )
 
     def text(self) -> str:
@@ -58,8 +77,8 @@ class SearchResult(BaseModel):
     support: int = Field(
         default=1,
         ge=1,
-        description="How many corrections gave this answer: the occurrences of the near examples that"
-        " gave it (of this example alone in raw results).",
+        description="How many corrections near the query gave this answer: the occurrences of the near"
+        " examples with it (of this example alone, for raw results).",
     )
     query: str = Field(
         description="The context of the correction, as it was embedded: the cells just before the"
@@ -76,10 +95,15 @@ class SearchResponse(BaseModel):
 
     results: list[SearchResult] = Field(description="The nearest examples, best first.")
     model: str = Field(description="The embedder that made the index's vectors.")
-    index_size: int = Field(alias="indexSize", ge=0, description="Examples in the index, all namespaces.")
+    index_size: int = Field(
+        alias="indexSize",
+        ge=0,
+        description="Examples the search covered: those of the namespace searched (all namespaces'"
+        " for a cross-namespace search).",
+    )
 
 
 class ErrorResponse(BaseModel):
-    """Every error status (400, 401, 403, 413, 502, 503) carries a message that says what is wrong."""
+    """Every error status (400, 401, 403, 413, 415, 502, 503) carries a message that says what is wrong."""
 
     error: str = Field(description="What went wrong, for a person.")

@@ -3,20 +3,30 @@
 kmock 0.8 serves discovery and keeps objects as plain JSON; it gives them no uid, resourceVersion,
 generation or creationTimestamp, lists carry no kind, patches touch status and spec alike, watches
 cannot resume, and owners do not take their dependents with them. This subclass keeps kmock's HTTP
-server, request parsing, discovery and reaction DSL (tests inject faults with it:
-`emulator[kmock.action.UPDATE] << 500` answers before any state changes) and replaces the object
-store with one that has the semantics the operator depends on:
+server, discovery and reaction DSL (tests inject faults with it: `emulator[kmock.action.UPDATE] << 500`
+answers before any state changes) and replaces the request parsing and the object store with ones
+that have the semantics the operator depends on, refusing what kube-apiserver refuses with its
+status codes, reasons and messages:
 
+- requests: bodies decoded as Go decodes them, 400 for what cannot be, 413 over 3 MiB, 415 for a
+  media type the API does not read (wire.py); paths of Namespaces, subresources, 405 for a verb a
+  path does not take;
 - metadata: uid, resourceVersion (one counter for all objects), generation bumped on spec changes
-  only, creationTimestamp;
+  only, creationTimestamp; typed as ObjectMeta (objectmeta.py); names DNS-1123 subdomains, namespace
+  names DNS-1123 labels (names.py), owner references complete;
+- Namespaces: `default`, `kube-system`, `kube-public` and `kube-node-lease` exist; an object in a
+  namespace that does not exist is 404, in one being deleted 403; deleting a Namespace deletes
+  what is in it (controllers.py);
 - the status subresource: the main endpoint ignores `status`, `/status` changes only `status`;
 - optimistic concurrency: a write with a stale `metadata.resourceVersion` gets 409 Conflict;
 - CRD structural schemas from `crds/`: unknown fields pruned, wrong types and sizes over maxLength
   or maxItems rejected with 422;
-- the size limits: a body over 3 MiB gets 413, annotations over 256 KiB 422, an object over etcd's
-  1.5 MiB the 500 that etcd's refusal becomes;
+- the size limits: annotations over 256 KiB 422, an object over etcd's 1.5 MiB the 500 that etcd's
+  refusal becomes (the one 5xx the API server gives for what a client sends);
 - watches that resume from a resourceVersion, and `410 Gone` once that version was compacted away;
-- finalizers, and the garbage collection of dependents through ownerReferences;
+- finalizers; deletion with `propagationPolicy` Orphan, Background or Foreground and the garbage
+  collector behind them (controllers.py);
+- object-count ResourceQuota (`count/blocks.blocklearn.dev`): 403 `exceeded quota` (quota.py);
 - list kinds, label selectors, and kubectl's Table format with the CRD's printer columns.
 """
 
@@ -30,20 +40,30 @@ import datetime
 import json
 import logging
 import re
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
+from kmock._internal import rendering  # Request internals: not re-exported by kmock 0.8
+from kmock._internal.rendering import Response
 
-from blocklearn.devtools.emulator import openapi_v2, protobuf
+from blocklearn.devtools.emulator import deletion, names, openapi_v2, quota, statuses, validation, wire
 from blocklearn.devtools.emulator import schema as structural
+from blocklearn.devtools.emulator.controllers import (
+    NAMESPACE_FINALIZER,
+    ControllerManager,
+)
+from blocklearn.devtools.emulator.kinds import AGE_COLUMN, CORE_TYPES, VERBS, ResourceType
+from blocklearn.devtools.emulator.patches import apply_json_patch, merge_patch
+from blocklearn.devtools.emulator.selectors import fields_match, labels_match
+from blocklearn.devtools.emulator.statuses import FieldError, bad_request, status
 from blocklearn.devtools.emulator.tables import render_table
 from blocklearn.devtools.emulator.tokens import TokenIssuer
+from blocklearn.devtools.emulator.wire import MAX_REQUEST_BYTES as MAX_REQUEST_BYTES  # with the other limits
 
 Obj = dict[str, Any]
 Key = tuple[str, str | None, str]  # (group/version/plural, namespace, name)
@@ -54,147 +74,52 @@ log = logging.getLogger("blocklearn.devtools.emulator")
 EVENT_LOG_SIZE = 50_000
 # The limits of a default kube-apiserver and etcd: a request body (apiserver's MaxRequestBodyBytes),
 # an object's annotations (TotalAnnotationSizeLimitB), and a stored value (etcd's --max-request-bytes).
-MAX_REQUEST_BYTES = 3 * 1024 * 1024
 MAX_ANNOTATION_BYTES = 256 * 1024
 MAX_STORED_BYTES = 1536 * 1024
 
-
-@dataclass
-class ResourceType:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    singular: str
-    namespaced: bool = True
-    shortnames: list[str] = field(default_factory=list)
-    status_subresource: bool = False
-    schema: dict[str, Any] | None = None
-    printer_columns: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.group}/{self.version}/{self.plural}"
-
-    @property
-    def qualified(self) -> str:
-        """As the API server names it in messages: `blocks.blocklearn.dev`, `serviceaccounts`."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @classmethod
-    def from_crd(cls, crd: Obj) -> list[ResourceType]:
-        spec = crd["spec"]
-        names = spec["names"]
-        return [
-            cls(
-                group=spec["group"],
-                version=v["name"],
-                plural=names["plural"],
-                kind=names["kind"],
-                singular=names.get("singular", names["kind"].lower()),
-                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                shortnames=list(names.get("shortNames", [])),
-                status_subresource="status" in v.get("subresources", {}),
-                schema=v.get("schema", {}).get("openAPIV3Schema"),
-                printer_columns=list(v.get("additionalPrinterColumns", [])),
-            )
-            for v in spec["versions"]
-            if v.get("served", True)
-        ]
-
-
-# Core resources besides our own: kopf posts Events, and waits for namespaces and CRDs to be
-# discoverable before it starts watching anything (even cluster-wide, where it never lists them).
-CORE_TYPES = [
-    ResourceType("", "v1", "events", "Event", "event"),
-    ResourceType("", "v1", "namespaces", "Namespace", "namespace", namespaced=False, shortnames=["ns"]),
-    # ServiceAccounts and their tokens, and TokenReview: the index checks bearer tokens with it.
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", "serviceaccount", shortnames=["sa"]),
-    ResourceType(
-        "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", "tokenreview", namespaced=False
-    ),
-    # Leases, for the controllers' leader election: create once (409 AlreadyExists for the loser),
-    # then PUT with the resourceVersion read (409 Conflict when someone wrote in between).
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease"),
-    ResourceType(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        "customresourcedefinition",
-        namespaced=False,
-        shortnames=["crd", "crds"],
-    ),
-]
+# Namespaces the API server makes at start (kube-node-lease is the kubelets'); the first three may
+# never be deleted (the NamespaceLifecycle admission plugin's immortal namespaces).
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+_NOT_FOUND = "the server could not find the requested resource"
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
-    if not selector:
-        return True
-    for term in selector.split(","):
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k.strip()) == v.strip():
-                return False
-        elif "=" in term:
-            k, v = term.replace("==", "=").split("=", 1)
-            if labels.get(k.strip()) != v.strip():
-                return False
-        elif term.strip().startswith("!"):
-            if term.strip()[1:] in labels:
-                return False
-        elif term.strip() not in labels:
-            return False
-    return True
-
-
-def _fields_match(selector: str | None, obj: Obj) -> bool:
-    """Field selectors as `kubectl describe` sends them: `involvedObject.name=x,metadata.namespace=y`."""
-    if not selector:
-        return True
-    for term in selector.split(","):
-        negate = "!=" in term
-        path, _, want = term.replace("!=", "=").replace("==", "=").partition("=")
-        value: Any = obj
-        for part in path.strip().split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if (str(value if value is not None else "") == want.strip()) == negate:
-            return False
-    return True
-
-
-def _status(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details or {})
+def _int_param(request: kmock.Request, name: str) -> int | None:
+    """An integer query parameter; 400 for one that is not, as the API server's parameter codec."""
+    text = request.params.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        return int(str(text))
+    except ValueError:
+        raise bad_request(f"strconv.ParseInt: parsing {names.go_quote(str(text))}: invalid syntax") from None
 
 
 @attrs.define(kw_only=True)
 class Emulator(kmock.KubernetesEmulator):
     """A Kubernetes API for the operator's own resources, with the semantics kopf and kubectl need."""
 
+    NAMESPACES: ClassVar[str] = "/v1/namespaces"
+    QUOTAS: ClassVar[str] = "/v1/resourcequotas"
+
+    # kube-controller-manager's --enable-garbage-collector: off, deletion ignores propagation and
+    # dependents stay (a test of the controller's own clean-up turns it off).
+    garbage_collection: bool = True
     _types: dict[str, ResourceType] = attrs.field(factory=dict, init=False)
     _store: dict[Key, Obj] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
+    # Indexes for the controllers: uid -> key, owner uid -> dependents, objects per (type, namespace).
+    _uids: dict[str, Key] = attrs.field(factory=dict, init=False)
+    _dependents: dict[str, set[Key]] = attrs.field(factory=dict, init=False)
+    _counts: collections.Counter[tuple[str, str | None]] = attrs.field(
+        factory=collections.Counter, init=False
+    )
+    _quotas: dict[str | None, set[Key]] = attrs.field(factory=dict, init=False)
+    _controllers: ControllerManager = attrs.field(init=False)
     # The event log, ordered by resourceVersion (one version per event), for resuming watches.
     _log: list[tuple[str, Obj]] = attrs.field(factory=list, init=False)
     _log_rvs: list[int] = attrs.field(factory=list, init=False)
@@ -208,6 +133,8 @@ class Emulator(kmock.KubernetesEmulator):
     # sleep (a slow server) and returns an HTTP status to fail with, or None. Unlike kmock reactions,
     # whose matching scans the request history, it costs O(1) per request.
     fault: Callable[[kmock.Request], Awaitable[int | None]] | None = attrs.field(default=None, init=False)
+    # Told of every change as it is made, before the client's answer: the journal keeps state with it.
+    on_change: Callable[[Key, str, Obj], None] | None = attrs.field(default=None, init=False)
     # How many times each object was created: a test of "nothing duplicated" counts on it.
     creations: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     # Every (verb, group, resource[/subresource], client) used: the chart's RBAC is tested against it.
@@ -217,7 +144,9 @@ class Emulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self._controllers = ControllerManager(self)
         self.fallback[kmock.method.PUT] << self._serve_replace
+        self.fallback[kmock.method.DELETE] << self._serve_delete_collection
         # kubectl validates `apply` against the OpenAPI v3 documents and reads them for `explain`.
         self.fallback["get", re.compile(r"/openapi/v3/?")] << self._serve_openapi_index
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_group
@@ -229,6 +158,25 @@ class Emulator(kmock.KubernetesEmulator):
         for rtype in CORE_TYPES:
             self.register(rtype)
         self._builtin_reactions = len(self._payloads)
+        self._ensure_system_namespaces()
+
+    async def __aenter__(self) -> Emulator:
+        await super().__aenter__()
+        self._controllers.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._controllers.stop()
+        await super().__aexit__(*exc)
+
+    @property
+    def revision(self) -> int:
+        """The resourceVersion counter: it moves once for every write to any object (etcd's revision)."""
+        return self._rv
+
+    async def settled(self) -> None:
+        """Wait until the controllers (garbage collector, namespaces, quotas) have nothing left to do."""
+        await self._controllers.idle()
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -239,7 +187,7 @@ class Emulator(kmock.KubernetesEmulator):
             singular=rtype.singular,
             namespaced=rtype.namespaced,
             shortnames=set(rtype.shortnames),
-            verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+            verbs=set(VERBS),
             subresources={"status"} if rtype.status_subresource else set(),
         )
 
@@ -250,8 +198,27 @@ class Emulator(kmock.KubernetesEmulator):
                 self.register(rtype)
             stored = copy.deepcopy(crd)
             stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-            stored["metadata"]["resourceVersion"] = self._bump()
-            self._store[(crd_type.key, None, crd["metadata"]["name"])] = stored
+            self._put(crd_type, (crd_type.key, None, crd["metadata"]["name"]), stored, "ADDED")
+
+    def _ensure_system_namespaces(self) -> None:
+        rtype = self._types[self.NAMESPACES]
+        for name in SYSTEM_NAMESPACES:
+            if (self.NAMESPACES, None, name) not in self._store:
+                obj: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                obj = self._new_namespace(obj)
+                obj["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+                self._put(rtype, (self.NAMESPACES, None, name), obj, "ADDED")
+
+    def _new_namespace(self, obj: Obj) -> Obj:
+        """What the namespace strategy fills in on create: its name label, the `kubernetes`
+        finalizer (only the namespace controller removes it) and phase Active."""
+        meta = obj["metadata"]
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        spec = obj.setdefault("spec", {})
+        if NAMESPACE_FINALIZER not in (spec.get("finalizers") or []):
+            spec["finalizers"] = [*(spec.get("finalizers") or []), NAMESPACE_FINALIZER]
+        obj["status"] = {"phase": "Active"}
+        return obj
 
     # -- discovery ---------------------------------------------------------------------------------
 
@@ -266,7 +233,7 @@ class Emulator(kmock.KubernetesEmulator):
         resources: list[Obj] = []
         for t in types:
             base = {"singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind}
-            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+            verbs = VERBS
             resources.append(
                 {
                     "name": t.plural,
@@ -341,7 +308,7 @@ class Emulator(kmock.KubernetesEmulator):
         gv = request.url.path.removeprefix("/openapi/v3/")
         types = self._openapi_gvs().get(gv)
         if types is None:
-            raise _status(404, "NotFound", f"no OpenAPI document for {gv}")
+            raise status(404, "NotFound", _NOT_FOUND)
         schemas = self._openapi_schemas(types)
         # kubectl looks for a PATCH that takes fieldValidation: then it leaves validation to the
         # server (fieldValidation=Strict) instead of downloading the protobuf OpenAPI v2 document.
@@ -383,7 +350,14 @@ class Emulator(kmock.KubernetesEmulator):
         self._rv = int(data["resourceVersion"])
         self._compacted_rv = self._rv  # a watch from before the restart must relist
         for key, obj in data["objects"]:
-            self._store[(key[0], key[1], key[2])] = obj
+            k: Key = (key[0], key[1], key[2])
+            self._index(k, self._store.get(k), obj)
+            self._store[k] = obj
+        # A snapshot from before namespaces were kept has none: the API server's own come back.
+        self._ensure_system_namespaces()
+        # What the controllers had not finished (a deletion, a quota) resumes.
+        for k, obj in self._store.items():
+            self._controllers.changed(k, None, obj)
 
     def compact(self, keep: int = 0) -> None:
         """Forget all but `keep` events, like etcd compaction: resuming older watches gets 410 Gone."""
@@ -400,48 +374,221 @@ class Emulator(kmock.KubernetesEmulator):
         self._tick.set()
         self._tick = asyncio.Event()
 
+    # -- the store: every write goes through _put or _drop -----------------------------------------
+
+    def _put(self, rtype: ResourceType, key: Key, obj: Obj, event: str) -> Obj:
+        """Store a created or changed object under a new resourceVersion and tell the watchers."""
+        obj["metadata"]["resourceVersion"] = self._bump()
+        old = self._store.get(key)
+        self._index(key, old, obj)
+        self._store[key] = obj
+        self._emit(rtype, event, obj)
+        self._controllers.changed(key, old, obj)
+        return obj
+
+    def _drop(self, rtype: ResourceType, key: Key, obj: Obj) -> Obj:
+        """Remove an object for good: its DELETED event carries a resourceVersion of its own."""
+        stored = self._store.pop(key, None)
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._index(key, stored, None)
+        self._emit(rtype, "DELETED", obj)
+        self._controllers.changed(key, obj, None)
+        return obj
+
+    def _index(self, key: Key, old: Obj | None, new: Obj | None) -> None:
+        for obj, sign in ((old, -1), (new, 1)):
+            if obj is None:
+                continue
+            meta = obj["metadata"]
+            if sign < 0:
+                self._uids.pop(meta.get("uid", ""), None)
+            else:
+                self._uids[meta.get("uid", "")] = key
+            self._counts[(key[0], key[1])] += sign
+            if key[0] == self.QUOTAS:
+                quotas = self._quotas.setdefault(key[1], set())
+                if sign > 0:
+                    quotas.add(key)
+                else:
+                    quotas.discard(key)
+            for ref in meta.get("ownerReferences") or []:
+                dependents = self._dependents.setdefault(ref.get("uid", ""), set())
+                if sign < 0:
+                    dependents.discard(key)
+                    if not dependents:
+                        del self._dependents[ref.get("uid", "")]
+                else:
+                    dependents.add(key)
+
+    def _bump(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _emit(self, rtype: ResourceType, type_: str, obj: Obj) -> None:
+        if self.on_change is not None:
+            self.on_change((rtype.key, obj["metadata"].get("namespace"), obj["metadata"]["name"]), type_, obj)
+        self._log.append((rtype.key, {"type": type_, "object": copy.deepcopy(obj)}))
+        self._log_rvs.append(self._rv)
+        if len(self._log) > EVENT_LOG_SIZE:
+            self.compact(keep=EVENT_LOG_SIZE // 2)
+        self._tick.set()
+        self._tick = asyncio.Event()
+
+    # -- for the controllers (controllers.py) ------------------------------------------------------
+
+    def by_key(self, key: Key) -> Obj | None:
+        return self._store.get(key)
+
+    def key_of(self, uid: str) -> Key | None:
+        return self._uids.get(uid)
+
+    def by_uid(self, uid: str) -> Obj | None:
+        key = self._uids.get(uid)
+        return None if key is None else self._store.get(key)
+
+    def dependents_of(self, uid: str) -> list[Key]:
+        return sorted(self._dependents.get(uid, ()), key=str)
+
+    def has_quotas(self, namespace: str) -> bool:
+        return bool(self._quotas.get(namespace))
+
+    def namespace_contents(self, namespace: str) -> list[Key]:
+        return sorted((k for k in self._store if k[1] == namespace), key=str)
+
+    def remove_owner_references(self, key: Key, uids: set[str]) -> None:
+        """The garbage collector's patch of a dependent: its references to `uids` go, nothing else."""
+        current = self._store.get(key)
+        if current is None:
+            return
+        refs = current["metadata"].get("ownerReferences") or []
+        kept = [r for r in refs if r.get("uid") not in uids]
+        if len(kept) != len(refs):
+            desired = copy.deepcopy(current)
+            if kept:
+                desired["metadata"]["ownerReferences"] = kept
+            else:
+                desired["metadata"].pop("ownerReferences", None)
+            self._commit(self._types[key[0]], key, current, desired)
+
+    def remove_finalizer(self, key: Key, finalizer: str) -> None:
+        current = self._store.get(key)
+        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
+            return
+        desired = copy.deepcopy(current)
+        kept = [f for f in desired["metadata"]["finalizers"] if f != finalizer]
+        if kept:
+            desired["metadata"]["finalizers"] = kept
+        else:
+            desired["metadata"].pop("finalizers")
+        self._commit(self._types[key[0]], key, current, desired)
+
+    def delete_object(self, key: Key, policy: str) -> None:
+        """A DELETE as the controllers send it, with a propagation policy and its uid as precondition."""
+        current = self._store.get(key)
+        if current is not None:
+            self._delete(self._types[key[0]], key, current, {"propagationPolicy": policy})
+
+    def finalize_namespace(self, name: str) -> None:
+        """The namespace controller's last steps: PUT /finalize without `kubernetes`, then DELETE."""
+        key = (self.NAMESPACES, None, name)
+        current = self._store.get(key)
+        if current is None:
+            return
+        spec_finalizers = (current.get("spec") or {}).get("finalizers") or []
+        if NAMESPACE_FINALIZER in spec_finalizers:
+            desired = copy.deepcopy(current)
+            desired["spec"]["finalizers"] = [f for f in spec_finalizers if f != NAMESPACE_FINALIZER]
+            current = self._commit(self._types[self.NAMESPACES], key, current, desired)
+        if not (current.get("spec") or {}).get("finalizers") and not current["metadata"].get("finalizers"):
+            self._drop(self._types[self.NAMESPACES], key, current)
+
+    def sync_quotas(self, namespace: str) -> None:
+        """The resource quota controller: status.hard from spec.hard, status.used counted."""
+        rtype = self._types[self.QUOTAS]
+        for key in sorted(self._quotas.get(namespace, ())):
+            current = self._store[key]
+            counts = {}
+            for hard in (current.get("spec") or {}).get("hard") or {}:
+                counted = next(
+                    (t for t in self._types.values() if quota.count_name(t.plural, t.group) == hard), None
+                )
+                if counted is not None:
+                    counts[hard] = self._counts[(counted.key, namespace)]
+            desired = {**current, "status": quota.status_of(current, counts)}
+            if desired != current:
+                self._commit(rtype, key, current, copy.deepcopy(desired))
+
+    def _commit(self, rtype: ResourceType, key: Key, current: Obj, desired: Obj) -> Obj:
+        """A write by the control plane itself: no schema to pass, and the last finalizer of an
+        object being deleted removes it."""
+        if desired == current:
+            return current
+        meta = desired["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.key != self.NAMESPACES:
+            return self._drop(rtype, key, desired)
+        return self._put(rtype, key, desired, "MODIFIED")
+
     # -- request plumbing --------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        if raw_request.can_read_body:
-            # As kube-apiserver: a body over the limit is refused before it is decoded.
-            body = bytearray()
-            while len(body) <= MAX_REQUEST_BYTES and (chunk := await raw_request.content.read(1 << 20)):
-                body += chunk
-            if len(body) > MAX_REQUEST_BYTES:
-                status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 413}
-                status |= {
-                    "reason": "RequestEntityTooLarge",
-                    "message": f"Request entity too large: limit is {MAX_REQUEST_BYTES}",
-                }
-                return aiohttp.web.json_response(status, status=413)
-            raw_request._read_bytes = bytes(body)  # aiohttp's cached body, read once
-        if "protobuf" in raw_request.headers.get("Content-Type", ""):
-            # kubectl sends built-in kinds (a ServiceAccount, a TokenRequest) as protobuf, which
-            # kmock cannot parse: hand it the same object as JSON, as the real server would read it.
+        """kmock's RawHandler.__call__, with our own parsing of the request (wire.py)."""
+        raw_response: aiohttp.web.StreamResponse | None = None
+        try:
+            request = await wire.read_request(raw_request, self._types.get, len(self._requests))
+            self._requests.append(request)
             try:
-                obj = protobuf.decode(await raw_request.read())
-            except protobuf.ProtobufError as exc:
-                status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 415}
-                status |= {"reason": "UnsupportedMediaType", "message": str(exc)}
-                return aiohttp.web.json_response(status, status=415)
-            raw_request._read_bytes = json.dumps(obj).encode()  # aiohttp's cached body
-        return await super().__call__(raw_request)
+                response: aiohttp.web.StreamResponse = await self._handle(request)
+                return response
+            except rendering.StreamingError as e:
+                raw_response = e.args[0]
+                raise e.__cause__ or e from None
+        except Exception as e:
+            if raw_response is None or not raw_response.prepared:
+                return await self._render_error(e)
+            await self._stream_error(e, raw_response)
+            await raw_response.write_eof()
+            return raw_response
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        """A Status as the API server writes it: no traceback, whatever failed."""
+        if isinstance(exc, kmock.KubernetesError):
+            code, reason, message, details = exc.status, exc.reason, exc.message, exc.details
+            if isinstance(exc, kmock.KubernetesNotFoundError) and not isinstance(exc.details, dict):
+                reason, message = "NotFound", _NOT_FOUND  # kmock's own 404s, in the API server's words
+        else:
+            log.error("Failed a request: %s", "".join(traceback.format_exception(exc)))
+            code, reason, message, details = 500, "InternalError", f"Internal error occurred: {exc!r}", {}
+        payload: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        payload.update(message=message or "", reason=reason or "", code=code)
+        if details:
+            payload["details"] = details
+        return aiohttp.web.json_response(payload, status=code)
+
+    async def _stream_error(self, exc: Exception, raw_response: aiohttp.web.StreamResponse) -> None:
+        log.error("Failed a stream: %s", "".join(traceback.format_exception(exc)))
+        failure = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500}
+        failure.update(reason="InternalError", message="Internal error occurred")
+        event = {"type": "ERROR", "object": failure}
+        await raw_response.write(json.dumps(event).encode() + b"\n")
 
     async def _handle(self, request: kmock.Request) -> Any:
         log.debug("Served request: method=%s url=%s", request.method, request.url)
         self._record_call(request)
-        if self.fault is not None and request.resource is not None and request.resource.plural:
-            status = await self.fault(request)
-            if status is not None:
-                raise _status(status, "InjectedFault", f"injected fault {status}")
+        handler = self._direct_handler(request)
+        if handler is None and request.resource is not None and request.resource.plural:
+            self._rtype(request)  # 404 for a resource the server does not have
+            raise wire.method_not_allowed()
+        if self.fault is not None and handler is not None:
+            code = await self.fault(request)
+            if code is not None:
+                raise status(code, "InjectedFault", f"injected fault {code}")
         # kmock matches a request against a reaction by filtering the whole request history, so
         # each request costs O(history): fine for a short test, fatal for a long-running server.
         # With no reactions added by a test, our own verbs are served directly and the history
         # is kept short; once a test adds reactions (to inject faults), kmock matches as usual.
         if len(self._payloads) == self._builtin_reactions:
             self._trim_history()
-            handler = self._direct_handler(request)
             if handler is not None:
                 return await Response(payload=handler)(request)
         # Skip KubernetesEmulator._handle: it changes state before reactions run, so an injected
@@ -457,6 +604,8 @@ class Emulator(kmock.KubernetesEmulator):
             if request.method == kmock.method.PUT
             else "create"
             if request.method == kmock.method.POST
+            else "deletecollection"
+            if request.method == kmock.method.DELETE and not request.name
             else {
                 kmock.action.LIST: "list",
                 kmock.action.WATCH: "watch",
@@ -473,12 +622,18 @@ class Emulator(kmock.KubernetesEmulator):
             self.calls.add((verb, str(res.group), name, agent))
 
     def _direct_handler(self, request: kmock.Request) -> Any:
-        if request.resource is None or not request.resource.plural or request.action is None:
+        """The verb that serves a request for a resource; None for discovery, others, and 405s."""
+        if request.resource is None or not request.resource.plural:
             return None  # discovery (/apis/group/version parses as a list of nothing) and non-K8s paths
-        if request.method == kmock.method.PUT and request.name:
+        method, named = request.method, bool(request.name)
+        if method == kmock.method.PUT and named:
             return self._serve_replace
-        if request.method == kmock.method.POST and request.subresource == "token":
+        if method == kmock.method.POST and named and request.subresource == "token":
             return self._serve_create
+        if method == kmock.method.DELETE and not named:
+            return self._serve_delete_collection
+        if request.action is None or (method == kmock.method.POST and named):
+            return None
         return {
             kmock.action.LIST: self._serve_list,
             kmock.action.WATCH: self._serve_watch,
@@ -499,46 +654,53 @@ class Emulator(kmock.KubernetesEmulator):
         res = request.resource
         key = f"{res.group}/{res.version}/{res.plural}" if res is not None else ""
         if key not in self._types:
-            raise kmock.KubernetesResourceNotFoundError()
-        return self._types[key]
+            raise status(404, "NotFound", _NOT_FOUND)
+        rtype = self._types[key]
+        if request.namespace is not None and not rtype.namespaced:
+            raise status(404, "NotFound", _NOT_FOUND)
+        if rtype.namespaced and request.namespace is None:
+            # Across namespaces a namespaced resource is only listed and watched.
+            if request.name:
+                raise status(404, "NotFound", _NOT_FOUND)
+            if request.method != kmock.method.GET:
+                raise wire.method_not_allowed()
+        sub = request.subresource
+        allowed = {"status"} if rtype.status_subresource else set()
+        allowed |= {"token"} if rtype.plural == "serviceaccounts" else set()
+        allowed |= {"finalize"} if rtype.key == self.NAMESPACES else set()
+        if sub is not None and (sub not in allowed or not request.name):
+            raise status(404, "NotFound", _NOT_FOUND)
+        return rtype
 
-    def _bump(self) -> str:
-        self._rv += 1
-        return str(self._rv)
-
-    def _emit(self, rtype: ResourceType, type_: str, obj: Obj) -> None:
-        self._log.append((rtype.key, {"type": type_, "object": copy.deepcopy(obj)}))
-        self._log_rvs.append(self._rv)
-        if len(self._log) > EVENT_LOG_SIZE:
-            self.compact(keep=EVENT_LOG_SIZE // 2)
-        self._tick.set()
-        self._tick = asyncio.Event()
+    # -- validation --------------------------------------------------------------------------------
 
     def _validate(self, rtype: ResourceType, obj: Obj, strict: bool = False) -> Obj:
-        if rtype.schema is None:
-            return obj
+        """The strategy's validation: metadata, then the structural schema; one 422 for all."""
         meta = obj.get("metadata", {})
-        body = {k: v for k, v in obj.items() if k != "metadata"}
-        pruned, errors = structural.prune_and_validate(rtype.schema, body, strict=strict)
+        validation.builtin_errors(rtype, obj)
+        errors = validation.object_meta_errors(rtype, meta)
+        if rtype.key == self.QUOTAS:
+            errors += [FieldError(f, "FieldValueInvalid", m) for f, m in quota.hard_errors(obj)]
+        pruned = obj
+        if rtype.schema is not None:
+            body = {k: v for k, v in obj.items() if k != "metadata"}
+            pruned, schema_errors = structural.prune_and_validate(rtype.schema, body, strict=strict)
+            for err in schema_errors[:20]:
+                path, _, message = err.partition(": ")
+                errors.append(
+                    FieldError(path, "FieldValueInvalid", message)
+                    if message
+                    else FieldError("", "FieldValueInvalid", err)
+                )
+            pruned = {
+                **pruned,
+                "metadata": meta,
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+            }
         if errors:
-            name = meta.get("name", "")
-            # kubectl prints `causes`, one line per field, after "The Block "x" is invalid".
-            causes = []
-            for err in errors[:20]:
-                field, _, message = err.partition(": ")
-                if not message:
-                    field, message = "", err
-                causes.append({"reason": "FieldValueInvalid", "message": message, "field": field.lstrip(".")})
-            raise _status(
-                422,
-                "Invalid",
-                f'{rtype.kind}.{rtype.group} "{name}" is invalid: ' + "; ".join(errors[:20]),
-                name=name,
-                group=rtype.group,
-                kind=rtype.kind,
-                causes=causes,
-            )
-        return {**pruned, "metadata": meta, "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+            raise statuses.invalid(rtype.kind, rtype.group, meta.get("name", ""), errors)
+        return pruned
 
     def _check_limits(self, rtype: ResourceType, obj: Obj) -> None:
         """The API server's limits on what it stores: annotations, then the whole value in etcd."""
@@ -546,40 +708,87 @@ class Emulator(kmock.KubernetesEmulator):
         annotations = meta.get("annotations") or {}
         size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
         if size > MAX_ANNOTATION_BYTES:
-            name = meta.get("name", "")
             message = f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"
-            raise _status(
-                422,
-                "Invalid",
-                f'{rtype.kind}.{rtype.group} "{name}" is invalid: metadata.annotations: {message}',
-                name=name,
-                group=rtype.group,
-                kind=rtype.kind,
-                causes=[{"reason": "FieldValueTooLong", "message": message, "field": "metadata.annotations"}],
+            raise statuses.invalid(
+                rtype.kind,
+                rtype.group,
+                meta.get("name", ""),
+                [FieldError("metadata.annotations", "FieldValueTooLong", message)],
             )
         if stored_size(obj) > MAX_STORED_BYTES:
             # etcd refuses it and the API server passes the refusal on as an internal error
             # (kubernetes/kubernetes#112152): a write that can never succeed, however often retried.
-            raise _status(500, "InternalError", "etcdserver: request is too large")
+            raise status(500, "InternalError", "etcdserver: request is too large")
+
+    def _admit_namespace(self, rtype: ResourceType, namespace: str | None, name: str) -> None:
+        """The NamespaceLifecycle admission plugin, for a create: 404 or 403."""
+        if not rtype.namespaced or namespace is None:
+            return
+        ns = self._store.get((self.NAMESPACES, None, namespace))
+        if ns is None:
+            raise statuses.not_found("namespaces", namespace)
+        if ns["metadata"].get("deletionTimestamp") or (ns.get("status") or {}).get("phase") == "Terminating":
+            cause = {
+                "reason": "NamespaceTerminating",
+                "message": f"namespace {namespace} is being terminated",
+                "field": "metadata.namespace",
+            }
+            raise statuses.forbidden(
+                rtype.plural,
+                rtype.group,
+                name,
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                causes=[cause],
+            )
+
+    def _admit_quota(self, rtype: ResourceType, namespace: str | None, name: str) -> None:
+        """The ResourceQuota admission plugin: refuse over a quota, else count the create in it."""
+        if namespace is None or not self.has_quotas(namespace):
+            return
+        keys = sorted(self._quotas.get(namespace, ()))
+        try:
+            updated = quota.admit([self._store[k] for k in keys], quota.count_name(rtype.plural, rtype.group))
+        except quota.Exceeded as exc:
+            raise statuses.forbidden(rtype.plural, rtype.group, name, str(exc)) from None
+        quota_type = self._types[self.QUOTAS]
+        for obj in updated:
+            key = (self.QUOTAS, namespace, obj["metadata"]["name"])
+            self._commit(quota_type, key, self._store[key], copy.deepcopy(obj))
 
     # -- verbs -------------------------------------------------------------------------------------
 
     async def _serve_fetch(self, request: kmock.Request) -> Any:
-        return self._existing(request)[2]
+        rtype, _, obj = self._existing(request)
+        if "as=Table" in request.headers.get("Accept", ""):
+            # kubectl get blk NAME asks for a Table too: the printer columns, as in a list.
+            return render_table(rtype.printer_columns or [AGE_COLUMN], [obj], str(self._rv))
+        return obj
 
     def _existing(self, request: kmock.Request) -> tuple[ResourceType, Key, Obj]:
         """The addressed object, or a Kubernetes 404."""
         rtype = self._rtype(request)
-        key = (rtype.key, request.namespace, request.name or "")
+        name = request.name or ""
+        if problems := names.path_segment(name):
+            raise bad_request(f"Name parameter invalid: {names.go_quote(name)}: {';'.join(problems)}")
+        key = (rtype.key, request.namespace, name)
         current = self._store.get(key)
         if current is None:
-            raise _status(404, "NotFound", f'{rtype.qualified} "{request.name}" not found')
+            raise statuses.not_found(rtype.plural, name, rtype.group)
         return rtype, key, current
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
         selector = request.params.get("labelSelector")
         fields = request.params.get("fieldSelector")
+        limit = _int_param(request, "limit") or 0
+        token = request.params.get("continue") or ""
+        if token and not token.isdigit():
+            raise status(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter.",
+            )
         # Pages of one list reuse its sorted result while nothing is written: without this, each page
         # of 100k objects rescanned and resorted them all.
         cache_key = (rtype.key, request.namespace, selector, fields)
@@ -593,63 +802,75 @@ class Emulator(kmock.KubernetesEmulator):
                 o
                 for (k, ns, _), o in self._store.items()
                 if k == rtype.key and (request.namespace is None or ns == request.namespace)
-                if _selector_matches(selector, o["metadata"].get("labels", {})) and _fields_match(fields, o)
+                if labels_match(selector, o["metadata"].get("labels", {})) and fields_match(fields, o)
             ]
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
             self._list_cache[cache_key] = (self._rv, items)
         # Chunked lists (limit/continue), as clients page through large collections. The token is
         # the offset: simpler than the real server's snapshot, and enough for sorted, rarely
         # changing test data.
-        start = int(request.params.get("continue") or 0)
-        limit = int(request.params.get("limit") or 0)
-        page = items[start : start + limit] if limit else items[start:]
+        start = int(token or 0)
+        page = items[start : start + limit] if limit > 0 else items[start:]
         meta: Obj = {"resourceVersion": str(self._rv)}
-        if limit and start + limit < len(items):
+        if limit > 0 and start + limit < len(items):
             meta["continue"] = str(start + limit)
             meta["remainingItemCount"] = len(items) - start - limit
         if "as=Table" in request.headers.get("Accept", ""):
-            table = render_table(rtype.printer_columns, page, str(self._rv))
+            table = render_table(rtype.printer_columns or [AGE_COLUMN], page, str(self._rv))
             table["metadata"] = meta
             return table
         return {"apiVersion": rtype.api_version, "kind": f"{rtype.kind}List", "metadata": meta, "items": page}
 
     async def _serve_create(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
-        obj = request.data
-        if not isinstance(obj, dict):
-            raise _status(400, "BadRequest", "the request body is not a JSON object")
         if rtype.plural == "serviceaccounts" and request.subresource == "token":
             _, _, account = self._existing(request)
-            return Response(
-                status=201,
-                payload=self.tokens.request(account["metadata"]["namespace"], account, obj.get("spec") or {}),
+            spec = request.data.get("spec") if isinstance(request.data, dict) else None
+            payload = self.tokens.request(
+                account["metadata"]["namespace"], account, spec if isinstance(spec, dict) else {}
             )
+            return Response(status=201, payload=payload)
         if rtype.key == "authentication.k8s.io/v1/tokenreviews":
-            return Response(status=201, payload=self.tokens.review(obj.get("spec") or {}, self._account_uid))
-        obj = copy.deepcopy(obj)
-        meta = obj.setdefault("metadata", {})
+            spec = request.data.get("spec") if isinstance(request.data, dict) else None
+            review = self.tokens.review(spec if isinstance(spec, dict) else {}, self._account_uid)
+            return Response(status=201, payload=review)
+        obj = validation.read_object(rtype, request.namespace, request.data)
+        validation.builtin_errors(rtype, obj)
+        meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-        name = meta.get("name")
-        if not name:
-            raise _status(422, "Invalid", "metadata.name: Required value")
+            # The SimpleNameGenerator: the prefix cut to 58 characters, then 5 random ones.
+            meta["name"] = meta["generateName"][:58] + uuid.uuid4().hex[:5]
+        name = meta.get("name", "")
         if rtype.namespaced:
             meta["namespace"] = request.namespace or meta.get("namespace") or "default"
-        key = (rtype.key, meta.get("namespace"), name)
-        if key in self._store:
-            raise _status(409, "AlreadyExists", f'{rtype.qualified} "{name}" already exists')
+        else:
+            meta.pop("namespace", None)
+        namespace = meta.get("namespace")
+        self._admit_namespace(rtype, namespace, name)
         if rtype.status_subresource:
             obj.pop("status", None)
-        obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        if rtype.key == self.NAMESPACES and name:
+            obj = self._new_namespace(obj)
         obj = self._validate(rtype, obj, _strict(request))
+        self._admit_quota(rtype, namespace, name)
+        key = (rtype.key, namespace, name)
+        if key in self._store:
+            self._controllers.enqueue(("quota", namespace or ""))  # a count charged for nothing comes back
+            raise status(
+                409,
+                "AlreadyExists",
+                f"{rtype.qualified} {names.go_quote(name)} already exists",
+                name=name,
+                group=rtype.group,
+                kind=rtype.plural,
+            )
         self._check_limits(rtype, obj)
         meta = obj["metadata"]
+        for owned in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
+            meta.pop(owned, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        meta.pop("deletionTimestamp", None)
-        meta["resourceVersion"] = self._bump()
-        self._store[key] = obj
+        obj = self._put(rtype, key, obj, "ADDED")
         self.creations[f"{rtype.plural}/{key[1]}/{name}"] += 1
-        self._emit(rtype, "ADDED", obj)
         return Response(status=201, payload=obj)
 
     def _account_uid(self, namespace: str, name: str) -> str | None:
@@ -660,57 +881,93 @@ class Emulator(kmock.KubernetesEmulator):
         """PATCH: JSON merge patch (kopf, kubectl apply for custom resources) or JSON patch."""
         rtype, key, current = self._existing(request)
         patch = request.data
-        ctype = request.headers.get("Content-Type", "")
-        if "json-patch" in ctype:
-            desired = _apply_json_patch(current, patch)
+        ctype = wire.media_type(request.headers.get("Content-Type"))
+        if ctype == wire.JSON_PATCH:
+            desired = apply_json_patch(current, patch)
         elif isinstance(patch, dict):
-            precondition = (patch.get("metadata") or {}).get("resourceVersion")
+            meta_patch = patch.get("metadata")
+            precondition = meta_patch.get("resourceVersion") if isinstance(meta_patch, dict) else None
             if precondition and precondition != current["metadata"]["resourceVersion"]:
                 raise self._conflict(rtype, request.name)
             desired = merge_patch(current, patch)
         else:
-            raise _status(400, "BadRequest", "the patch is not a JSON object")
+            raise bad_request("json: cannot unmarshal into a merge patch: the patch is not a JSON object")
         return self._write(rtype, key, current, desired, request.subresource, _strict(request))
 
     async def _serve_replace(self, request: kmock.Request) -> Any:
         """PUT: replace the object, guarded by its resourceVersion."""
         rtype, key, current = self._existing(request)
-        desired = request.data
-        if not isinstance(desired, dict):
-            raise _status(400, "BadRequest", "the request body is not a JSON object")
-        given = (desired.get("metadata") or {}).get("resourceVersion")
+        desired = validation.read_object(rtype, request.namespace, request.data)
+        given = desired["metadata"].get("resourceVersion")
+        if desired["metadata"].get("name", request.name) != request.name:
+            raise bad_request(
+                f"the name of the object ({desired['metadata'].get('name')}) does not match the name "
+                f"on the URL ({request.name})"
+            )
         if not given:
-            raise _status(422, "Invalid", "metadata.resourceVersion: must be specified for an update")
+            raise statuses.invalid(
+                rtype.kind,
+                rtype.group,
+                request.name or "",
+                [
+                    FieldError(
+                        "metadata.resourceVersion",
+                        "FieldValueInvalid",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
         if given != current["metadata"]["resourceVersion"]:
             raise self._conflict(rtype, request.name)
         return self._write(rtype, key, current, copy.deepcopy(desired), request.subresource, _strict(request))
 
     def _conflict(self, rtype: ResourceType, name: str | None) -> kmock.KubernetesError:
-        return _status(
+        return status(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {rtype.qualified} "{name}": '
+            f"Operation cannot be fulfilled on {rtype.qualified} {names.go_quote(name or '')}: "
             "the object has been modified; please apply your changes to the latest version and try again",
+            name=name or "",
+            group=rtype.group,
+            kind=rtype.plural,
         )
 
     def _write(
         self, rtype: ResourceType, key: Key, current: Obj, desired: Obj, sub: str | None, strict: bool = False
     ) -> Any:
+        if not isinstance(desired, dict):
+            raise bad_request("the patched object is not a JSON object")
         if rtype.status_subresource and sub == "status":
-            desired = {**current, "status": desired.get("status")}
-            if desired["status"] is None:
+            status_ = desired.get("status")
+            desired = {**current, "status": status_}
+            if status_ is None:
                 desired.pop("status")
+        elif rtype.key == self.NAMESPACES and sub == "finalize":
+            # Only spec.finalizers changes: the namespace controller's last step, or a person's.
+            finalizers = (
+                (desired.get("spec") or {}).get("finalizers")
+                if isinstance(desired.get("spec"), dict)
+                else None
+            )
+            desired = copy.deepcopy(current)
+            desired["spec"]["finalizers"] = [f for f in finalizers or [] if isinstance(f, str)]
         elif rtype.status_subresource:
             desired = {k: v for k, v in desired.items() if k != "status"}
             if "status" in current:
                 desired["status"] = current["status"]
+            if rtype.key == self.NAMESPACES:
+                desired["spec"] = copy.deepcopy(current.get("spec") or {})  # finalizers only via /finalize
+        meta = validation.coerce_metadata(rtype, desired.get("metadata"))
         # Identity and server-owned fields are not the client's to change.
-        meta = dict(desired.get("metadata") or {})
         for owned in ("uid", "creationTimestamp", "generation", "resourceVersion", "name", "namespace"):
             if owned in current["metadata"]:
                 meta[owned] = current["metadata"][owned]
-        if "deletionTimestamp" in current["metadata"]:
-            meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"]
+        for owned in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(owned, None)
+            if owned in current["metadata"]:
+                meta[owned] = current["metadata"][owned]
+        if rtype.key == self.NAMESPACES:
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = key[2]
         desired["metadata"] = meta
         desired["apiVersion"], desired["kind"] = rtype.api_version, rtype.kind
         desired = self._validate(rtype, desired, strict)
@@ -719,16 +976,13 @@ class Emulator(kmock.KubernetesEmulator):
         if _spec_of(desired) != _spec_of(current):
             desired["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         self._check_limits(rtype, desired)
-        desired["metadata"]["resourceVersion"] = self._bump()
-        if desired["metadata"].get("deletionTimestamp") and not desired["metadata"].get("finalizers"):
-            return self._remove(rtype, key, desired)
-        self._store[key] = desired
-        self._emit(rtype, "MODIFIED", desired)
-        return desired
+        if rtype.key == self.QUOTAS and (desired.get("spec") or {}) != (current.get("spec") or {}):
+            desired.pop("status", None)  # the quota controller computes it again
+        return self._commit(rtype, key, current, desired)
 
     async def _serve_delete(self, request: kmock.Request) -> Any:
         rtype, key, current = self._existing(request)
-        options = request.data if isinstance(request.data, dict) else {}
+        options = deletion.delete_options(request.data, request.params)
         preconditions = options.get("preconditions") or {}
         for field_, given in (
             ("UID", preconditions.get("uid")),
@@ -736,47 +990,84 @@ class Emulator(kmock.KubernetesEmulator):
         ):
             actual = current["metadata"]["uid" if field_ == "UID" else "resourceVersion"]
             if given and given != actual:
-                raise _status(
+                raise status(
                     409,
                     "Conflict",
-                    f'Operation cannot be fulfilled on {rtype.qualified} "{request.name}": '
-                    f"Precondition failed: {field_} in precondition: {given}, "
-                    f"{field_} in object meta: {actual}",
+                    f"Operation cannot be fulfilled on {rtype.qualified} "
+                    f"{names.go_quote(request.name or '')}: Precondition failed: "
+                    f"{field_} in precondition: {given}, {field_} in object meta: {actual}",
+                    name=request.name or "",
+                    group=rtype.group,
+                    kind=rtype.plural,
                 )
-        orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
-        if current["metadata"].get("finalizers"):
-            if not current["metadata"].get("deletionTimestamp"):
-                current = copy.deepcopy(current)
-                current["metadata"]["deletionTimestamp"] = _now()
-                current["metadata"]["resourceVersion"] = self._bump()
-                self._store[key] = current
-                self._emit(rtype, "MODIFIED", current)
-            return current
-        return self._remove(rtype, key, current, orphan=orphan)
+        obj, deleted = self._delete(rtype, key, current, options)
+        # 202 only where the API server gives it: not deleted at once, and orphanDependents=false.
+        code = 202 if not deleted and options.get("orphanDependents") is False else 200
+        return Response(status=code, payload=obj)
 
-    def _remove(self, rtype: ResourceType, key: Key, obj: Obj, orphan: bool = False) -> Obj:
-        self._store.pop(key, None)
-        obj = copy.deepcopy(obj)
-        obj["metadata"]["resourceVersion"] = self._bump()
-        self._emit(rtype, "DELETED", obj)
-        if not orphan:
-            self._collect_dependents(obj["metadata"]["uid"])
-        return obj
+    async def _serve_delete_collection(self, request: kmock.Request) -> Any:
+        rtype = self._rtype(request)
+        options = deletion.delete_options(request.data, request.params)
+        selector, fields = request.params.get("labelSelector"), request.params.get("fieldSelector")
+        deleted = []
+        for key in sorted(
+            k
+            for k in self._store
+            if k[0] == rtype.key and (request.namespace is None or k[1] == request.namespace)
+        ):
+            obj = self._store.get(key)
+            if (
+                obj is not None
+                and labels_match(selector, obj["metadata"].get("labels", {}))
+                and fields_match(fields, obj)
+            ):
+                deleted.append(self._delete(rtype, key, obj, options)[0])
+        return {
+            "apiVersion": rtype.api_version,
+            "kind": f"{rtype.kind}List",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": deleted,
+        }
 
-    def _collect_dependents(self, owner_uid: str) -> None:
-        """Background garbage collection: delete what the removed object owned."""
-        for dkey, dependent in list(self._store.items()):
-            owners = dependent["metadata"].get("ownerReferences") or []
-            if any(ref.get("uid") == owner_uid for ref in owners):
-                rtype = self._types[dkey[0]]
-                if dependent["metadata"].get("finalizers"):
-                    dependent = copy.deepcopy(dependent)
-                    dependent["metadata"]["deletionTimestamp"] = _now()
-                    dependent["metadata"]["resourceVersion"] = self._bump()
-                    self._store[dkey] = dependent
-                    self._emit(rtype, "MODIFIED", dependent)
-                else:
-                    self._remove(rtype, dkey, dependent)
+    def _delete(self, rtype: ResourceType, key: Key, current: Obj, options: Obj) -> tuple[Obj, bool]:
+        """The registry's Delete: finalizers for the garbage collector, then at once or marked.
+
+        Returns the object as the response shows it and whether it is gone."""
+        if rtype.key == self.NAMESPACES:
+            return self._delete_namespace(key, current)
+        meta = current["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if self.garbage_collection:
+            finalizers = deletion.finalizers_for(options, finalizers)
+        if not finalizers:
+            return self._drop(rtype, key, current), True
+        desired = copy.deepcopy(current)
+        desired["metadata"]["finalizers"] = finalizers
+        desired["metadata"].setdefault("deletionTimestamp", _now())
+        desired["metadata"]["deletionGracePeriodSeconds"] = 0
+        return self._commit(rtype, key, current, desired), False
+
+    def _delete_namespace(self, key: Key, current: Obj) -> tuple[Obj, bool]:
+        """The namespace registry's Delete: Terminating first; the controller empties and removes it."""
+        rtype, name = self._types[self.NAMESPACES], key[2]
+        if name in IMMORTAL_NAMESPACES:
+            raise statuses.forbidden("namespaces", "", name, "this namespace may not be deleted")
+        if current["metadata"].get("deletionTimestamp"):
+            if (current.get("spec") or {}).get("finalizers"):
+                raise status(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on namespaces {names.go_quote(name)}: "
+                    "The system is ensuring all content is removed from this namespace.  "
+                    "Upon completion, this namespace will automatically be purged by the system.",
+                    name=name,
+                    kind="namespaces",
+                )
+            return self._drop(rtype, key, current), True
+        desired = copy.deepcopy(current)
+        desired["metadata"]["deletionTimestamp"] = _now()
+        desired.setdefault("status", {})["phase"] = "Terminating"
+        return self._put(rtype, key, desired, "MODIFIED"), False
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:  # type: ignore[override]
         # A coroutine that returns a stream, so that an unknown resource is a plain 404 response.
@@ -808,7 +1099,7 @@ class Emulator(kmock.KubernetesEmulator):
         def visible(obj: Obj) -> bool:
             meta = obj["metadata"]
             return (request.namespace is None or meta.get("namespace") == request.namespace) and (
-                _selector_matches(selector, meta.get("labels", {}))
+                labels_match(selector, meta.get("labels", {}))
             )
 
         if since in ("", "0"):
@@ -860,38 +1151,3 @@ def _strict(request: kmock.Request) -> bool:
 
 def _spec_of(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
-_POINTER_ESCAPE = re.compile(r"~[01]")
-
-
-def _apply_json_patch(target: Obj, ops: Any) -> Obj:
-    """RFC 6902, the operations kubectl and kopf send: add, replace, remove, test."""
-    if not isinstance(ops, list):
-        raise _status(400, "BadRequest", "a JSON patch must be a list of operations")
-    doc = copy.deepcopy(target)
-    for op in ops:
-        parts = [
-            _POINTER_ESCAPE.sub(lambda m: "~" if m.group() == "~0" else "/", p)
-            for p in str(op.get("path", "")).split("/")[1:]
-        ]
-        parent: Any = doc
-        for p in parts[:-1]:
-            parent = parent[int(p)] if isinstance(parent, list) else parent.setdefault(p, {})
-        last = parts[-1] if parts else ""
-        kind = op.get("op")
-        if kind in ("add", "replace"):
-            if isinstance(parent, list):
-                idx = len(parent) if last == "-" else int(last)
-                parent.insert(idx, op["value"]) if kind == "add" else parent.__setitem__(idx, op["value"])
-            else:
-                parent[last] = op["value"]
-        elif kind == "remove":
-            del parent[int(last) if isinstance(parent, list) else last]
-        elif kind == "test":
-            actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
-            if actual != op.get("value"):
-                raise _status(422, "Invalid", f"test operation failed at {op.get('path')}")
-        else:
-            raise _status(400, "BadRequest", f"unsupported JSON patch operation {kind!r}")
-    return doc

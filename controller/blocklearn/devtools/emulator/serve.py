@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import kmock
 import yaml
 
 from blocklearn.devtools.emulator.api import Emulator
+from blocklearn.devtools.emulator.journal import Journal
 from blocklearn.resources.crds import all_crds
 
 log = logging.getLogger("blocklearn.devtools.emulator")
@@ -66,9 +66,9 @@ async def serve(
 ) -> None:
     emulator = Emulator()
     emulator.register_crds(load_crds(crds_dir))
-    if persist is not None and persist.exists():
-        emulator.restore(json.loads(persist.read_text()))
-        log.info("Loaded objects: path=%s", persist)
+    journal = Journal(persist) if persist is not None else None
+    if journal is not None:
+        journal.open(emulator)
     async with emulator, kmock.Server(emulator, host=host, port=port) as server:
         url = f"http://{server.host}:{server.port}"
         if kubeconfig_out is not None:
@@ -79,9 +79,5 @@ async def serve(
             await stop.wait()
         finally:
             emulator.drop_watches()  # else the server waits for every open watch before it stops
-            if persist is not None:
-                persist.parent.mkdir(parents=True, exist_ok=True)
-                tmp = persist.with_suffix(".tmp")
-                tmp.write_text(json.dumps(emulator.snapshot()))
-                tmp.replace(persist)  # atomic: a crash mid-write leaves the previous state
-                log.info("Saved objects: path=%s", persist)
+            if journal is not None:
+                journal.close(emulator)

@@ -56,7 +56,8 @@ def render_table(columns: list[dict[str, Any]], items: list[dict[str, Any]], rv:
     for item in items:
         cells: list[Any] = [item["metadata"]["name"]]
         for c in columns:
-            value = jsonpath(item, c["jsonPath"])
+            # A built-in kind's column may be computed, as the API server's own printers compute it.
+            value = c["value"](item) if "value" in c else jsonpath(item, c["jsonPath"])
             if value is not None and c.get("type") == "date":
                 value = human_age(value)
             cells.append("<none>" if value is None else value)
