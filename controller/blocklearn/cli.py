@@ -574,11 +574,9 @@ def _user_error(exc: Exception) -> str | None:
         exc, FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
     ):
         return f"{exc.strerror}: {exc.filename}"
-    if "kubernetes" in sys.modules:
-        from blocklearn.runtime.kubeclient import describe_error
+    from blocklearn.runtime.kubeclient import describe_error  # loads no client of its own
 
-        return describe_error(exc)
-    return None
+    return describe_error(exc)
 
 
 if __name__ == "__main__":
