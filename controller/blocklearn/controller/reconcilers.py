@@ -178,7 +178,8 @@ class Reconcilers:
 
     def _retrieving(self, example: Obj) -> set[Key]:
         """The Blocks in the cache that name the Example among those shown and whose retrieval
-        outcome is not decided yet: it may be now (a resync replays only unsettled Blocks)."""
+        outcome is not decided yet: it may be now that the Example came or changed (a resync
+        replays only unsettled Blocks)."""
         namespace, name = _key(example)
         return set(self.blocks.by_index(RETRIEVED, f"{namespace}/{name}"))
 
@@ -309,9 +310,11 @@ class Reconcilers:
                     "POST", EXAMPLES, namespace, name, new_example(block, example, name)
                 )
                 if created is not None:
-                    self.examples.put(created)
+                    self.examples.put(created)  # its watch event will not be reported: tell here
                     self.example_queue.add(key)
                     self.evict_soon(namespace)
+                    for waiting in self._retrieving(created):
+                        self.block_queue.add(waiting)
                     log.info("Created Example: namespace=%s name=%s block=%s", namespace, name, block_name)
                 return
             if current["metadata"].get("deletionTimestamp"):
