@@ -32,14 +32,15 @@ import numpy as np
 
 from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_json, start
 from bench.soak import rss_mb
-from blocklearn.controller.desired import Outcome, block_status, new_example
+from blocklearn.controller.desired import Outcome, block_status, new_example, source_changed_at
 from blocklearn.devtools.dev import free_port
 from blocklearn.devtools.emulator.api import SYSTEM_NAMESPACES
 from blocklearn.embed import semantic
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import query_text
-from blocklearn.learn.rule import BlockRef, decide
+from blocklearn.learn.outcome import assess
+from blocklearn.learn.rule import BlockRef, decide, example_name
 from blocklearn.resources.conditions import set_condition
 from blocklearn.resources.models import BlockSpec, Condition, ExampleStatus
 from blocklearn.settings import Settings
@@ -67,6 +68,7 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta}
         namespace |= {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
         objects.append([["/v1/namespaces", None, name], namespace])
+    examples: dict[tuple[str, str], dict[str, Any]] = {}  # identical corrections share one
     for i in range(count):
         body = block(i, records[i % len(records)], prefix=f"s{i // len(records)}")
         namespace = f"team-{i % namespaces}"
@@ -80,15 +82,23 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
             "creationTimestamp": STAMP,
         }
         meta = body["metadata"]
-        decision = decide(
-            BlockSpec.model_validate(body["spec"]), BlockRef(name=meta["name"], uid=meta["uid"])
-        )
+        spec = BlockSpec.model_validate(body["spec"])
+        ref = BlockRef(name=meta["name"], uid=meta["uid"], learned_at=source_changed_at(body))
+        decision = decide(spec, ref)
         outcome = Outcome.of(decision)
-        body["status"] = block_status(body, outcome).model_dump(by_alias=True, exclude_none=True, mode="json")
+        name = example_name(decision.example) if decision.example is not None else None
+        # Decided now: the default TTL (a day) does not expire these Blocks while the bench runs.
+        status = block_status(body, outcome, name, assess(spec, {}))
+        body["status"] = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         objects.append([[BLOCKS, namespace, meta["name"]], body])
-        if decision.example is None:
+        if decision.example is None or name is None:
             continue
-        example = new_example(body, decision.example)
+        if (namespace, name) in examples:  # a repeat: counted in the Example the first one made
+            counted = examples[(namespace, name)]["status"]
+            counted["occurrences"] += 1
+            counted["lastSeenAt"] = status.decided_at
+            continue
+        example = new_example(body, decision.example, name)
         text, _ = query_text(decision.example.query.cells)
         rv += 1
         example["metadata"].update(
@@ -104,7 +114,9 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
             embedded_at=STAMP,
             source_changed_at=STAMP,
             conditions=[Condition.model_validate(c) for c in conditions],
+            occurrences=1,
         ).model_dump(by_alias=True, exclude_none=True, mode="json")
+        examples[(namespace, name)] = example
         objects.append([[EXAMPLES, namespace, example["metadata"]["name"]], example])
     path.write_text(json.dumps({"resourceVersion": rv, "objects": objects}))
     return rv
