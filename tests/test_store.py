@@ -41,8 +41,9 @@ def test_the_store_counts_the_bytes_the_api_holds_and_finds_objects_by_index() -
     store.put(a2)
     store.put(obj("a", 2, owner="b9"))  # older than what is cached: ignored
     assert store.by_index("owner", "b1") == [("ns", "b")] and store.by_index("owner", "b2") == [("ns", "a")]
+    assert store.index_values(("ns", "a"), "owner") == ("b2",)  # and the other way round
     assert store.nbytes() == size(a2) + size(b)
     store.delete(("ns", "b"))
     assert store.by_index("owner", "b1") == [] and store.nbytes() == size(a2)
     store.delete(("ns", "a"))
-    assert store.nbytes() == 0 and len(store) == 0
+    assert store.nbytes() == 0 and len(store) == 0 and store.index_values(("ns", "a"), "owner") == ()

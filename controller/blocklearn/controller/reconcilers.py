@@ -440,16 +440,14 @@ class Reconcilers:
         age, among those no living Block teaches (a Block that teaches one would make it again):
         the cap holds exactly once the Blocks of a burst have expired. One DELETE each."""
         cap, max_age = self.settings.max_examples_per_namespace, self.settings.example_max_age_days * 86400
-        keys = self.examples.by_index(NAMESPACE, namespace)
+        keys = self.examples.by_index(NAMESPACE, namespace)  # those not being deleted
         if not max_age and (not cap or len(keys) <= cap):
             return "unchanged"
-        stored, candidates = 0, []
+        stored, candidates = len(keys), []
         for key in keys:
-            example = self.examples.get(key)
-            if example is None or example["metadata"].get("deletionTimestamp"):
-                continue
-            stored += 1
-            if not self._taught(example):
+            # Read (inflated) only what may go: at each resync a pass over a namespace past its cap
+            # whose Examples living Blocks teach reads none of them.
+            if not self._taught(key) and (example := self.examples.get(key)) is not None:
                 candidates.append((last_seen(example), key[1], example))
         candidates.sort(key=lambda c: (c[0], c[1]))
         excess = max(stored - cap, 0) if cap else 0
@@ -476,9 +474,13 @@ class Reconcilers:
             )
         return "success" if evictions else "unchanged"
 
-    def _taught(self, example: Obj) -> bool:
-        """Whether a Block in the cache teaches the Example: its creator, or one counted in it."""
-        return any(self.blocks.version(key) is not None for key in self._teaching(example))
+    def _taught(self, key: Key) -> bool:
+        """Whether a Block in the cache teaches the Example: its creator, or one counted in it (from
+        the caches' indexes, without reading the Example)."""
+        namespace, name = key
+        teachers = self.blocks.by_index(TEACHES, f"{namespace}/{name}")
+        teachers += [(namespace, v.split("/", 1)[1]) for v in self.examples.index_values(key, OWNER)]
+        return any(self.blocks.version(block) is not None for block in teachers)
 
     # -- Example -> embedding -----------------------------------------------------------------------
 
@@ -721,7 +723,7 @@ def _key(obj: Mapping[str, Any]) -> Key:
 
 # The caches' indexes (client-go's Indexers): Blocks by the Example their status names and by the
 # Examples they were shown while their retrieval outcome is undecided, Examples by the Block that
-# controls them and by namespace, so no reconcile scans a whole cache.
+# controls them and by namespace (those not being deleted), so no reconcile scans a whole cache.
 TEACHES, RETRIEVED, OWNER, NAMESPACE = "teaches", "retrieved", "owner", "namespace"
 
 
@@ -744,6 +746,8 @@ def _owner(example: Obj) -> Iterable[str]:
 
 
 def _namespace(example: Obj) -> Iterable[str]:
+    if example["metadata"].get("deletionTimestamp"):
+        return []  # going anyway: neither counted against the cap nor evicted
     return [str(example["metadata"]["namespace"])]
 
 

@@ -86,6 +86,10 @@ class Store:
         """Keys of the objects the indexer `name` files under `value`."""
         return list(self._indices[name].get(value, ()))
 
+    def index_values(self, key: Key, name: str) -> tuple[str, ...]:
+        """The values the indexer `name` filed the object of `key` under (none when it is gone)."""
+        return self._indexed.get(key, {}).get(name, ())
+
     def all_keys(self) -> list[Key]:
         return list(self._items)
 
