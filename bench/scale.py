@@ -70,7 +70,10 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
         objects.append([["/v1/namespaces", None, name], namespace])
     examples: dict[tuple[str, str], dict[str, Any]] = {}  # identical corrections share one
     for i in range(count):
-        body = block(i, records[i % len(records)], prefix=f"s{i // len(records)}")
+        record, round_ = records[i % len(records)], i // len(records)
+        if round_:  # past the data's end, a new context: each Block teaches its own correction
+            record = {**record, "context": f"{record['context']} (round {round_})"}
+        body = block(i, record, prefix=f"s{round_}")
         namespace = f"team-{i % namespaces}"
         rv += 1
         body["metadata"] = {
