@@ -132,3 +132,4 @@ def test_a_store_of_versions_keeps_no_object() -> None:
     assert store.version(("one", "a")) == 9
     assert store.get(("one", "a")) == {"metadata": {"namespace": "one", "name": "a", "resourceVersion": "9"}}
     assert len(store._items[("one", "a")]) == 12  # its version and its size: nothing of the object
+    assert store.nbytes() == 0  # nor is it measured: its reader keeps its own copy

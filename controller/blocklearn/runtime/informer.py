@@ -58,7 +58,8 @@ class Store:
     for about the cost of its JSON encoding again on a write and a tenth of its decoding on a read.
 
     Like client-go's Indexer, it can also find keys by an index (`by_index`), kept as objects come
-    and go, and it keeps the total size of its objects as the API holds them (before `trim`).
+    and go, and it keeps the total size of its objects as the API holds them (before `trim`; none
+    when `trim` keeps nothing).
     """
 
     def __init__(
@@ -116,8 +117,13 @@ class Store:
             return False
         kept = self._trim(obj)
         data = b"" if kept is None else json.dumps(kept, separators=(",", ":")).encode()
-        # Measured before deflating: what the API holds, the parts `trim` drops included.
-        size = len(data) if kept is obj else len(json.dumps(obj, separators=(",", ":")).encode())
+        # Measured before deflating: what the API holds, the parts `trim` drops included; a store
+        # of versions only measures nothing (its reader keeps its own copy, and encoding every
+        # object again would cost the index a tenth of its start).
+        if kept is None:
+            size = 0
+        else:
+            size = len(data) if kept is obj else len(json.dumps(obj, separators=(",", ":")).encode())
         self._bytes += size - (_HEADER.unpack_from(item)[1] if item is not None else 0)
         self._items[key] = _HEADER.pack(rv, size) + (self._pack(data) if data else b"")
         if self._indexers:
