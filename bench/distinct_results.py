@@ -97,8 +97,8 @@ def build(learn: list[Record], embedder: HashingEmbedder) -> ExampleIndex:
     """The index as the `hashing` setting runs it: the lexical channel alone, read from the text."""
     index = ExampleIndex(dense_dim(embedder), embedder.model, capacity=len(learn))
     for r in learn:
-        answer = [{"kind": "code", "contents": r.command}]
-        index.upsert(r.id, Entry("bench", r.id, {"answer": answer}), embed_text(r))
+        answer = json.dumps([{"kind": "code", "contents": r.command}])
+        index.upsert(r.id, Entry("bench", r.id, answer_json=answer), embed_text(r))
     return index
 
 
@@ -125,8 +125,8 @@ def measure(index: ExampleIndex, embedder: HashingEmbedder, queries: list[Query]
     out = {"all": Figures(), "repeats": Figures()}
     for q in queries:
         hits = index.search(q.text, candidates(K))
-        raw = [str(h.entry.payload["answer"][0]["contents"]) for h in hits[:K]]
-        dis = [str(g.hit.entry.payload["answer"][0]["contents"]) for g in distinct(hits, K)]
+        raw = [str(h.entry.answer[0]["contents"]) for h in hits[:K]]
+        dis = [str(g.hit.entry.answer[0]["contents"]) for g in distinct(hits, K)]
         raw_hit = first_hit_rank(raw, q.answers) is not None
         dis_hit = first_hit_rank(dis, q.answers) is not None
         answers = len({" ".join(a.split()) for a in raw})

@@ -116,8 +116,6 @@ def run(records: list[dict[str, str]], embedder: str) -> dict[str, float]:
                 "controller",
                 "--metrics-port",
                 str(metrics_port),
-                "--liveness",
-                f"http://127.0.0.1:{free_port()}/healthz",
             ],
             tmp / "controller.log",
             env,

@@ -4,8 +4,10 @@ Seeds the emulator directly (a --persist file, not through the controller) with 
 Examples and statuses the controller itself would have written (the same pure functions make them),
 then starts the controller and the index and prints: the time and controller CPU to the end of its
 first full pass (list in pages, reconcile every object from the cache), and of a second pass (a
-resync that relists), the API writes they made (from the emulator's revision: should be 0), the
-controller's and the index's resident memory, and the index's time to ready.
+resync: a replay of the cache, which reconciles only what did not end converged), the controller's
+CPU while idle (resyncs included), the API writes they made (from the emulator's revision: should be
+0), the controller's and the index's resident memory, and the index's time to ready. The last line
+is all of it as one JSON object.
 
     python -m bench.scale [--blocks 100000] [--namespaces 10] [--embedder semantic|hashing] [--resync 60]
 
@@ -30,14 +32,15 @@ import numpy as np
 
 from bench.reconcile_throughput import DEFAULT_DATA, block, cpu_seconds, get_json, start
 from bench.soak import rss_mb
-from blocklearn.controller.desired import Outcome, block_status, new_example
+from blocklearn.controller.desired import Outcome, block_status, new_example, source_changed_at
 from blocklearn.devtools.dev import free_port
 from blocklearn.devtools.emulator.api import SYSTEM_NAMESPACES
 from blocklearn.embed import semantic
 from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.embed.text import query_text
-from blocklearn.learn.rule import BlockRef, decide
+from blocklearn.learn.outcome import assess
+from blocklearn.learn.rule import BlockRef, decide, example_name
 from blocklearn.resources.conditions import set_condition
 from blocklearn.resources.models import BlockSpec, Condition, ExampleStatus
 from blocklearn.settings import Settings
@@ -65,8 +68,12 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta}
         namespace |= {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
         objects.append([["/v1/namespaces", None, name], namespace])
+    examples: dict[tuple[str, str], dict[str, Any]] = {}  # identical corrections share one
     for i in range(count):
-        body = block(i, records[i % len(records)], prefix=f"s{i // len(records)}")
+        record, round_ = records[i % len(records)], i // len(records)
+        if round_:  # past the data's end, a new context: each Block teaches its own correction
+            record = {**record, "context": f"{record['context']} (round {round_})"}
+        body = block(i, record, prefix=f"s{round_}")
         namespace = f"team-{i % namespaces}"
         rv += 1
         body["metadata"] = {
@@ -78,15 +85,23 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
             "creationTimestamp": STAMP,
         }
         meta = body["metadata"]
-        decision = decide(
-            BlockSpec.model_validate(body["spec"]), BlockRef(name=meta["name"], uid=meta["uid"])
-        )
+        spec = BlockSpec.model_validate(body["spec"])
+        ref = BlockRef(name=meta["name"], uid=meta["uid"], learned_at=source_changed_at(body))
+        decision = decide(spec, ref)
         outcome = Outcome.of(decision)
-        body["status"] = block_status(body, outcome).model_dump(by_alias=True, exclude_none=True, mode="json")
+        name = example_name(decision.example) if decision.example is not None else None
+        # Decided now: the default TTL (a day) does not expire these Blocks while the bench runs.
+        status = block_status(body, outcome, name, assess(spec, {}))
+        body["status"] = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         objects.append([[BLOCKS, namespace, meta["name"]], body])
-        if decision.example is None:
+        if decision.example is None or name is None:
             continue
-        example = new_example(body, decision.example)
+        if (namespace, name) in examples:  # a repeat: counted in the Example the first one made
+            counted = examples[(namespace, name)]["status"]
+            counted["occurrences"] += 1
+            counted["lastSeenAt"] = status.decided_at
+            continue
+        example = new_example(body, decision.example, name)
         text, _ = query_text(decision.example.query.cells)
         rv += 1
         example["metadata"].update(
@@ -102,7 +117,9 @@ def seed(path: Path, records: list[dict[str, str]], count: int, namespaces: int,
             embedded_at=STAMP,
             source_changed_at=STAMP,
             conditions=[Condition.model_validate(c) for c in conditions],
+            occurrences=1,
         ).model_dump(by_alias=True, exclude_none=True, mode="json")
+        examples[(namespace, name)] = example
         objects.append([[EXAMPLES, namespace, example["metadata"]["name"]], example])
     path.write_text(json.dumps({"resourceVersion": rv, "objects": objects}))
     return rv
@@ -132,6 +149,7 @@ def main() -> None:
     parser.add_argument("--resync", type=float, default=60, help="seconds between the controller's passes")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=Path, help="keep the seeded snapshot here, and reuse it if it exists")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle controller CPU to measure")
     args = parser.parse_args()
     records = [json.loads(line) for line in args.data.read_text().splitlines()]
     tmp = Path(tempfile.mkdtemp(prefix="blocklearn-scale-"))
@@ -153,6 +171,7 @@ def main() -> None:
         "KUBECONFIG": str(tmp / "kubeconfig"),
         "BLOCKLEARN_EMBEDDER": args.embedder,
         "BLOCKLEARN_RESYNC_SECONDS": str(args.resync),
+        "MALLOC_ARENA_MAX": "2",  # as the image, the chart and `blocklearn dev` run both processes
     }
     procs = [
         start(
@@ -174,11 +193,7 @@ def main() -> None:
             time.sleep(0.2)
         assert revision(api) == seeded_rv
         t0 = time.perf_counter()
-        controller = start(
-            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
-            tmp / "controller.log",
-            env,
-        )
+        controller = start(["controller", "--metrics-port", "0"], tmp / "controller.log", env)
         procs.append(controller)
         while not passes(tmp / "controller.log"):
             time.sleep(0.5)
@@ -201,23 +216,46 @@ def main() -> None:
                     break
             except OSError:
                 pass
-            time.sleep(0.5)
-        ready = time.perf_counter() - t1
+            time.sleep(0.2)
+        ready, ready_cpu = time.perf_counter() - t1, cpu_seconds(index_proc.pid)
         size = get_json(f"{index}/readyz")["indexSize"]
         print(
-            f"index: ready after {ready:.1f} s with {size} Examples, RSS {rss_mb(index_proc.pid):.0f} MB",
+            f"index: ready after {ready:.1f} s ({ready_cpu:.1f} s CPU, process start included) with {size}"
+            f" Examples, RSS {rss_mb(index_proc.pid):.0f} MB",
             flush=True,
         )
         while len(passes(tmp / "controller.log")) < 2:
             time.sleep(1)
         second = passes(tmp / "controller.log")[1]
         print(
-            "controller: resync pass (relist in pages + reconcile all from the cache)"
-            f" {second['seconds']:.1f} s, {second['cpu_seconds']:.1f} s CPU;"
-            f" RSS {rss_mb(controller.pid):.0f} MB;"
-            f" writes since the start: {revision(api) - seeded_rv}",
+            "controller: resync pass (a replay of the cache; reconciles what did not end converged)"
+            f" {second['seconds']:.1f} s, {second['cpu_seconds']:.1f} s CPU, {second['queued']:.0f} queued;"
+            f" RSS {rss_mb(controller.pid):.0f} MB; writes since the start: {revision(api) - seeded_rv}",
             flush=True,
         )
+        idle_from = cpu_seconds(controller.pid)
+        time.sleep(args.idle)
+        idle = (cpu_seconds(controller.pid) - idle_from) / args.idle
+        figures = {
+            "blocks": args.blocks,
+            "examples": size,
+            "first_pass_seconds": round(first_time, 1),
+            "first_pass_cpu_seconds": round(first_cpu, 1),
+            "resync_seconds": second["seconds"],
+            "resync_cpu_seconds": second["cpu_seconds"],
+            "idle_cpu_percent": round(100 * idle, 2),
+            "controller_rss_mb": round(rss_mb(controller.pid)),
+            "index_rss_mb": round(rss_mb(index_proc.pid)),
+            "index_ready_seconds": round(ready, 1),
+            "index_ready_cpu_seconds": round(ready_cpu, 1),
+            "writes": revision(api) - seeded_rv,
+        }
+        print(
+            f"controller: idle {100 * idle:.2f}% of a core over {args.idle:.0f} s (resyncs included);"
+            f" RSS {figures['controller_rss_mb']} MB; index RSS {figures['index_rss_mb']} MB",
+            flush=True,
+        )
+        print(json.dumps(figures), flush=True)
     finally:
         for proc in reversed(procs):
             proc.terminate()

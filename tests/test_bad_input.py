@@ -15,7 +15,7 @@ import pytest
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS
 from tests.conftest import Api, block_body, kubeconfig_for
-from tests.processes import Process, eventually, free_port
+from tests.processes import Process, eventually
 
 pytestmark = pytest.mark.e2e
 Mutation = Callable[[dict[str, Any]], None]
@@ -128,7 +128,7 @@ async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learn
     env = {"KUBECONFIG": str(config), "BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": "128"}
     controller = Process(
         "controller",
-        ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+        ["controller", "--metrics-port", "0"],
         tmp_path,
         env,
     ).start()

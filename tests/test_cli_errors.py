@@ -127,9 +127,9 @@ CASES = [
     (["controller"], {"BLOCKLEARN_RESYNC_SECONDS": "soon"}, "invalid setting BLOCKLEARN_RESYNC_SECONDS"),
     (["index"], {"BLOCKLEARN_NAMESPACES": "team-a,team-b"}, "list settings are JSON"),
     (
-        ["controller", "--liveness", "http://127.0.0.1:{busy}/healthz"],
+        ["controller", "--metrics-port", "{busy}"],
         {},
-        "cannot listen on port {busy} (Address already in use): move it with --liveness",
+        "cannot listen on port {busy} (Address already in use): move it with --metrics-port",
     ),
     (
         ["dev", "--api-port", "{busy}"],

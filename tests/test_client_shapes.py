@@ -78,7 +78,7 @@ def result(name: str, score: float, request: str, answer: str, namespace: str = 
             "namespace": namespace,
             "name": name,
             "score": score,
-            "query": {"cells": [{"kind": "markup", "contents": request}]},
+            "query": request,
             "answer": [{"kind": "code", "language": "bash", "contents": answer}],
             "blockRef": {"name": name},
         }

@@ -45,7 +45,6 @@ class Dev:
     def __init__(self, directory: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.dir = directory
         self.api_port, self.index_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.liveness_port = free_port()
         self.log = directory.parent / f"{directory.name}-dev.out"
         args = [
             str(ROOT / "hack" / "dev.sh"),

@@ -32,8 +32,6 @@ async def controller_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterato
                 "controller",
                 "--metrics-port",
                 str(free_port()),
-                "--liveness",
-                f"http://127.0.0.1:{free_port()}/healthz",
             ],
             tmp_path,
             {

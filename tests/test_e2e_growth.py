@@ -38,8 +38,7 @@ class Stack:
             "BLOCKLEARN_RESYNC_SECONDS": "2",
             **{f"BLOCKLEARN_{k.upper()}": v for k, v in settings.items()},
         }
-        liveness = f"http://127.0.0.1:{free_port()}/healthz"
-        args = ["controller", "--metrics-port", str(self.metrics_port), "--liveness", liveness]
+        args = ["controller", "--metrics-port", str(self.metrics_port)]
         self.controller = Process("controller", args, tmp, env).start()
         self.index = Process("index", ["index", "--port", str(self.index_port)], tmp, env).start()
         self.logs = [self.controller, self.index]

@@ -33,7 +33,7 @@ class System:
         env = {"KUBECONFIG": str(self.config), **ENV}
         self.controller = Process(
             "controller",
-            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            ["controller", "--metrics-port", "0"],
             tmp,
             env,
         )
@@ -355,7 +355,7 @@ async def test_an_index_checks_service_account_tokens_with_a_token_review(
     finally:
         await s.index.astop()
         await s.controller.astop()
-    assert ("create", "authentication.k8s.io", "tokenreviews", "OpenAPI-Generator") in emulator.calls
+    assert ("create", "authentication.k8s.io", "tokenreviews", "blocklearn") in emulator.calls
     for token in tokens.values():
         assert token.read_text().strip() not in s.index.log.read_text()
 

@@ -1,7 +1,7 @@
 """Every pair of outcomes through the real processes: Blocks applied with the real kubectl to the
 emulator, the real controller deriving each Block's suggestion and retrieval outcomes into its status,
 and `blocklearn_suggestions_total{outcome,retrieval}` counting each Block exactly once per pair it
-takes, through resyncs, edits, curation and an Example that goes away."""
+takes, through resyncs, edits, curation and an Example that goes away and comes back."""
 
 from __future__ import annotations
 
@@ -223,4 +223,16 @@ def test_every_outcome_pair_is_in_the_status_and_counted_once(stack: Stack) -> N
     settles_to(stack, expected)
     after_two_resyncs(stack)
     assert outcomes(stack) == expected
+    assert counted(stack) == want
+
+    # Taught again, the Example comes back under its name, and a Block that named it and could not
+    # tell is decided now, settled as it was: the Example's event queues it, not a resync (a resync
+    # replays only the Blocks whose last reconcile did not end converged).
+    apply(stack, block("seed-a", executed=SEEDS["a"]))
+    expected["seed-a"] = ("Corrected", "NotRecorded")
+    expected["after-it-went"] = ("Corrected", "Hit")
+    want[("Corrected", "NotRecorded")] += 1
+    want[("Corrected", "Hit")] += 1
+    settles_to(stack, expected)
+    assert example_refs(stack)["a"] == ex["a"]
     assert counted(stack) == want

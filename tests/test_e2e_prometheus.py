@@ -108,8 +108,6 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
                 "controller",
                 "--metrics-port",
                 str(metrics_port),
-                "--liveness",
-                f"http://127.0.0.1:{free_port()}/healthz",
             ],
             tmp_path,
             env,

@@ -60,8 +60,6 @@ async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_aft
             "controller",
             "--metrics-port",
             str(port),
-            "--liveness",
-            f"http://127.0.0.1:{free_port()}/healthz",
         ]
         return Process(name, args, tmp_path, env).start(), f"http://127.0.0.1:{port}/metrics"
 

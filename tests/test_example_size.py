@@ -69,7 +69,7 @@ async def learn_one(
     procs = [
         Process(
             "controller",
-            ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            ["controller", "--metrics-port", "0"],
             tmp_path,
             env,
         ).start(),
@@ -160,7 +160,7 @@ async def test_examples_of_notebook_shaped_blocks_fit_in_4_kb_at_p99(
     env = {"KUBECONFIG": str(config)}
     proc = Process(
         "controller",
-        ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+        ["controller", "--metrics-port", "0"],
         tmp_path,
         env,
     ).start()

@@ -92,8 +92,7 @@ class Pod:
             "BLOCKLEARN_LEADER_ELECTION_IDENTITY": self.name,
             **TIMING,
         }
-        liveness = f"http://127.0.0.1:{self.health_port}/healthz"
-        args = ["controller", "--metrics-port", "0", "--liveness", liveness]
+        args = ["controller", "--metrics-port", str(self.health_port)]
         controller_env = {**env, "KUBECONFIG": str(configs["controller"])}
         self.controller = Process(f"{self.name}-controller", args, self.directory, controller_env).start()
         args = ["index", "--port", str(self.index_port)]

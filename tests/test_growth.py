@@ -17,12 +17,11 @@ import kmock
 import pytest
 
 from blocklearn import metrics
-from blocklearn.controller.desired import parse_time
 from blocklearn.controller.reconcilers import Reconcilers
 from blocklearn.controller.run import Controller
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.runtime.kubeclient import api_client
+from blocklearn.runtime.objects import parse_rfc3339
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue
 from blocklearn.settings import Settings
@@ -39,7 +38,7 @@ async def start(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Start]:
     running: list[tuple[Controller, Rest]] = []
 
     async def started(**settings: Any) -> Controller:
-        rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+        rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
         config = Settings(resync_seconds=3600, retry_base_seconds=0.05, retry_max_seconds=0.5, **settings)
         controller = Controller(config, rest, Reconcilers(config, rest, HashingEmbedder(64)))
         await controller.start()
@@ -164,7 +163,7 @@ async def test_the_ttl_runs_from_the_last_change_and_a_decided_block_goes_at_its
     assert second > first
     await until(lambda: "b1" not in blocks(emulator), "b1 expired")
     gone_at = time.time()
-    decided = parse_time(second)
+    decided = parse_rfc3339(second)
     assert decided is not None and gone_at >= decided.timestamp() + 5  # never before its TTL
     (example,) = examples(emulator).values()
     assert example["spec"]["answer"][0]["contents"] == "kubectl get po -A -w"
@@ -263,7 +262,7 @@ async def restarted(
     api: Api, emulator: Emulator, tmp_path: Path, **settings: Any
 ) -> tuple[Reconcilers, Rest]:
     """A controller's reconcilers as they are after a restart: a fresh cache, listed from the API."""
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(**settings), rest, HashingEmbedder(64))
     for plural, store in (("blocks", reconcilers.blocks), ("examples", reconcilers.examples)):
         _, listed = await api.call("GET", api.path(plural))

@@ -155,7 +155,7 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
     rootfs: Path, config: dict, api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
     files = {"kubeconfig": kubeconfig_for(emulator, tmp_path).read_text()}
-    health, metrics, port, probe = free_port(), free_port(), free_port(), free_port()
+    metrics, port, probe = free_port(), free_port(), free_port()
     embedder: list[str] = []  # the image's default: the semantic model, built into it at build time
     started = time.monotonic()
     procs = [
@@ -166,7 +166,6 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
                 "controller",
                 *embedder,
                 f"--metrics-port={metrics}",
-                f"--liveness=http://127.0.0.1:{health}/healthz",
             ],
             files,
             tmp_path / "controller.log",
@@ -183,7 +182,7 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
 
         async def up() -> bool:
             return (
-                get(f"http://127.0.0.1:{health}/healthz") == 200
+                get(f"http://127.0.0.1:{metrics}/healthz") == 200
                 and get(f"http://127.0.0.1:{probe}/readyz") == 200
             )
 

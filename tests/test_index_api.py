@@ -34,11 +34,9 @@ async def client() -> AsyncIterator[TestClient]:
             Entry(
                 ns,
                 name,
-                {
-                    "query": {"cells": [{"kind": "markup", "contents": doc}]},
-                    "answer": [{"kind": "code", "contents": cmd}],
-                    "blockRef": {"name": name},
-                },
+                query=doc,
+                answer_json=json.dumps([{"kind": "code", "contents": cmd}]),
+                block_ref_json=json.dumps({"name": name}),
             ),
             doc,
         )
@@ -153,7 +151,7 @@ async def test_health_readiness_and_metrics(client: TestClient) -> None:
 async def test_searches_stay_in_their_namespace_unless_cross_namespace_is_enabled() -> None:
     index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     for ns in ("team-a", "team-b"):
-        index.upsert(f"{ns}/x", Entry(ns, "x", {}), "list pods")
+        index.upsert(f"{ns}/x", Entry(ns, "x"), "list pods")
     app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
     async with TestClient(TestServer(app)) as c:
         resp = await c.post("/v1/search", json={"query": "list pods"})
@@ -188,27 +186,25 @@ async def test_a_configured_token_is_required_for_search_but_not_for_probes() ->
 async def test_search_returns_distinct_answers_with_their_support_unless_asked_for_raw_results() -> None:
     index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)  # hashing: the lexical channel alone
     docs = [
-        ("p1", "list the pods in kube-system", "kubectl get pods -n kube-system"),
-        ("p2", "list the pods of kube-system please", "kubectl  get pods -n kube-system\n"),
-        ("p3", "show pods in kube-system", "kubectl get pods -n kube-system"),
-        ("w", "list the pods in kube-system, wide", "kubectl get pods -n kube-system -o wide"),
-        ("t", "compress a directory", "tar czf dir.tgz dir"),
+        ("p1", "list the pods in kube-system", "kubectl get pods -n kube-system", 1),
+        ("p2", "list the pods of kube-system please", "kubectl  get pods -n kube-system\n", 1),
+        ("p3", "show pods in kube-system", "kubectl get pods -n kube-system", 2),  # taught twice
+        ("w", "list the pods in kube-system, wide", "kubectl get pods -n kube-system -o wide", 1),
+        ("t", "compress a directory", "tar czf dir.tgz dir", 1),
     ]
-    for name, doc, cmd in docs:
-        payload = {
-            "query": {"cells": [{"kind": "markup", "contents": doc}]},
-            "answer": [{"kind": "code", "contents": cmd}],
-            "blockRef": {"name": name},
-        }
-        index.upsert(f"default/{name}", Entry("default", name, payload), doc)
+    for name, doc, cmd, occurrences in docs:
+        answer = json.dumps([{"kind": "code", "contents": cmd}])
+        entry = Entry("default", name, doc, answer, json.dumps({"name": name}), occurrences)
+        index.upsert(f"default/{name}", entry, doc)
     app = build_app(index, EMBEDDER, ready=lambda: True, alive=lambda: True)
     query = {"query": "list the pods in kube-system", "namespace": "default", "k": 2}
     async with TestClient(TestServer(app)) as c:
         body = await (await c.post("/v1/search", json=query)).json()
         answers = [" ".join(r["answer"][0]["contents"].split()) for r in body["results"]]
         assert answers == ["kubectl get pods -n kube-system", "kubectl get pods -n kube-system -o wide"]
-        assert [r["support"] for r in body["results"]] == [3, 1]
-        raw = await (await c.post("/v1/search", json={**query, "k": 3, "distinct": False})).json()
+        assert [r["support"] for r in body["results"]] == [4, 1]  # the occurrences of p1, p2, p3
+        raw = await (await c.post("/v1/search", json={**query, "k": 4, "distinct": False})).json()
         raw_answers = [" ".join(r["answer"][0]["contents"].split()) for r in raw["results"]]
-        assert len(raw_answers) == 3 and len(set(raw_answers)) < 3  # the same answer repeats
-        assert [r["support"] for r in raw["results"]] == [1, 1, 1]
+        assert len(raw_answers) == 4 and len(set(raw_answers)) < 4  # the same answer repeats
+        supports = {r["name"]: r["support"] for r in raw["results"]}
+        assert supports == {"p1": 1, "p2": 1, "p3": 2, "w": 1}  # each example's own occurrences

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -111,7 +112,7 @@ async def test_only_a_bearer_token_an_authenticator_knows_is_a_caller(header: st
 async def test_search_answers_401_403_503_or_only_the_callers_namespace() -> None:
     index = ExampleIndex(dense_dim(EMBEDDER), EMBEDDER.model)
     for ns in ("team-a", "team-b"):
-        entry = Entry(ns, "x", {"answer": [{"kind": "code", "contents": f"in {ns}"}]})
+        entry = Entry(ns, "x", answer_json=json.dumps([{"kind": "code", "contents": f"in {ns}"}]))
         index.upsert(f"{ns}/x", entry, "list the pods")
     server = FakeApiServer({"t-a": account("team-a", "notebook"), "t-ops": account("ops", "agent")})
     reviewer = TokenReviewer(server.review, trusted=["system:serviceaccount:ops:agent"])

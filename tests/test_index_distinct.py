@@ -1,3 +1,5 @@
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -5,8 +7,9 @@ from blocklearn.index.core import MAX_K, Entry, Hit
 from blocklearn.search.distinct import answer_key, candidates, distinct
 
 
-def hit(name: str, answer: str, score: float) -> Hit:
-    return Hit(Entry("default", name, {"answer": [{"kind": "code", "contents": answer}]}), score)
+def hit(name: str, answer: str, score: float, occurrences: int = 1) -> Hit:
+    cells = json.dumps([{"kind": "code", "contents": answer}])
+    return Hit(Entry("default", name, answer_json=cells, occurrences=occurrences), score)
 
 
 def test_each_answer_once_with_its_best_hit_and_support() -> None:
@@ -22,11 +25,17 @@ def test_each_answer_once_with_its_best_hit_and_support() -> None:
     assert [(g.hit.entry.name, g.support) for g in distinct(hits, 5)] == [("a1", 3), ("b", 1), ("c", 1)]
 
 
+def test_support_counts_the_corrections_each_example_stands_for() -> None:
+    hits = [hit("a1", "ls", 0.9, occurrences=4), hit("b", "pwd", 0.8), hit("a2", "ls ", 0.7, occurrences=2)]
+    assert [(g.hit.entry.name, g.support) for g in distinct(hits, 3)] == [("a1", 6), ("b", 1)]
+
+
 def test_no_hits_and_odd_payloads() -> None:
     assert distinct([], 3) == []
-    odd = [Hit(Entry("default", "x", {}), 0.5), Hit(Entry("default", "y", {"answer": ["str"]}), 0.4)]
+    odd = [Hit(Entry("default", "x"), 0.5), Hit(Entry("default", "y", answer_json='["str"]'), 0.4)]
     assert [g.support for g in distinct(odd, 3)] == [2]  # both have an empty answer
-    assert answer_key(Entry("d", "n", {"answer": [{"contents": "a"}, {"contents": " b "}]})) == "a b"
+    two = json.dumps([{"contents": "a"}, {"contents": " b "}])
+    assert answer_key(Entry("d", "n", answer_json=two)) == "a b"
 
 
 def test_candidates_overfetch_within_the_index_limit() -> None:

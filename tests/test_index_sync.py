@@ -3,7 +3,7 @@ from prometheus_client import REGISTRY
 
 from blocklearn.embed.codec import encode
 from blocklearn.index.core import ExampleIndex, VectorCounts
-from blocklearn.index.watch import IndexSync
+from blocklearn.index.sync import IndexSync
 
 DIM, MODEL = 4, "m"
 
@@ -66,12 +66,25 @@ def test_without_a_dense_channel_the_text_is_all_there_is() -> None:
     assert [h.entry.name for h in hits] == ["a"]
 
 
-def test_reconcile_leaves_exactly_the_listed_set() -> None:
+def test_an_entry_keeps_what_a_search_returns_and_no_more() -> None:
     sync = IndexSync(ExampleIndex(DIM, MODEL))
-    for name in "abc":
-        sync.apply(example(name))
-    sync.reconcile([example("b"), example("d"), example("e", embedded=False)])
-    assert sync.index.ids() == {"default/b", "default/d", "default/e"}
+    obj = example("a")
+    obj["spec"]["query"]["cells"] = [
+        {"kind": "markup", "contents": "an older cell, not embedded"},
+        {"kind": "code", "language": "bash", "contents": "ls", "outputs": ["a b"]},
+        {"kind": "markup", "contents": "  list the pods  "},
+    ]
+    obj["spec"]["answer"] = [{"kind": "code", "language": "bash", "contents": "kubectl get pods"}]
+    obj["status"]["occurrences"] = 3
+    sync.apply(obj)
+    entry = sync.index.entry("default/a")
+    assert entry is not None
+    assert entry.query == "list the pods"  # the rendered query text, as it was embedded
+    assert entry.answer == obj["spec"]["answer"] and entry.block_ref == {"name": "a"}
+    assert entry.occurrences == 3
+    obj["status"]["occurrences"] = "many"  # not a count: one Block, as when absent
+    sync.apply(obj)
+    assert sync.index.entry("default/a").occurrences == 1  # type: ignore[union-attr]
 
 
 def _latency_count() -> float:
@@ -82,31 +95,17 @@ def test_learning_latency_is_observed_once_per_new_text_on_live_events() -> None
     sync = IndexSync(ExampleIndex(DIM, MODEL), clock=lambda: 1_700_000_010.0)
     changed = "2023-11-14T22:13:20Z"  # 1_700_000_000
     before = _latency_count()
-    sync.reconcile([example("a", changed_at=changed)])  # a relist is not a learning event
+    sync.apply(example("a", changed_at=changed), live=False)  # the first list is no learning event
+    assert _latency_count() == before
+    waiting = example("b", changed_at=changed)
+    waiting["status"] = {"sourceChangedAt": changed}  # not embedded yet: searchable by its text only
+    sync.apply(waiting)
     assert _latency_count() == before
     sync.apply(example("b", changed_at=changed))
     sync.apply(example("b", changed_at=changed))  # same text: not learned twice
     assert _latency_count() == before + 1
-    sync.apply(example("b", changed_at=changed, text_hash="h2"))
+    edited = example("b", changed_at=changed)
+    edited["spec"]["query"]["cells"][0]["contents"] = "b, edited"  # the Block changed: a new text
+    sync.apply(edited)
     assert _latency_count() == before + 2
     assert (REGISTRY.get_sample_value("blocklearn_learning_latency_seconds_bucket", {"le": "10.0"}) or 0) >= 2
-
-
-def test_a_namespace_relist_leaves_other_namespaces_alone() -> None:
-    """Namespaces are watched (and relisted) each on its own: one's relist deletes only its own."""
-    sync = IndexSync(ExampleIndex(DIM, MODEL))
-    for name, ns in (("a", "one"), ("b", "one"), ("c", "two")):
-        sync.apply(example(name, ns=ns))
-    sync.reconcile([example("b", ns="one")], namespace="one")
-    assert sync.index.ids() == {"one/b", "two/c"}
-
-
-def test_a_relist_skips_examples_whose_resource_version_it_has_applied() -> None:
-    sync = IndexSync(ExampleIndex(DIM, MODEL))
-    a = example("a") | {"metadata": {"namespace": "default", "name": "a", "resourceVersion": "7"}}
-    assert sync.apply(a) == "upserted"
-    assert sync.apply(a) == "unchanged"
-    changed = example("a", model="other") | {"metadata": {**a["metadata"], "resourceVersion": "8"}}
-    assert sync.apply(changed) == "text-only"  # a new version is applied, whatever it holds
-    sync.reconcile([])
-    assert sync.apply(changed) == "text-only"  # forgotten with the Example: applied again

@@ -14,7 +14,6 @@ from blocklearn.controller.reconcilers import LARGE_BLOCK_CHARS, Reconcilers
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.learn import rule as learning
-from blocklearn.runtime.kubeclient import api_client
 from blocklearn.runtime.rest import Rest
 from blocklearn.settings import Settings
 from tests.conftest import Api, block_body, kubeconfig_for
@@ -38,7 +37,7 @@ async def test_the_learning_rule_of_a_large_block_runs_in_a_thread(
         return learning.decide(*args)
 
     monkeypatch.setattr(reconcilers_module, "decide", watched)
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         body = block_body("big")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from blocklearn.devtools.emulator.api import Emulator
-from blocklearn.runtime.kubeclient import api_client
 from blocklearn.runtime.leader import LeaderElector, LeaseClient, LeaseConfig, while_leading
+from blocklearn.runtime.rest import Rest
 from tests.conftest import Api, kubeconfig_for
 
 LEASES = "coordination.k8s.io/v1/leases"
@@ -31,8 +31,10 @@ class Clock:
 
 
 @pytest.fixture
-def leases(emulator: Emulator, tmp_path: Path) -> LeaseClient:
-    return LeaseClient(api_client(str(kubeconfig_for(emulator, tmp_path))))
+async def leases(emulator: Emulator, tmp_path: Path) -> AsyncIterator[LeaseClient]:
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
+    yield LeaseClient(rest)
+    await rest.close()
 
 
 def elector(

@@ -45,7 +45,7 @@ async def controller(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Contro
     port = free_port()
     proc = Process(
         "controller",
-        ["controller", "--metrics-port", str(port), "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+        ["controller", "--metrics-port", str(port)],
         tmp_path,
         {
             "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),
@@ -97,11 +97,11 @@ async def test_a_teaching_block_costs_four_writes_and_a_resync_none(
 
 
 @pytest.mark.needs_tools("weights")  # the controller fixture runs the default embedder
-async def test_the_resync_survives_a_failure_that_is_no_api_error(
+async def test_an_informer_survives_a_failure_that_is_no_api_error(
     api: Api, emulator: Emulator, controller: Controller
 ) -> None:
-    """A list answered 200 with a body that is not JSON raises a ValueError inside the pass, not an
-    API error; the loop must go on once the server answers properly again."""
+    """A relist answered 200 with a body that is not JSON raises a ValueError, not an API error; the
+    informer must go on once the server answers properly again, and the resync keep running."""
     await eventually(lambda: controller.resyncs(0), what="the first resync", logs=[controller.proc])
     garbage = {"on": True}
 
@@ -109,12 +109,20 @@ async def test_the_resync_survives_a_failure_that_is_no_api_error(
         plural = r.resource.plural if r.resource else ""
         return garbage["on"] and r.action == kmock.action.LIST and plural == "blocks"
 
+    def block_watches(r: kmock.Request) -> bool:
+        plural = r.resource.plural if r.resource else ""
+        return garbage["on"] and r.params.get("watch") == "true" and plural == "blocks"
+
+    # Watches refused until the informer gives up resuming and lists again: into the garbage.
     emulator[block_lists] << b"this is not JSON"
+    emulator[block_watches] << 500
+    emulator.drop_watches()
 
     async def failed() -> bool:
-        return "Resync failed; retrying" in controller.proc.log.read_text()
+        log = controller.proc.log.read_text()
+        return "Watch failed: plural=blocks" in log and "Expecting value" in log
 
-    await eventually(failed, what="a failed resync", logs=[controller.proc])
+    await eventually(failed, what="a failed relist", logs=[controller.proc])
     passes = await controller.sample("blocklearn_resync_passes_total")
     garbage["on"] = False
     await eventually(
@@ -162,7 +170,7 @@ async def test_an_embedder_refusal_is_on_the_example_and_not_retried(
     embeddings.failing_with = 401
     proc = Process(
         "controller-openai",
-        ["controller", "--metrics-port", "0", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+        ["controller", "--metrics-port", "0"],
         tmp_path,
         {
             "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),

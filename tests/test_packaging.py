@@ -30,17 +30,53 @@ def production_modules() -> list[str]:
     return names
 
 
+def loaded(setup: str, *prefixes: str) -> list[str]:
+    """The modules starting with one of `prefixes` (a package's name, or a dotted prefix) that a
+    fresh interpreter has loaded after running `setup`."""
+    script = (
+        f"import importlib, json, sys\n{setup}\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if any(m == p or m.startswith(p + '.')"
+        f" for p in {prefixes!r}))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout))
+
+
+def imports(modules: list[str]) -> str:
+    return f"for m in {modules!r}: importlib.import_module(m)"
+
+
 def test_production_modules_never_import_the_emulator_or_kmock() -> None:
     modules = production_modules()
     assert "blocklearn.controller.reconcilers" in modules and "blocklearn.index.run" in modules
-    script = (
-        "import importlib, json, sys\n"
-        f"for m in {modules!r}: importlib.import_module(m)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m == 'kmock' or m.startswith(('kmock.', "
-        "'blocklearn.devtools')))))\n"
+    assert loaded(imports(modules), "kmock", "blocklearn.devtools") == []
+
+
+def test_the_runtime_knows_nothing_of_blocks_examples_or_the_processes_built_on_it() -> None:
+    """runtime/ (API client, informers, work queue, resync, leader election) is generic: importing all
+    of it loads no module of the resources, the learning rule, the embedders, the controller, the
+    index or search."""
+    modules = [m for m in production_modules() if m.startswith("blocklearn.runtime")]
+    assert "blocklearn.runtime.informer" in modules and "blocklearn.runtime.leader" in modules
+    parts = ("controller", "learn", "index", "search", "resources", "embed")
+    assert loaded(imports(modules), *(f"blocklearn.{p}" for p in parts)) == []
+
+
+def test_the_index_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
+    """The official client costs a process ~37 MB; the index reads its credentials itself."""
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
+    setup = (
+        "import blocklearn.index.run\n"
+        "from blocklearn.runtime.rest import Rest\n"
+        f"Rest.from_kubeconfig({str(config)!r})"
+    )
+    assert loaded(setup, "kubernetes") == []
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +123,9 @@ def test_the_wheel_requires_kmock_only_in_the_dev_extra(wheel: Path) -> None:
 def test_the_client_imports_neither_kopf_nor_the_emulator_nor_the_index_server() -> None:
     """An assistant installs blocklearn for `blocklearn.client`: it must not pull in the operator's
     framework, the emulator, or the index's HTTP server and metrics."""
-    script = (
-        "import json, sys\n"
-        "import blocklearn.client\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in"
-        " ('kopf', 'kmock', 'aiohttp', 'prometheus_client') or m.startswith(('blocklearn.devtools',"
-        " 'blocklearn.controller', 'blocklearn.search.api')))))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
+    unwanted = ("kopf", "kmock", "aiohttp", "prometheus_client")
+    ours = ("blocklearn.devtools", "blocklearn.controller", "blocklearn.search.api")
+    assert loaded("import blocklearn.client", *unwanted, *ours) == []
 
 
 def test_the_wheel_needs_no_pytorch_and_brings_the_semantic_runtime(wheel: Path) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
+from typing import Any
 
 import kmock
+import pytest
+import yaml
 
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.devtools.emulator.serve import kubeconfig
-from blocklearn.runtime.kubeclient import api_client
-from blocklearn.runtime.rest import ApiError, Rest, custom_path
+from blocklearn.resources import custom_path
+from blocklearn.runtime import kubeclient
+from blocklearn.runtime.rest import ApiError, Rest
 from tests.conftest import Api, block_body
 
 
@@ -26,7 +31,7 @@ async def test_requests_carry_the_token_and_lists_come_in_pages(
     emulator.fault = record
     for i in range(5):
         await api.call("POST", api.path("blocks"), block_body(f"b{i}"))
-    rest = Rest(api_client(str(config)).configuration)
+    rest = Rest.from_kubeconfig(str(config))
     try:
         pages = [
             [o["metadata"]["name"] for o in items]
@@ -44,3 +49,54 @@ async def test_requests_carry_the_token_and_lists_come_in_pages(
     ours = [s for s in seen if s[0]]
     assert ours and all(auth == "Bearer s3cret" for auth, _ in ours)
     assert [limit for _, limit in ours[:3]] == ["2", "2", "2"]
+
+
+def test_in_a_pod_the_service_accounts_token_is_read_at_each_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("first\n")
+    (account / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(kubeclient, "SERVICE_ACCOUNT", account)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    credentials = kubeclient.configuration()
+    assert credentials.host == "https://[fd00::1]:443" and credentials.ssl_ca_cert == str(account / "ca.crt")
+    assert credentials.auth_settings()["BearerToken"]["value"] == "Bearer first"
+    (account / "token").write_text("rotated")
+    assert credentials.auth_settings()["BearerToken"]["value"] == "Bearer rotated"
+
+
+def test_a_kubeconfigs_inline_certificates_become_files_and_a_plugin_goes_to_the_official_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    data = {name: base64.b64encode(f"{name} PEM".encode()).decode() for name in ("ca", "cert", "key")}
+    config: dict[str, Any] = {
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [
+            {"name": "k", "cluster": {"server": "https://k:6443", "certificate-authority-data": data["ca"]}}
+        ],
+        "users": [
+            {"name": "u", "user": {"client-certificate-data": data["cert"], "client-key-data": data["key"]}}
+        ],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    credentials = kubeclient.configuration(str(path))
+    assert isinstance(credentials, kubeclient.Credentials) and credentials.host == "https://k:6443"
+    files = (credentials.ssl_ca_cert, credentials.cert_file, credentials.key_file)
+    assert [Path(str(f)).read_text() for f in files] == ["ca PEM", "cert PEM", "key PEM"]
+    assert credentials.verify_ssl and credentials.auth_settings() == {}
+    # An exec plugin (EKS, GKE): the official client's loader runs it.
+    answer = '{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",'
+    answer += ' "status": {"token": "from-the-plugin"}}'
+    config["users"][0]["user"] = {
+        "exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "echo", "args": [answer]}
+    }
+    path.write_text(yaml.safe_dump(config))
+    official = kubeclient.configuration(str(path))
+    assert not isinstance(official, kubeclient.Credentials)
+    assert Rest(official)._headers()["authorization"] == "Bearer from-the-plugin"

@@ -22,7 +22,7 @@ class FakeClient:
                 "namespace": "default",
                 "name": f"ex-{i}",
                 "score": 1.0,
-                "query": {"cells": []},
+                "query": "",
                 "answer": [{"kind": "code", "contents": a}],
                 "blockRef": {"name": f"b-{i}"},
             }

@@ -17,7 +17,6 @@ import pytest
 from blocklearn.controller.reconcilers import Reconcilers
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.embed.hashing import HashingEmbedder
-from blocklearn.runtime.kubeclient import api_client
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue
 from blocklearn.settings import Settings
@@ -32,7 +31,7 @@ async def test_a_stale_cached_block_leaves_no_example_once_its_deletion_is_seen(
 ) -> None:
     # The controller's own clean-up, without the garbage collector that would race it to the stray.
     emulator.garbage_collection = False
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, created = await api.call("POST", api.path("blocks"), block_body("b1"))
@@ -55,7 +54,7 @@ async def test_a_new_block_of_the_same_name_leaves_what_an_orphaning_delete_kept
 ) -> None:
     """Examples are named from their content, not from their Block: a new Block of an old name
     makes its own Example, and never takes one an old Block's orphaning delete left standing."""
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, old = await api.call("POST", api.path("blocks"), block_body("b1"))
@@ -88,7 +87,7 @@ async def test_a_patch_from_a_stale_cache_gets_409_and_is_redone_from_fresh_stat
 ) -> None:
     """An edit made between the cache's copy and the write must win: the write carries the
     resourceVersion it was computed from, the API refuses it, and the redo starts from the edit."""
-    rest = Rest(api_client(str(kubeconfig_for(emulator, tmp_path))).configuration)
+    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
     reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
     try:
         _, created = await api.call("POST", api.path("blocks"), block_body("b1"))

@@ -1,16 +1,19 @@
-"""The informers' cache: its running size (what the store holds, embeddings included, although the
-Example cache drops them) and its indexes, kept as objects come, change and go."""
+"""The informers' cache: its running size (what the store holds, embeddings and managedFields
+included, although the Example cache drops them and deflates the rest) and its indexes, kept as
+objects come, change and go."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from blocklearn.runtime.informer import Store, without_embedding
+from blocklearn.controller.reconcilers import without_embedding, without_managed_fields
+from blocklearn.runtime.informer import Store
 
 
 def obj(name: str, rv: int, owner: str | None = None, embedding: str = "") -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": "ns", "resourceVersion": str(rv)}
+    meta["managedFields"] = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
     if owner:
         meta["ownerReferences"] = [{"name": owner}]
     return {"metadata": meta, "status": {"embedding": embedding} if embedding else {}}
@@ -25,19 +28,22 @@ def owners(o: dict[str, Any]) -> list[str]:
 
 
 def test_the_store_counts_the_bytes_the_api_holds_and_finds_objects_by_index() -> None:
-    store = Store(trim=without_embedding, indexers={"owner": owners})
+    store = Store(trim=lambda o: without_embedding(without_managed_fields(o)), indexers={"owner": owners})
     a, b = obj("a", 1, owner="b1", embedding="A" * 1000), obj("b", 2, owner="b1")
     store.put(a)
     store.put(b)
     assert store.nbytes() == size(a) + size(b) and store.nbytes() > 1000  # the embedding counts
-    assert "AAAA" not in json.dumps(store.get(("ns", "a")))  # though the cache does not keep it
+    kept = json.dumps(store.get(("ns", "a")))
+    assert "AAAA" not in kept and "managedFields" not in kept  # though the cache does not keep them
+    assert sum(map(len, store._items.values())) < size(a) / 5  # and deflates what it keeps
     assert sorted(store.by_index("owner", "b1")) == [("ns", "a"), ("ns", "b")]
     a2 = obj("a", 3, owner="b2")
     store.put(a2)
     store.put(obj("a", 2, owner="b9"))  # older than what is cached: ignored
     assert store.by_index("owner", "b1") == [("ns", "b")] and store.by_index("owner", "b2") == [("ns", "a")]
+    assert store.index_values(("ns", "a"), "owner") == ("b2",)  # and the other way round
     assert store.nbytes() == size(a2) + size(b)
     store.delete(("ns", "b"))
     assert store.by_index("owner", "b1") == [] and store.nbytes() == size(a2)
     store.delete(("ns", "a"))
-    assert store.nbytes() == 0 and len(store) == 0
+    assert store.nbytes() == 0 and len(store) == 0 and store.index_values(("ns", "a"), "owner") == ()

@@ -52,7 +52,7 @@ def test_the_search_table_shows_hostile_text_escaped() -> None:
                     "namespace": "default",
                     "name": "evil",
                     "score": 0.5,
-                    "query": {"cells": [{"kind": "markup", "contents": HOSTILE}]},
+                    "query": HOSTILE,  # the rendered text of the context cells
                     "answer": [{"kind": "code", "contents": HOSTILE}],
                     "blockRef": {"name": "evil"},
                 }

@@ -72,24 +72,41 @@ async def test_an_unexpected_exception_never_stops_a_worker() -> None:
 
 async def test_the_resync_is_not_alive_once_its_loop_has_ended() -> None:
     """The liveness probe asks this: a resync loop that ended (whatever ended it) fails it."""
-    from blocklearn.controller.reconcilers import Reconcilers
-    from blocklearn.embed.hashing import HashingEmbedder
-    from blocklearn.runtime.rest import Rest
     from blocklearn.runtime.resync import Resync
-    from blocklearn.settings import Settings
 
-    class Config:
-        host = "http://127.0.0.1:1"
+    passes: list[int] = []
 
-    reconcilers = Reconcilers(Settings(), Rest(Config()), HashingEmbedder(16))
-    resync = Resync(reconcilers, [], interval=3600)
+    async def replay() -> None:
+        passes.append(1)
+
+    resync = Resync(replay, interval=3600)
     assert not resync.alive()  # not started
     resync.start()
-    await asyncio.sleep(0.05)  # its first pass (nothing to do) ran; now it sleeps an interval
-    assert resync.alive()
+    await asyncio.sleep(0.05)  # its first pass ran at once; now it sleeps an interval
+    assert resync.alive() and passes == [1]
     resync.stop()
     await asyncio.sleep(0)
     assert not resync.alive()
+
+
+async def test_the_resync_survives_a_failing_pass() -> None:
+    """Whatever a pass raises (a bug, garbage from the server), the loop tries again with backoff."""
+    from blocklearn.runtime.resync import Resync
+
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def replay() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("not JSON")
+        done.set()
+
+    resync = Resync(replay, interval=0.05)
+    resync.start()
+    await asyncio.wait_for(done.wait(), timeout=30)
+    assert resync.alive() and len(attempts) == 2
+    resync.stop()
 
 
 async def test_a_key_waits_for_a_later_time_once_at_the_earliest_time_asked() -> None:

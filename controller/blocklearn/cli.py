@@ -147,7 +147,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
     p.add_argument("--hashing-dim", type=_number(1), help="dimension of the hashing embedder (default: 4096)")
     if metrics_port:
         p.add_argument(
-            "--metrics-port", type=_port, help="Prometheus metrics port, 0 to disable (default: 9090)"
+            "--metrics-port",
+            type=_port,
+            help="port of /metrics and /healthz (the liveness probe), 0 for none (default: 9090)",
         )
     p.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
 
@@ -156,12 +158,16 @@ def cmd_controller(args: argparse.Namespace) -> None:
     from blocklearn.controller.run import run
 
     settings = _settings(args)
-    liveness = urllib.parse.urlsplit(args.liveness)
-    # kopf serves the liveness endpoint from a task of its own, which logs a traceback on a taken port.
-    _require_free(args.command, liveness.hostname or "0.0.0.0", liveness.port or 80, "--liveness")
+    if settings.metrics_port:  # else a taken port is a traceback from the server's task
+        _require_free(args.command, "0.0.0.0", settings.metrics_port, "--metrics-port")
     logs.setup(settings.log_format)
+    if args.liveness:
+        logging.getLogger("blocklearn.controller").warning(
+            "--liveness is ignored: /healthz is served with /metrics on --metrics-port (%s)",
+            settings.metrics_port,
+        )
     # kopf handles SIGINT and SIGTERM itself; a second handler would only race it.
-    asyncio.run(run(settings, liveness=args.liveness))
+    asyncio.run(run(settings))
 
 
 def cmd_crds(args: argparse.Namespace) -> None:
@@ -231,12 +237,19 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     import json
 
     from blocklearn.controller.backfill import backfill, parse_time
-    from blocklearn.runtime.kubeclient import CustomObjects, api_client
+    from blocklearn.runtime.rest import Rest
 
     logs.setup("text")
-    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retries, each a warning; the error follows
-    api = CustomObjects(api_client(args.kubeconfig))
-    report = asyncio.run(backfill(api, parse_time(args.since), args.namespace))
+    since = parse_time(args.since)  # the parser checked it
+
+    async def main() -> Any:
+        rest = Rest.from_kubeconfig(args.kubeconfig)
+        try:
+            return await backfill(rest, since, args.namespace)
+        finally:
+            await rest.close()
+
+    report = asyncio.run(main())
     print(
         json.dumps(report.__dict__)
         if args.output == "json"
@@ -278,12 +291,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
     _require_dev_extra()
     from blocklearn.devtools.dev import Ports, run
 
-    liveness = args.liveness_port or args.metrics_port + 1
-    ports = Ports(args.api_port, args.index_port, args.metrics_port, liveness)
+    ports = Ports(args.api_port, args.index_port, args.metrics_port)
     for port, flag in zip(
-        (ports.api, ports.index, ports.metrics, ports.liveness),
-        ("--api-port", "--index-port", "--metrics-port", "--liveness-port"),
-        strict=True,
+        (ports.api, ports.index, ports.metrics), ("--api-port", "--index-port", "--metrics-port"), strict=True
     ):
         _require_free(args.command, "127.0.0.1", port, flag)
     sys.exit(run(Path(args.dir), ports, persist=not args.ephemeral))
@@ -390,9 +400,8 @@ def build_parser() -> _Parser:
         "--metrics-port",
         type=_port,
         default=9090,
-        help="controller metrics port (default: 9090)",
+        help="controller /metrics and /healthz port (default: 9090)",
     )
-    p.add_argument("--liveness-port", type=_port, help="controller liveness port (default: metrics port + 1)")
     p.add_argument(
         "--ephemeral",
         action="store_true",
@@ -402,9 +411,8 @@ def build_parser() -> _Parser:
 
     p = sub.add_parser("controller", help="run the kopf operator: Blocks -> Examples -> embeddings")
     _add_common(p)
-    p.add_argument(
-        "--liveness", type=_url, default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint URL"
-    )
+    # Before one server served /healthz and /metrics; accepted so that old manifests still start.
+    p.add_argument("--liveness", type=_url, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("index", help="run the index sidecar: watch Examples, serve nearest-neighbour search")
@@ -566,11 +574,9 @@ def _user_error(exc: Exception) -> str | None:
         exc, FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
     ):
         return f"{exc.strerror}: {exc.filename}"
-    if "kubernetes" in sys.modules:
-        from blocklearn.runtime.kubeclient import describe_error
+    from blocklearn.runtime.kubeclient import describe_error  # loads no client of its own
 
-        return describe_error(exc)
-    return None
+    return describe_error(exc)
 
 
 if __name__ == "__main__":

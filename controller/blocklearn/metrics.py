@@ -104,7 +104,10 @@ search_duration_seconds = Histogram(
     "blocklearn_search_duration_seconds", "Time to answer one search.", buckets=_SECONDS
 )
 watch_restarts_total = Counter("blocklearn_index_watch_restarts_total", "Watch streams restarted.")
-relists_total = Counter("blocklearn_index_relists_total", "Full lists that reconciled the index.")
+relists_total = Counter(
+    "blocklearn_index_relists_total",
+    "Full lists that made an informer's cache (the index's, in the index) equal to the API's.",
+)
 learning_latency_seconds = Histogram(
     "blocklearn_learning_latency_seconds",
     "From a Block's change to its Example being searchable.",

@@ -96,7 +96,17 @@ class Settings(BaseSettings):
         description="Bytes of store Blocklearn may use, exported as blocklearn_store_budget_bytes for the"
         " BlocklearnStoreNearBudget alert (0: none).",
     )
-    resync_seconds: float = Field(default=300.0, gt=0, description="Periodic re-reconcile to heal drift.")
+    resync_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the controller replays its cache, reconciling what did not end converged.",
+    )
+    relist_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Safety net: the informers list everything again this often (besides after a 410 Gone"
+        " or a watch that keeps failing).",
+    )
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     # Leader election (controller-runtime's flags and client-go's defaults): the chart turns it on so

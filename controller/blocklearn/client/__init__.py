@@ -33,7 +33,7 @@ from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
 from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
-from blocklearn.embed.text import query_text, render_cell
+from blocklearn.embed.text import render_cell
 from blocklearn.resources.models import MAX_RETRIEVED, BlockSpec, Cell, Doc
 from blocklearn.runtime import retry
 from blocklearn.runtime.kubeclient import api_client
@@ -373,7 +373,7 @@ def few_shot_messages(
     items = results.results if isinstance(results, SearchResponse) else list(results)
     messages: list[dict[str, str]] = []
     for result in reversed(items):
-        messages.append({"role": "user", "content": query_text(result.query.cells)[0]})
+        messages.append({"role": "user", "content": result.query})
         messages.append({"role": "assistant", "content": "\n\n".join(render_cell(c) for c in result.answer)})
     return messages
 

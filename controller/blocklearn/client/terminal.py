@@ -35,8 +35,7 @@ def _one_line(text: str, width: int) -> str:
 def format_table(result: SearchResponse) -> str:
     rows = [("SCORE", "SUPPORT", "NAMESPACE/NAME", "QUERY", "ANSWER")]
     for hit in result.results:
-        cells = hit.query.cells
-        query = cells[-1].contents if cells else ""
+        query = hit.query.rsplit("\n\n", 1)[-1]  # the request: the last of the rendered cells
         answer = " ; ".join(c.contents for c in hit.answer)
         rows.append(
             (

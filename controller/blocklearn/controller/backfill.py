@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import aiohttp
 import tenacity
-from kubernetes.client.exceptions import ApiException
 
 from blocklearn import BLOCKS, GROUP
-from blocklearn.resources.conditions import now_rfc3339
-from blocklearn.runtime.kubeclient import CustomObjects
+from blocklearn.resources import custom_path
+from blocklearn.runtime.objects import now_rfc3339, parse_rfc3339
+from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
 from blocklearn.runtime.retry import exponential
 
 REQUESTED = f"{GROUP}/reconcile-requested-at"
@@ -28,12 +29,13 @@ log = logging.getLogger("blocklearn.controller.backfill")
 
 
 def parse_time(value: str) -> datetime.datetime:
-    example = "write it as RFC 3339, e.g. 2024-06-01T00:00:00Z"
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a time; {example}") from None
-    if parsed.tzinfo is None:
+    parsed = parse_rfc3339(value)
+    if parsed is None:
+        example = "write it as RFC 3339, e.g. 2024-06-01T00:00:00Z"
+        try:
+            datetime.datetime.fromisoformat(value)  # which of the two: say what to fix
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time; {example}") from None
         raise ValueError(f"{value!r} has no time zone; {example}")
     return parsed
 
@@ -43,14 +45,8 @@ def last_changed(obj: Mapping[str, Any]) -> datetime.datetime | None:
     meta = obj.get("metadata", {})
     stamps = [meta.get("creationTimestamp"), obj.get("spec", {}).get("executedAt")]
     stamps += [f.get("time") for f in meta.get("managedFields") or []]
-    times = []
-    for stamp in stamps:
-        if isinstance(stamp, str):
-            try:
-                times.append(parse_time(stamp))
-            except ValueError:
-                continue  # an invalid executedAt is the controller's to report, not ours
-    return max(times, default=None)
+    # An invalid executedAt is the controller's to report, not ours: it is skipped here.
+    return max((t for t in map(parse_rfc3339, stamps) if t is not None), default=None)
 
 
 def select(blocks: Iterable[Mapping[str, Any]], since: datetime.datetime) -> list[Mapping[str, Any]]:
@@ -89,16 +85,19 @@ class Progress:
 
 
 def _worth_retrying(exc: BaseException) -> bool:
-    """A conflict, a throttle or a server error may pass; a 404 or another 4xx will not."""
-    return isinstance(exc, ApiException) and (exc.status >= 500 or exc.status in (409, 429))
+    """A conflict, a throttle, a server error or no answer may pass; a 404 or another 4xx will not."""
+    if isinstance(exc, ApiError):
+        return exc.status >= 500 or exc.status in (409, 429)
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)
 
 
 async def backfill(
-    api: CustomObjects, since: datetime.datetime, namespace: str | None, concurrency: int = 8
+    rest: Rest, since: datetime.datetime, namespace: str | None, concurrency: int = 8
 ) -> Report:
     report = Report()
     chosen: list[Mapping[str, Any]] = []
-    async for page in api.pages(BLOCKS, namespace):  # in chunks: a large cluster is not one response
+    # In pages: a large cluster is not one response.
+    async for page, _ in rest.pages(custom_path(BLOCKS, namespace), 200):
         report.listed += len(page)
         chosen += select(page, since)
     report.selected = len(chosen)
@@ -117,14 +116,14 @@ async def backfill(
                     reraise=True,
                 ):
                     with attempt:
-                        await api.patch(
-                            BLOCKS,
-                            meta["namespace"],
-                            meta["name"],
+                        await rest.request(
+                            "PATCH",
+                            custom_path(BLOCKS, meta["namespace"], meta["name"]),
                             {"metadata": {"annotations": {REQUESTED: stamp}}},
+                            content_type=MERGE_PATCH,
                         )
                 report.requested += 1
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 404:
                     report.gone += 1
                 else:
@@ -135,6 +134,14 @@ async def backfill(
                         meta["name"],
                         exc.status,
                     )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                report.failed += 1
+                log.error(
+                    "Failed to request a reconcile: namespace=%s name=%s error=%s",
+                    meta["namespace"],
+                    meta["name"],
+                    exc,
+                )
         progress.step()
 
     await asyncio.gather(*(request(b) for b in chosen))

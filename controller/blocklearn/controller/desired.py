@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 from blocklearn import API_VERSION, GROUP
 from blocklearn.learn.outcome import Outcomes
 from blocklearn.learn.rule import Decision, Reason, correction_key
-from blocklearn.resources.conditions import find, now_rfc3339, set_condition
+from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import BlockRef, BlockStatus, Condition, ExampleSpec
+from blocklearn.runtime.objects import Obj, now_rfc3339, parse_rfc3339
 
-Obj = dict[str, Any]
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
 BLOCK_LABEL = f"{GROUP}/block"
 # Where the kopf-handled controller kept its state (a diff base: a second copy of the spec).
@@ -125,22 +125,12 @@ def _block_status(
     )
 
 
-def parse_time(value: object) -> datetime.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
-
-
 def decided_at(block: Mapping[str, Any]) -> datetime.datetime | None:
     """When the controller last decided about the Block's current content: its `decidedAt`, or,
     for a status written before that field, its Learned condition's transition."""
     status = block.get("status") or {}
     learned = find(status.get("conditions") or [], "Learned") or {}
-    return parse_time(status.get("decidedAt")) or parse_time(learned.get("lastTransitionTime"))
+    return parse_rfc3339(status.get("decidedAt")) or parse_rfc3339(learned.get("lastTransitionTime"))
 
 
 def _dump(model: BaseModel) -> Obj:
@@ -228,7 +218,7 @@ def occurrences(example: Mapping[str, Any]) -> int:
 def last_seen(example: Mapping[str, Any]) -> datetime.datetime:
     """When a Block last taught the Example's correction: `lastSeenAt`, else its creation."""
     meta, status = example.get("metadata") or {}, example.get("status") or {}
-    found = parse_time(status.get("lastSeenAt")) or parse_time(meta.get("creationTimestamp"))
+    found = parse_rfc3339(status.get("lastSeenAt")) or parse_rfc3339(meta.get("creationTimestamp"))
     return found or datetime.datetime.now(datetime.UTC)
 
 

@@ -6,13 +6,13 @@ re-reads a converged cluster must write nothing. kopf's own success Events are o
 
 from __future__ import annotations
 
-import datetime
 import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from blocklearn import metrics
+from blocklearn.runtime.objects import now_rfc3339
 from blocklearn.runtime.rest import ApiError, Rest
 
 log = logging.getLogger("blocklearn.events")
@@ -21,7 +21,7 @@ COMPONENT = "blocklearn-controller"
 
 def event_body(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
     meta = obj["metadata"]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = now_rfc3339()
     return {
         "apiVersion": "v1",
         "kind": "Event",

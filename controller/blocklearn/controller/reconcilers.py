@@ -54,7 +54,8 @@ from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.learn.outcome import PAIRS, assess, decided_retrieval, recorded, shown_answers
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
-from blocklearn.resources.conditions import find, now_rfc3339, set_condition
+from blocklearn.resources import custom_path
+from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import (
     BlockRef,
     BlockSpec,
@@ -63,8 +64,9 @@ from blocklearn.resources.models import (
     ExampleSpec,
     ExampleStatus,
 )
-from blocklearn.runtime.informer import Key, Obj, Store, without_embedding
-from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest, custom_path
+from blocklearn.runtime.informer import Store
+from blocklearn.runtime.objects import Key, Obj, now_rfc3339
+from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
 
@@ -83,6 +85,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 # Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
 LARGE_BLOCK_CHARS = 16_384
+EMBEDDING_OMITTED = "(in the API; not cached)"
 
 
 class Refused(Exception):
@@ -97,8 +100,11 @@ class Reconcilers:
         self.rest = rest
         self.embedder = embedder
         self.policy = Policy(**settings.policy_kwargs())
-        self.blocks = Store(indexers={TEACHES: _teaches})
-        self.examples = Store(trim=without_embedding, indexers={OWNER: _owner, NAMESPACE: _namespace})
+        self.blocks = Store(trim=without_managed_fields, indexers={TEACHES: _teaches, RETRIEVED: _retrieved})
+        self.examples = Store(
+            trim=lambda o: without_embedding(without_managed_fields(o)),
+            indexers={OWNER: _owner, NAMESPACE: _namespace},
+        )
         base, cap = settings.retry_base_seconds, settings.retry_max_seconds
         self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
@@ -110,6 +116,11 @@ class Reconcilers:
         # Examples the embedder refused (a 4xx), by generation: asked again only when the Example
         # changes, or after a restart (with a new key, say); not by every resync.
         self._refused: dict[Key, int | None] = {}
+        # The resourceVersion at which each object's last reconcile ended converged (for an
+        # Example, times two, plus one when its embedding is current): a resync replays only the
+        # others. A reconcile is a function of what it reads, so it would write nothing for these.
+        self._settled_blocks: dict[Key, int] = {}
+        self._settled_examples: dict[Key, int] = {}
         # Every series from the start, at 0, so that rates and ratios over them have data.
         for pair in PAIRS:
             metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
@@ -154,7 +165,7 @@ class Reconcilers:
             return
         if kind != "MODIFIED":
             self.evict_soon(key[0])
-        for block in self._teaching(obj):
+        for block in self._teaching(obj) | self._retrieving(obj):
             self.block_queue.add(block)
 
     def _teaching(self, example: Obj) -> set[Key]:
@@ -165,10 +176,21 @@ class Reconcilers:
             blocks.add((namespace, str(owner.get("name"))))
         return blocks
 
+    def _retrieving(self, example: Obj) -> set[Key]:
+        """The Blocks in the cache that name the Example among those shown and whose retrieval
+        outcome is not decided yet: it may be now that the Example came or changed (a resync
+        replays only unsettled Blocks)."""
+        namespace, name = _key(example)
+        return set(self.blocks.by_index(RETRIEVED, f"{namespace}/{name}"))
+
     # -- Block -> Example ---------------------------------------------------------------------------
 
     async def reconcile_block(self, key: Key) -> None:
-        await _measured("block", self._reconcile_block(key))
+        before = self.blocks.version(key)
+        self._settled_blocks.pop(key, None)
+        result = await _measured("block", self._reconcile_block(key))
+        if result in ("unchanged", "deleting") and before is not None and self.blocks.version(key) == before:
+            self._settled_blocks[key] = before
 
     async def _reconcile_block(self, key: Key) -> str:
         block = self.blocks.get(key)
@@ -288,9 +310,11 @@ class Reconcilers:
                     "POST", EXAMPLES, namespace, name, new_example(block, example, name)
                 )
                 if created is not None:
-                    self.examples.put(created)
+                    self.examples.put(created)  # its watch event will not be reported: tell here
                     self.example_queue.add(key)
                     self.evict_soon(namespace)
+                    for waiting in self._retrieving(created):
+                        self.block_queue.add(waiting)
                     log.info("Created Example: namespace=%s name=%s block=%s", namespace, name, block_name)
                 return
             if current["metadata"].get("deletionTimestamp"):
@@ -416,16 +440,14 @@ class Reconcilers:
         age, among those no living Block teaches (a Block that teaches one would make it again):
         the cap holds exactly once the Blocks of a burst have expired. One DELETE each."""
         cap, max_age = self.settings.max_examples_per_namespace, self.settings.example_max_age_days * 86400
-        keys = self.examples.by_index(NAMESPACE, namespace)
+        keys = self.examples.by_index(NAMESPACE, namespace)  # those not being deleted
         if not max_age and (not cap or len(keys) <= cap):
             return "unchanged"
-        stored, candidates = 0, []
+        stored, candidates = len(keys), []
         for key in keys:
-            example = self.examples.get(key)
-            if example is None or example["metadata"].get("deletionTimestamp"):
-                continue
-            stored += 1
-            if not self._taught(example):
+            # Read (inflated) only what may go: at each resync a pass over a namespace past its cap
+            # whose Examples living Blocks teach reads none of them.
+            if not self._taught(key) and (example := self.examples.get(key)) is not None:
                 candidates.append((last_seen(example), key[1], example))
         candidates.sort(key=lambda c: (c[0], c[1]))
         excess = max(stored - cap, 0) if cap else 0
@@ -452,21 +474,85 @@ class Reconcilers:
             )
         return "success" if evictions else "unchanged"
 
-    def _taught(self, example: Obj) -> bool:
-        """Whether a Block in the cache teaches the Example: its creator, or one counted in it."""
-        return any(self.blocks.version(key) is not None for key in self._teaching(example))
+    def _taught(self, key: Key) -> bool:
+        """Whether a Block in the cache teaches the Example: its creator, or one counted in it (from
+        the caches' indexes, without reading the Example)."""
+        namespace, name = key
+        teachers = self.blocks.by_index(TEACHES, f"{namespace}/{name}")
+        teachers += [(namespace, v.split("/", 1)[1]) for v in self.examples.index_values(key, OWNER)]
+        return any(self.blocks.version(block) is not None for block in teachers)
 
     # -- Example -> embedding -----------------------------------------------------------------------
 
     async def reconcile_example(self, key: Key) -> None:
-        await _measured("example", self._reconcile_example(key))
+        before = self.examples.version(key)
+        self._settled_examples.pop(key, None)
+        result = await _measured("example", self._reconcile_example(key))
+        settled = result in ("unchanged", "invalid", "deleting")
+        if settled and before is not None and self.examples.version(key) == before:
+            self._settled_examples[key] = before << 1 | (result == "unchanged")
+
+    # -- the resync ---------------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """One pass of the resync: reconcile again every object whose last reconcile did not end
+        converged at the version cached now (it failed, was refused, was never run, or the object
+        changed since), and wait for them. On a converged cluster this reads and writes nothing."""
+        started, cpu = time.monotonic(), time.process_time()
+        queued = 0
+        for key in self.blocks.all_keys():
+            if self._settled_blocks.get(key) != self.blocks.version(key):
+                self.block_queue.add(key)
+                queued += 1
+        namespaces = set()
+        for key in self.examples.all_keys():
+            namespaces.add(key[0])
+            settled = self._settled_examples.get(key)
+            if settled is None or settled >> 1 != self.examples.version(key):
+                self.example_queue.add(key)
+                queued += 1
+        # Every namespace's cap and maximum age, checked again whatever settled (an eviction that
+        # failed, a limit lowered by a restart); the next Example to age out also has its own timer.
+        for namespace in namespaces:
+            self.evict_soon(namespace)
+        try:  # the pass ends when its work is done, or after an interval under a steady stream
+            async with asyncio.timeout(self.settings.resync_seconds):
+                await self.block_queue.drained()
+                await self.example_queue.drained()
+                await self.namespace_queue.drained()
+        except TimeoutError:
+            log.info("Resync pass still has work queued after an interval; ending it")
+        for settled_map, store in (
+            (self._settled_blocks, self.blocks),
+            (self._settled_examples, self.examples),
+        ):
+            for key in [k for k in settled_map if store.version(k) is None]:
+                del settled_map[key]  # gone from the cache
+        current = sum(
+            1
+            for key in self.examples.all_keys()
+            if self._settled_examples.get(key) == (self.examples.version(key) or 0) << 1 | 1
+        )
+        metrics.examples_current.set(current)
+        metrics.resync_passes_total.inc()
+        metrics.resync_duration_seconds.set(time.monotonic() - started)
+        metrics.resync_last_success_timestamp_seconds.set(time.time())
+        log.info(
+            "Resynced: blocks=%d examples=%d queued=%d current=%d seconds=%.2f cpu_seconds=%.2f",
+            len(self.blocks),
+            len(self.examples),
+            queued,
+            current,
+            time.monotonic() - started,
+            time.process_time() - cpu,
+        )
 
     async def _reconcile_example(self, key: Key) -> str:
         example = self.examples.get(key)
         if example is None:
             self.forget_example(key)
             return "gone"
-        self.evict_soon(key[0])  # every resync passes here: the namespace's cap is checked with it
+        self.evict_soon(key[0])  # a new or changed Example: the namespace's cap is checked with it
         meta, status = example["metadata"], example.get("status") or {}
         if meta.get("deletionTimestamp"):
             return "deleting"
@@ -635,14 +721,23 @@ def _key(obj: Mapping[str, Any]) -> Key:
     return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
 
 
-# The caches' indexes (client-go's Indexers): Blocks by the Example their status names, Examples by
-# the Block that controls them and by namespace, so no reconcile scans a whole cache.
-TEACHES, OWNER, NAMESPACE = "teaches", "owner", "namespace"
+# The caches' indexes (client-go's Indexers): Blocks by the Example their status names and by the
+# Examples they were shown while their retrieval outcome is undecided, Examples by the Block that
+# controls them and by namespace (those not being deleted), so no reconcile scans a whole cache.
+TEACHES, RETRIEVED, OWNER, NAMESPACE = "teaches", "retrieved", "owner", "namespace"
 
 
 def _teaches(block: Obj) -> Iterable[str]:
     ref = (block.get("status") or {}).get("exampleRef")
     return [f"{block['metadata']['namespace']}/{ref}"] if ref else []
+
+
+def _retrieved(block: Obj) -> Iterable[str]:
+    names = (block.get("spec") or {}).get("retrievedExamples")
+    if not isinstance(names, list) or decided_retrieval(block) is not None:
+        return []  # a Hit or a Miss stays whatever becomes of the Examples
+    namespace = block["metadata"]["namespace"]
+    return [f"{namespace}/{name}" for name in names if isinstance(name, str)]
 
 
 def _owner(example: Obj) -> Iterable[str]:
@@ -651,6 +746,8 @@ def _owner(example: Obj) -> Iterable[str]:
 
 
 def _namespace(example: Obj) -> Iterable[str]:
+    if example["metadata"].get("deletionTimestamp"):
+        return []  # going anyway: neither counted against the cap nor evicted
     return [str(example["metadata"]["namespace"])]
 
 
@@ -691,8 +788,25 @@ def _status_digest(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     return status.get("textHash"), bool(status.get("embedding")), status.get("embeddingModel")
 
 
-async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
-    """Count the reconcile by result ("error" when it raised) and time it."""
+def without_managed_fields(obj: Obj) -> Obj:
+    """What the controller caches of an object: not the API server's field ownership records
+    (client-go's informers drop them too: a few hundred bytes an object, never read)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+def without_embedding(obj: Obj) -> Obj:
+    """An Example as the controller caches it: the vector is the index's business, not ours."""
+    status = obj.get("status")
+    if isinstance(status, dict) and status.get("embedding"):
+        return {**obj, "status": {**status, "embedding": EMBEDDING_OMITTED}}
+    return obj
+
+
+async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> str:
+    """Count the reconcile by result ("error" when it raised) and time it; the result."""
     started = time.perf_counter()
     result = "error"
     try:
@@ -705,3 +819,4 @@ async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> None:
     finally:
         metrics.reconcile_total.labels(resource, result).inc()
         metrics.reconcile_duration_seconds.labels(resource).observe(time.perf_counter() - started)
+    return result

@@ -1,9 +1,11 @@
 """`blocklearn controller`: informers, work queues and the resync, hosted by kopf.
 
-kopf runs the process: startup and cleanup, login, the liveness endpoint and its probes. It handles
-no resource itself: its per-object machinery (a diff base copied into annotations, progress
-annotations, success Events, a worker task per object) cost more writes and CPU than the work.
-Our informers list in pages and watch; reconcilers work from their cache (blocklearn.controller).
+kopf runs the process: startup, login and cleanup. It handles no resource itself: its per-object
+machinery (a diff base copied into annotations, progress annotations, success Events, a worker task
+per object) cost more writes and CPU than the work, and it cannot tell what was deleted while a
+watch was down (docs/architecture.md). Our informers list in pages and watch; reconcilers work from
+their cache (blocklearn.controller). One HTTP server, up from start to exit, serves /healthz (a
+follower waiting for the Lease is healthy) and /metrics.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ import logging
 from typing import Any
 
 import kopf
-import prometheus_client
+from aiohttp import web
 
-from blocklearn import BLOCKS, EXAMPLES, metrics
+from blocklearn import API_VERSION, BLOCKS, EXAMPLES, metrics
 from blocklearn.controller.reconcilers import Reconcilers
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.openai import OpenAIEmbedder
 from blocklearn.runtime.informer import Informer
-from blocklearn.runtime.kubeclient import api_client
 from blocklearn.runtime.leader import LeaderElector, LeaseClient, lease_config, while_leading
+from blocklearn.runtime.probes import probe_app, serve
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.resync import Resync
 from blocklearn.settings import Settings
@@ -44,14 +46,27 @@ class Controller:
     def __init__(self, settings: Settings, rest: Rest, reconcilers: Reconcilers) -> None:
         r = reconcilers
         self.reconcilers = r
+        relist = settings.relist_seconds
         self.informers = [
-            Informer(rest, BLOCKS, settings.namespaces, r.blocks, r.on_block),
-            Informer(rest, EXAMPLES, settings.namespaces, r.examples, r.on_example),
+            Informer(
+                rest, API_VERSION, BLOCKS, settings.namespaces, r.blocks, r.on_block, relist_seconds=relist
+            ),
+            Informer(
+                rest,
+                API_VERSION,
+                EXAMPLES,
+                settings.namespaces,
+                r.examples,
+                r.on_example,
+                relist_seconds=relist,
+            ),
         ]
-        self.resync = Resync(r, self.informers, settings.resync_seconds)
+        self.resync = Resync(r.resync, settings.resync_seconds)
+        self.started = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        self.started = True
         for informer in self.informers:
             informer.start()
         # As controller-runtime: reconcile only once every cache has synced, so that a Block not
@@ -69,7 +84,9 @@ class Controller:
         log.info("Synced caches: blocks=%d examples=%d", len(r.blocks), len(r.examples))
 
     def alive(self) -> bool:
-        return (
+        """Not started yet (a follower, or kopf still starting) counts as alive; once started, every
+        watch, worker and the resync loop must run."""
+        return not self.started or (
             all(i.alive() for i in self.informers)
             and all(not t.done() for t in self._tasks)
             and (not self._tasks or self.resync.alive())
@@ -83,7 +100,7 @@ class Controller:
             task.cancel()
 
 
-async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Event | None = None) -> None:
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     embedder = build_embedder(settings)
     if isinstance(embedder, OpenAIEmbedder):
         try:
@@ -93,12 +110,23 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             # Examples; the Examples wait (Embedded=False) and BlocklearnEmbedderFailing says why.
             metrics.embedder_errors_total.labels(exc.reason).inc()
             log.error("Embedder not answering at startup; Examples will wait for it: %s", exc)
-    client = api_client()
-    rest = Rest(client.configuration)
+    rest = Rest.from_kubeconfig()
     reconcilers = Reconcilers(settings, rest, embedder)
     controller = Controller(settings, rest, reconcilers)
+    elector = LeaderElector(lease_config(settings), LeaseClient(rest)) if settings.leader_election else None
     registry = kopf.OperatorRegistry()
     starting: list[asyncio.Task[None]] = []
+
+    def alive() -> bool:
+        # The kubelet restarts a controller whose start failed or whose watches, workers or resync
+        # have died, instead of leaving it silently idle.
+        if starting and starting[0].done() and not starting[0].cancelled() and starting[0].exception():
+            log.error("The controller failed to start: %r", starting[0].exception())
+            return False
+        return controller.alive()
+
+    def detail() -> dict[str, Any]:
+        return {"leader": elector.leading if elector else True, "waiting": reconcilers.waiting}
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -108,35 +136,6 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
-
-    @kopf.on.probe(id="examples_waiting", registry=registry)
-    def waiting(**_: Any) -> int:
-        return reconcilers.waiting
-
-    @kopf.on.probe(id="controller_alive", registry=registry)
-    def alive(**_: Any) -> bool:
-        # A raise fails kopf's liveness endpoint (500): the kubelet restarts a controller whose
-        # watches, workers or resync have died, instead of leaving it silently idle.
-        if starting and starting[0].done() and starting[0].exception() is not None:
-            raise RuntimeError(f"the controller failed to start: {starting[0].exception()!r}")
-        if not controller.alive():
-            raise RuntimeError("a watch, a worker or the resync loop has stopped")
-        return True
-
-    metrics.set_build_info(embedder.model, "controller")
-    if settings.metrics_port:
-        prometheus_client.start_http_server(settings.metrics_port)
-    log.info(
-        "Started controller: namespaces=%s embedder=%s metrics_port=%s block_ttl_seconds=%g"
-        " max_examples_per_namespace=%d example_max_age_days=%g store_budget_bytes=%d",
-        ",".join(settings.namespaces) or "*",
-        embedder.model,
-        settings.metrics_port,
-        settings.block_ttl_seconds,
-        settings.max_examples_per_namespace,
-        settings.example_max_age_days,
-        settings.store_budget_bytes,
-    )
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
     # stop ours as soon as kopf begins to clean up. That includes kopf's own watcher of the stop
@@ -152,9 +151,6 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             task.cancel()
         controller.stop()
         reconcilers.batcher.close()
-        await rest.close()
-        if isinstance(embedder, OpenAIEmbedder):
-            await embedder.close()
 
     async def operate(stop_flag: asyncio.Event | None) -> None:
         if stop_flag is not None:
@@ -164,19 +160,37 @@ async def run(settings: Settings, liveness: str | None = None, stop: asyncio.Eve
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,
-            liveness_endpoint=liveness,
             stop_flag=stop_flag,
         )
 
+    metrics.set_build_info(embedder.model, "controller")
+    probes: web.AppRunner | None = None
+    if settings.metrics_port:
+        probes = await serve(probe_app(alive, detail=detail), "0.0.0.0", settings.metrics_port)
+    log.info(
+        "Started controller: namespaces=%s embedder=%s probes_port=%s block_ttl_seconds=%g"
+        " max_examples_per_namespace=%d example_max_age_days=%g store_budget_bytes=%d",
+        ",".join(settings.namespaces) or "*",
+        embedder.model,
+        settings.metrics_port,
+        settings.block_ttl_seconds,
+        settings.max_examples_per_namespace,
+        settings.example_max_age_days,
+        settings.store_budget_bytes,
+    )
     try:
-        if not settings.leader_election:
+        if elector is None:
             await operate(stop)
             return
         # Only the Lease holder runs kopf (and so the informers, the reconcilers and the resync): a
         # follower waits, and a leader that cannot renew stops at once and exits, as
         # controller-runtime does.
-        elector = LeaderElector(lease_config(settings), LeaseClient(client))
-        if await while_leading(elector, operate, stop, liveness):
+        if await while_leading(elector, operate, stop):
             raise SystemExit("Lost leadership; exiting so that this replica restarts as a follower")
     finally:
         controller.stop()
+        if probes is not None:
+            await probes.cleanup()
+        await rest.close()
+        if isinstance(embedder, OpenAIEmbedder):
+            await embedder.close()

@@ -139,12 +139,11 @@ def free_port() -> int:
 class Ports:
     api: int = 8001
     index: int = 8081
-    metrics: int = 9090
-    liveness: int = 9091
+    metrics: int = 9090  # the controller's /metrics and /healthz
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port())
 
 
 class Stack:
@@ -159,7 +158,7 @@ class Stack:
         self.kubeconfig = directory / "kubeconfig"
         self.api_url = f"http://127.0.0.1:{ports.api}"
         self.index_url = f"http://127.0.0.1:{ports.index}"
-        liveness = f"http://127.0.0.1:{ports.liveness}/healthz"
+        liveness = f"http://127.0.0.1:{ports.metrics}/healthz"
         # Two malloc arenas, as in the image: Python with worker threads otherwise keeps one
         # fragmented arena per thread (measured in bench/soak.py).
         child_env = {"KUBECONFIG": str(self.kubeconfig), "MALLOC_ARENA_MAX": "2", **(env or {})}
@@ -171,7 +170,7 @@ class Stack:
             Child("emulator", emulator_args, directory / "emulator.log"),
             Child(
                 "controller",
-                ["controller", "--metrics-port", str(ports.metrics), "--liveness", liveness],
+                ["controller", "--metrics-port", str(ports.metrics)],
                 directory / "controller.log",
                 child_env,
             ),

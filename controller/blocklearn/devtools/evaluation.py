@@ -144,7 +144,7 @@ class IndexRetriever:
         vectors = self._embed(texts) if self.embedder else [None] * len(texts)
         for text, command, vector in zip(texts, commands, vectors, strict=True):
             id_ = f"eval/{len(self.index)}"
-            entry = Entry("eval", id_, {"command": command})
+            entry = Entry("eval", id_, answer_json=json.dumps([{"kind": "code", "contents": command}]))
             self.index.upsert(id_, entry, text if self.text else "", vector)
 
     def prepare(self, texts: list[str]) -> None:
@@ -159,7 +159,7 @@ class IndexRetriever:
             if vector is None:
                 vector = self._embed([text])[0]
         hits = self.index.search(text if self.text else "", k, vector=vector)
-        return [str(h.entry.payload["command"]) for h in hits]
+        return [str(h.entry.answer[0]["contents"]) for h in hits]
 
 
 class CachedEmbedder:

@@ -21,9 +21,9 @@ column write, still O(d): about 4 us.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,30 @@ class IndexMismatchError(ValueError):
     """A vector of another dimension or model than the index's."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """What a search returns about an example, besides its score."""
+    """What the index keeps of an example, and a search returns about it besides its score: the
+    rendered query text, the answer and the provenance (as the compact JSON the Example holds, parsed
+    only for the few results a search returns), and how many Blocks taught it."""
 
     namespace: str
     name: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    query: str = ""
+    answer_json: str = "[]"
+    block_ref_json: str = "{}"
+    occurrences: int = 1
+    current: bool = True  # searchable as its model learned it (the index's model), not by text alone
+
+    @property
+    def answer(self) -> list[dict[str, Any]]:
+        """The answer cells."""
+        cells = json.loads(self.answer_json)
+        return [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
+
+    @property
+    def block_ref(self) -> dict[str, Any]:
+        ref = json.loads(self.block_ref_json)
+        return ref if isinstance(ref, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,7 @@ class ExampleIndex:
         self._ns_sizes: Counter[str] = Counter()
         self._ids: list[str] = []
         self._entries: list[Entry] = []
+        self._texts: list[str] = []  # each row's lexical text (the entry's query, as one object)
         self._rows: dict[str, int] = {}
         self._lexical = LexicalIndex()
         self._vectors = 0
@@ -125,6 +143,11 @@ class ExampleIndex:
                 return None
             return self._matrix_t[:, row].copy()
 
+    def entry(self, id_: str) -> Entry | None:
+        with self._lock.read():
+            row = self._rows.get(id_)
+            return None if row is None else self._entries[row]
+
     def ids(self) -> set[str]:
         with self._lock.read():
             return set(self._ids)
@@ -152,13 +175,15 @@ class ExampleIndex:
                     self._grow()
                 self._ids.append(id_)
                 self._entries.append(entry)
+                self._texts.append(text)
                 self._rows[id_] = row
                 self._lexical.append(text)
                 self._ns_sizes[entry.namespace] += 1
             else:
                 self._vectors -= int(self._has_vector[row])
                 self._entries[row] = entry
-                self._lexical.replace(row, text)
+                self._lexical.replace(row, self._texts[row], text)  # a status change keeps the text
+                self._texts[row] = text
             if self.dim:
                 self._matrix_t[:, row] = 0 if v is None else v
             self._has_vector[row] = v is not None
@@ -171,20 +196,22 @@ class ExampleIndex:
             if row is None:
                 return False
             self._vectors -= int(self._has_vector[row])
-            self._lexical.pop_into(row)
             self._ns_sizes[self._entries[row].namespace] -= 1
             last = len(self._ids) - 1
+            self._lexical.pop_into(row, self._texts[row], self._texts[last])
             if row != last:
                 self._matrix_t[:, row] = self._matrix_t[:, last]
                 self._has_vector[row] = self._has_vector[last]
                 self._ns_codes[row] = self._ns_codes[last]
                 self._ids[row] = self._ids[last]
                 self._entries[row] = self._entries[last]
+                self._texts[row] = self._texts[last]
                 self._rows[self._ids[row]] = row
             self._matrix_t[:, last] = 0
             self._has_vector[last] = False
             self._ids.pop()
             self._entries.pop()
+            self._texts.pop()
             return True
 
     def _grow(self) -> None:

@@ -85,12 +85,14 @@ class LexicalIndex:
     def append(self, text: str) -> int:
         return self.postings.append(bag(text))
 
-    def replace(self, row: int, text: str) -> None:
-        self.postings.replace(row, bag(text))
+    def replace(self, row: int, old: str, text: str) -> None:
+        """Row `row` held `old`; now `text` (nothing to do when they are equal)."""
+        if text != old:
+            self.postings.replace(row, bag(old), bag(text))
 
-    def pop_into(self, row: int) -> None:
-        """Remove `row` and move the last row into its place."""
-        self.postings.pop_into(row)
+    def pop_into(self, row: int, text: str, last_text: str) -> None:
+        """Remove `row` (it held `text`) and move the last row (it holds `last_text`) into its place."""
+        self.postings.pop_into(row, bag(text), bag(last_text))
 
     def query(self, text: str) -> list[tuple[str, float]]:
         """The query's terms known to the index with their IDF weights, heaviest first, normalised."""

@@ -1,30 +1,45 @@
-"""`blocklearn index`: the sidecar process that watches Examples and serves search."""
+"""`blocklearn index`: the sidecar process that watches Examples and serves search.
+
+An informer lists the Examples (each namespace concurrently, in pages) and watches them; the index
+applies what it reports (`index/sync.py`). It is ready once every namespace has been listed, and its
+/healthz fails when a watch loop has died. Searches read the index in memory and never wait for the
+API.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import tenacity
 from aiohttp import web
 
-from blocklearn import metrics
+from blocklearn import API_VERSION, EXAMPLES, metrics
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.hashing import dense_dim
 from blocklearn.embed.openai import OpenAIEmbedder
 from blocklearn.index.core import ExampleIndex
-from blocklearn.index.watch import ExampleWatcher
+from blocklearn.index.sync import IndexSync, publish
 from blocklearn.runtime import retry
-from blocklearn.runtime.kubeclient import api_client, token_review
+from blocklearn.runtime.informer import Informer, Store
+from blocklearn.runtime.objects import Obj, resource_path
+from blocklearn.runtime.rest import Rest
 from blocklearn.search.api import build_app, build_probe_app, build_waiting_app, vector_detail
 from blocklearn.search.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
 from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.index")
+# The server ends each watch after this long: a silently dead stream (kopf #585, #698) is replaced,
+# and /healthz sees a stuck loop, within a few minutes.
+WATCH_SECONDS = 45
+# Examples per list page: each carries its embedding, so a page stays near 2 MB however many there are.
+PAGE = 500
+TOKEN_REVIEW_SECONDS = 10.0
 
 
 def read_token(path: str | None) -> str | None:
@@ -39,18 +54,21 @@ def read_token(path: str | None) -> str | None:
 AUTH_NAMES = {SharedToken: "shared-token", TokenReviewer: "token-review"}
 
 
-def build_authenticators(settings: Settings, client: Any) -> list[Authenticator]:
+def build_authenticators(settings: Settings, rest: Rest) -> list[Authenticator]:
     """What a search's bearer token is checked against; none: the search API is open."""
     authenticators: list[Authenticator] = []
     token = read_token(settings.index_token_file)
     if token is not None:
         authenticators.append(SharedToken(token))
     if settings.index_token_review:
-        review = token_review(client)
+        path = resource_path("authentication.k8s.io/v1", "tokenreviews")
 
         async def checked(spec: dict[str, Any]) -> dict[str, Any]:
+            body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
             try:
-                return await review(spec)
+                answer = await rest.request("POST", path, body, timeout=TOKEN_REVIEW_SECONDS)
+                status: dict[str, Any] = answer.get("status") or {}
+                return status
             except Exception as exc:  # any failure: the caller may retry; never a 500
                 # The type and status only: an exception's text may quote the token.
                 log.warning("TokenReview failed: %s %s", type(exc).__name__, getattr(exc, "status", ""))
@@ -118,8 +136,8 @@ async def run(
     probe_port: int | None = None,
     allow_unauthenticated: bool = False,
 ) -> None:
-    client = api_client()
-    authenticators = build_authenticators(settings, client)
+    rest = Rest.from_kubeconfig()
+    authenticators = build_authenticators(settings, rest)
     if not authenticators and not is_loopback(host) and not allow_unauthenticated:
         raise SystemExit(
             f"blocklearn index: refusing to serve search on {host} without authentication. Set"
@@ -133,20 +151,37 @@ async def run(
         waiting = await _serve(build_waiting_app(), host, port, probe_port, build_waiting_app())
         try:
             if not await _wait_for_embedder(embedder, stop):
+                await rest.close()
                 return
         finally:
             for runner in waiting:
                 await runner.cleanup()
     index = ExampleIndex(dense_dim(embedder), embedder.model)
-    watcher = ExampleWatcher(index, client, settings.namespaces)
-    watcher.start()
+    sync = IndexSync(index)
+
+    def on_event(kind: str, old: Obj | None, new: Obj | None) -> None:
+        sync.on_event(kind, old, new, live=informer.synced.is_set())
+
+    # The index keeps its own copy of what it serves: the informer's cache keeps versions only.
+    informer = Informer(
+        rest,
+        API_VERSION,
+        EXAMPLES,
+        settings.namespaces,
+        Store(trim=lambda _: None),
+        on_event,
+        page=PAGE,
+        watch_seconds=WATCH_SECONDS,
+    )
+    informer.start()
     metrics.set_build_info(embedder.model, "index")
     metrics.index_ready.set(0)
+    became_ready = asyncio.create_task(_ready_after_first_list(informer, index))
     app = build_app(
         index,
         embedder,
-        ready=watcher.ready.is_set,
-        alive=watcher.alive,
+        ready=informer.synced.is_set,
+        alive=informer.alive,
         cross_namespace=settings.cross_namespace_search,
         authenticators=authenticators,
     )
@@ -155,12 +190,7 @@ async def run(
         host,
         port,
         probe_port,
-        build_probe_app(
-            index.__len__,
-            watcher.ready.is_set,
-            watcher.alive,
-            detail=vector_detail(index),
-        ),
+        build_probe_app(index.__len__, informer.synced.is_set, informer.alive, detail=vector_detail(index)),
     )
     log.info(
         "Serving search: url=http://%s:%d/v1/search probes_port=%s namespaces=%s model=%s auth=%s",
@@ -174,8 +204,24 @@ async def run(
     try:
         await stop.wait()
     finally:
-        watcher.stop()
+        became_ready.cancel()
+        informer.stop()
         for runner in runners:
             await runner.cleanup()
+        await rest.close()
         if isinstance(embedder, OpenAIEmbedder):
             await embedder.close()
+
+
+async def _ready_after_first_list(informer: Informer, index: ExampleIndex) -> None:
+    started, cpu = time.monotonic(), time.process_time()
+    await informer.synced.wait()
+    publish(index)
+    metrics.index_ready.set(1)
+    log.info(
+        "Listed Examples: scopes=%d index_size=%d seconds=%.1f cpu_seconds=%.1f",
+        len(informer.scopes),
+        len(index),
+        time.monotonic() - started,
+        time.process_time() - cpu,
+    )

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from blocklearn.resources.models import MAX_CONDITION_MESSAGE_CHARS
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from blocklearn.runtime.objects import now_rfc3339
 
 
 def set_condition(

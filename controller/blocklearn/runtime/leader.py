@@ -17,28 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import signal
 import socket
 import time
-import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import aiohttp.web
-import kubernetes
-from kubernetes.client.exceptions import ApiException
 
 from blocklearn import metrics
+from blocklearn.runtime.objects import Obj, now_rfc3339, parse_rfc3339, resource_path
+from blocklearn.runtime.rest import ApiError, Rest
 from blocklearn.settings import Settings
 
 log = logging.getLogger("blocklearn.leader")
-Obj = dict[str, Any]
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+LEASES = "coordination.k8s.io/v1"
 
 
 @dataclass(frozen=True)
@@ -80,51 +75,32 @@ def default_namespace() -> str:
         return "default"
 
 
-def _micro_time(at: float) -> str:
-    """metav1.MicroTime (RFC 3339 with microseconds, UTC)."""
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(value: Any) -> float | None:
-    """A time the client read back (it renders MicroTime as ISO 8601, without zero microseconds)."""
-    try:
-        return datetime.datetime.fromisoformat(str(value)).timestamp() if value else None
-    except ValueError:
-        return None
-
-
 class LeaseClient:
-    """The three Lease calls, through the official client in worker threads (JSON in, JSON out)."""
+    """The three Lease calls, each bounded by `timeout` (JSON in, JSON out)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self._api: Any = kubernetes.client.CoordinationV1Api(client)
-
-    def _json(self, lease: Any) -> Obj:
-        return cast(Obj, self.client.sanitize_for_serialization(lease))
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
 
     async def get(self, namespace: str, name: str, timeout: float) -> Obj | None:
         try:
-            lease = await asyncio.to_thread(
-                self._api.read_namespaced_lease, name, namespace, _request_timeout=timeout
+            return await self.rest.request(
+                "GET", resource_path(LEASES, "leases", namespace, name), timeout=timeout
             )
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return self._json(lease)
 
     async def create(self, namespace: str, body: Obj, timeout: float) -> Obj:
-        lease = await asyncio.to_thread(
-            self._api.create_namespaced_lease, namespace, body, _request_timeout=timeout
+        lease = {"apiVersion": LEASES, "kind": "Lease", **body}
+        return await self.rest.request(
+            "POST", resource_path(LEASES, "leases", namespace), lease, timeout=timeout
         )
-        return self._json(lease)
 
     async def replace(self, namespace: str, name: str, body: Obj, timeout: float) -> Obj:
-        lease = await asyncio.to_thread(
-            self._api.replace_namespaced_lease, name, namespace, body, _request_timeout=timeout
-        )
-        return self._json(lease)
+        lease = {"apiVersion": LEASES, "kind": "Lease", **body}
+        path = resource_path(LEASES, "leases", namespace, name)
+        return await self.rest.request("PUT", path, lease, timeout=timeout)
 
 
 class LeaderElector:
@@ -161,10 +137,10 @@ class LeaderElector:
                 return False
             ours = holder == cfg.identity
             transitions = int(spec.get("leaseTransitions") or 0)
-            acquired = _parse_time(spec.get("acquireTime")) if ours else None
+            acquired = parse_rfc3339(spec.get("acquireTime")) if ours else None
             spec = self._spec(
                 now_wall,
-                acquire=acquired or now_wall,
+                acquire=acquired.timestamp() if acquired else now_wall,
                 transitions=transitions if ours else transitions + 1,
             )
             body = {"metadata": current["metadata"], "spec": spec}
@@ -175,7 +151,7 @@ class LeaderElector:
                     "Acquired Lease: namespace=%s name=%s identity=%s", cfg.namespace, cfg.name, cfg.identity
                 )
             return True
-        except ApiException as exc:
+        except ApiError as exc:
             # 409: another candidate wrote first; anything else: try again after the retry period.
             log.debug("Lease attempt failed: status=%s reason=%s", exc.status, exc.reason)
             return False
@@ -190,8 +166,8 @@ class LeaderElector:
         return {
             "holderIdentity": self.config.identity,
             "leaseDurationSeconds": int(self.config.lease_duration),
-            "acquireTime": _micro_time(acquire),
-            "renewTime": _micro_time(now_wall),
+            "acquireTime": now_rfc3339(acquire, micro=True),
+            "renewTime": now_rfc3339(now_wall, micro=True),
             "leaseTransitions": transitions,
         }
 
@@ -240,7 +216,7 @@ class LeaderElector:
             current = await self.leases.get(cfg.namespace, cfg.name, cfg.retry_period)
             if current is None or (current.get("spec") or {}).get("holderIdentity") != cfg.identity:
                 return
-            now = _micro_time(time.time())
+            now = now_rfc3339(micro=True)
             spec = {**current["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}
             spec |= {"acquireTime": now, "renewTime": now}
             await self.leases.replace(
@@ -253,36 +229,10 @@ class LeaderElector:
             log.warning("Could not release the Lease: %s", exc)
 
 
-@contextlib.asynccontextmanager
-async def follower_liveness(url: str | None) -> AsyncIterator[None]:
-    """Answer the liveness URL with 200 while waiting for the Lease: a follower is healthy.
-
-    kopf serves the same URL once this process leads (and its probes mean something then).
-    """
-    if not url:
-        yield
-        return
-    parsed = urllib.parse.urlparse(url)
-
-    async def healthz(_: aiohttp.web.Request) -> aiohttp.web.Response:
-        return aiohttp.web.json_response({"leader": False})
-
-    app = aiohttp.web.Application()
-    app.router.add_get(parsed.path or "/", healthz)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    await aiohttp.web.TCPSite(runner, parsed.hostname, parsed.port).start()
-    try:
-        yield
-    finally:
-        await runner.cleanup()
-
-
 async def while_leading(
     elector: LeaderElector,
     work: Callable[[asyncio.Event], Awaitable[None]],
     stop: asyncio.Event | None = None,
-    liveness: str | None = None,
 ) -> bool:
     """Wait for the Lease, then run `work(stop_flag)`; set its flag the moment the Lease is lost.
 
@@ -291,7 +241,7 @@ async def while_leading(
     """
     stop = stop or asyncio.Event()
     with _stop_on_signals(stop):
-        return await _while_leading(elector, work, stop, liveness)
+        return await _while_leading(elector, work, stop)
 
 
 @contextlib.contextmanager
@@ -317,11 +267,9 @@ async def _while_leading(
     elector: LeaderElector,
     work: Callable[[asyncio.Event], Awaitable[None]],
     stop: asyncio.Event,
-    liveness: str | None,
 ) -> bool:
-    async with follower_liveness(liveness):
-        if not await elector.acquire(stop):
-            return False
+    if not await elector.acquire(stop):
+        return False
     if stop.is_set():  # stopped while the winning attempt was in flight
         await elector.release()
         return False

@@ -1,14 +1,17 @@
-"""A small asyncio client for the Kubernetes API, on aiohttp: the controller's reads and writes.
+"""The one asyncio client for the Kubernetes API, on aiohttp: every call of the controller, the index,
+leader election and backfill.
 
 The official client is synchronous (each call would take a worker thread) and passes every answer
-through its generated machinery. Custom objects are plain JSON, so this client sends and receives
-JSON on one keep-alive connection pool, with the credentials of the official client's configuration
-(kubeconfig or in-cluster, with its token refresh).
+through its generated machinery. Objects are plain JSON here, sent and received on one keep-alive
+connection pool, with the credentials the official client's configuration loads (kubeconfig or
+in-cluster, with its token refresh): `blocklearn.runtime.kubeclient`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -16,9 +19,10 @@ from typing import Any
 
 import aiohttp
 
-from blocklearn import API_VERSION, __version__
+from blocklearn import __version__
+from blocklearn.runtime.kubeclient import configuration
+from blocklearn.runtime.objects import Obj
 
-Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 TOKEN_REFRESH_SECONDS = 60.0
 
@@ -31,16 +35,29 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+class Unreachable(aiohttp.ClientConnectionError):
+    """No connection to the API server: where it was sought and why not ("Connection refused")."""
+
+    def __init__(self, url: str, cause: OSError) -> None:
+        self.url, self.why = url, os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(f"cannot reach {url}: {self.why}")
+
+
 class Rest:
     """JSON over HTTP to one API server; `configuration` is a kubernetes.client.Configuration."""
 
-    def __init__(self, configuration: Any, timeout: float = 60) -> None:
-        self._config = configuration
-        self._base = str(configuration.host).rstrip("/")
+    def __init__(self, config: Any, timeout: float = 60) -> None:
+        self._config = config
+        self._base = str(config.host).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._auth: dict[str, str] = {}  # the credential headers (a bearer token), re-read each minute
         self._auth_read_at = -float("inf")
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, timeout: float = 60) -> Rest:
+        """In a pod, its ServiceAccount; elsewhere the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+        return cls(configuration(kubeconfig), timeout)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self._base.startswith("https"):
@@ -89,34 +106,53 @@ class Rest:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        timeout: float | None = None,
     ) -> Obj:
+        """One call; the answer's JSON. Raises ApiError for a status >= 400, Unreachable when no
+        connection is made, other aiohttp errors and TimeoutError when the server fails on the way
+        or is slower than `timeout`."""
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
-        async with self._client().request(
-            method,
-            self._base + path,
-            data=data,
-            params=params,
-            headers=self._headers(content_type if data is not None else None),
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 400:
-                raise _error(resp.status, text)
-            return json.loads(text) if text else {}
+        try:
+            async with self._client().request(
+                method,
+                self._base + path,
+                data=data,
+                params=params,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else self._timeout,
+            ) as resp:
+                text = await resp.text()
+        except aiohttp.ClientConnectorError as exc:
+            raise Unreachable(self._base, exc) from exc
+        if resp.status >= 400:
+            raise _error(resp.status, text)
+        return json.loads(text) if text else {}
 
     async def pages(
         self, path: str, limit: int = 500, params: Mapping[str, str] | None = None
     ) -> AsyncIterator[tuple[list[Obj], str]]:
-        """A list in chunks (limit/continue), with the list's resourceVersion; one page in memory."""
-        token = ""
-        while True:
-            query = {**(params or {}), "limit": str(limit)}
-            if token:
-                query["continue"] = token
-            result = await self.request("GET", path, params=query)
-            yield result.get("items") or [], str(result.get("metadata", {}).get("resourceVersion", ""))
-            token = result.get("metadata", {}).get("continue") or ""
-            if not token:
-                return
+        """A list in chunks (limit/continue), with the list's resourceVersion. The next page is asked
+        for while the caller handles this one, so the server's work and ours overlap; at most two
+        pages are in memory."""
+
+        def fetch(token: str) -> asyncio.Task[Obj]:
+            query = {**(params or {}), "limit": str(limit), **({"continue": token} if token else {})}
+            return asyncio.ensure_future(self.request("GET", path, params=query))
+
+        following = fetch("")
+        try:
+            while True:
+                result = await following
+                metadata = result.get("metadata") or {}
+                token = str(metadata.get("continue") or "")
+                if token:
+                    following = fetch(token)
+                yield result.get("items") or [], str(metadata.get("resourceVersion", ""))
+                if not token:
+                    return
+        finally:  # the caller stopped early: no request left behind, no error left unread
+            following.cancel()
+            following.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def watch(self, path: str, version: str, timeout: int) -> AsyncIterator[Obj]:
         """Watch events from a resourceVersion; ends when the server ends the stream (`timeout`)."""
@@ -143,13 +179,6 @@ class Rest:
                             status.get("message", ""),
                         )
                     yield event
-
-
-def custom_path(plural: str, namespace: str | None = None, name: str = "", sub: str = "") -> str:
-    """The URL path of our group's resources: a collection, an object, or its subresource."""
-    path = f"/apis/{API_VERSION}"
-    path += f"/namespaces/{namespace}/{plural}" if namespace else f"/{plural}"
-    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
 def _error(status: int, text: str) -> ApiError:

@@ -7,15 +7,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import prometheus_client
 from aiohttp import HttpVersion11, web
 from pydantic import ValidationError
 
 from blocklearn import metrics
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.index.core import ExampleIndex, Hit
+from blocklearn.runtime.probes import probe_app
 from blocklearn.search.auth import Authenticator, AuthUnavailableError, Caller, authenticate
-from blocklearn.search.distinct import Grouped, candidates, distinct, occurrences
+from blocklearn.search.distinct import Grouped, candidates, distinct
 from blocklearn.search.openapi import render as render_openapi
 from blocklearn.search.schema import SearchRequest
 
@@ -155,7 +155,7 @@ def build_app(
                 index.search, text, fetch, vector=vector, min_score=req.min_score, namespace=req.namespace
             )
             groups = (
-                distinct(hits, req.k) if req.distinct else [Grouped(h, occurrences(h.entry)) for h in hits]
+                distinct(hits, req.k) if req.distinct else [Grouped(h, h.entry.occurrences) for h in hits]
             )
             result = "ok" if groups else "empty"
             return web.json_response(
@@ -188,17 +188,17 @@ def vector_detail(index: ExampleIndex) -> Callable[[], dict[str, Any]]:
 
 
 def _result(hit: Hit, support: int) -> dict[str, Any]:
-    """One result as `schema.SearchResult` describes it; built as a dict, as the payload already has
+    """One result as `schema.SearchResult` describes it; built as a dict, as the entry already has
     the Example's validated shape."""
-    payload = hit.entry.payload
+    entry = hit.entry
     return {
-        "namespace": hit.entry.namespace,
-        "name": hit.entry.name,
+        "namespace": entry.namespace,
+        "name": entry.name,
         "score": round(hit.score, 6),
         "support": support,
-        "query": payload.get("query"),
-        "answer": payload.get("answer"),
-        "blockRef": payload.get("blockRef"),
+        "query": entry.query,
+        "answer": entry.answer,
+        "blockRef": entry.block_ref,
     }
 
 
@@ -231,20 +231,7 @@ def build_probe_app(
     search listens on localhost only (the kubelet and Prometheus reach the pod's address). `detail`
     adds to /readyz's body (how many examples have a current vector, during a model switch)."""
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": alive()}, status=200 if alive() else 503)
+    def readyz_detail() -> dict[str, Any]:
+        return {"indexSize": size(), **(detail() if detail else {})}
 
-    async def readyz(_: web.Request) -> web.Response:
-        ok = ready()
-        body = {"ready": ok, "indexSize": size(), **(detail() if detail else {})}
-        return web.json_response(body, status=200 if ok else 503)
-
-    async def metrics_endpoint(_: web.Request) -> web.Response:
-        data = prometheus_client.generate_latest()
-        return web.Response(body=data, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
-
-    app = web.Application(**options)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
-    return app
+    return probe_app(alive, ready, readyz_detail, **options)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from blocklearn.embed.text import normalise_command
 from blocklearn.index.core import MAX_K, Entry, Hit
@@ -22,7 +21,7 @@ OVERFETCH = 10
 
 @dataclass(frozen=True)
 class Grouped:
-    """The best hit of one answer, and how many candidate hits gave that answer."""
+    """The best hit of one answer, and how many corrections among the candidate hits gave it."""
 
     hit: Hit
     support: int
@@ -35,14 +34,7 @@ def candidates(k: int) -> int:
 
 def answer_key(entry: Entry) -> str:
     """The executed cells, whitespace-normalised: two examples with equal keys teach the same."""
-    cells: Sequence[Any] = entry.payload.get("answer") or []
-    return normalise_command("\n".join(str(c.get("contents", "")) for c in cells if isinstance(c, dict)))
-
-
-def occurrences(entry: Entry) -> int:
-    """How many Blocks taught the example's correction (identical ones collapse into one Example)."""
-    value = entry.payload.get("occurrences")
-    return value if isinstance(value, int) and value > 0 else 1
+    return normalise_command("\n".join(str(c.get("contents", "")) for c in entry.answer))
 
 
 def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
@@ -53,6 +45,6 @@ def distinct(hits: Sequence[Hit], k: int) -> list[Grouped]:
     for hit in hits:
         key = answer_key(hit.entry)
         best.setdefault(key, hit)
-        support[key] = support.get(key, 0) + occurrences(hit.entry)
+        support[key] = support.get(key, 0) + hit.entry.occurrences
     # dicts keep insertion order: the first hit of each answer is its best, in rank order.
     return [Grouped(hit, support[key]) for key, hit in list(best.items())[:k]]

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import MAX_K
-from blocklearn.resources.models import MAX_CELL_CHARS, BlockRef, Cell, Doc, plain_text
+from blocklearn.resources.models import MAX_CELL_CHARS, BlockRef, Cell, plain_text
 
 DEFAULT_K = 3  # Foyle's number of few-shot examples
 # A text query is one markup cell: the same limits as a cell's contents.
@@ -80,7 +80,10 @@ class SearchResult(BaseModel):
         description="How many corrections near the query gave this answer: the occurrences of the near"
         " examples with it (of this example alone, for raw results).",
     )
-    query: Doc = Field(description="The notebook context of the correction.")
+    query: str = Field(
+        description="The context of the correction, as it was embedded: the cells just before the"
+        " executed one, rendered as markdown."
+    )
     answer: list[Cell] = Field(description="The cell the person executed.")
     block_ref: BlockRef = Field(alias="blockRef", description="The Block the Example was learned from.")
 
