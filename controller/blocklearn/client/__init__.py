@@ -18,9 +18,7 @@ the kubeconfig or, in a pod, its ServiceAccount. Imports neither kopf nor the em
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
 from blocklearn.embed.text import render_cell
 from blocklearn.resources.models import MAX_RETRIEVED, BlockSpec, Cell, Doc
+from blocklearn.resources.names import hashed_name
 from blocklearn.runtime import retry
 from blocklearn.runtime.kubeclient import api_client
 from blocklearn.search.schema import DEFAULT_K, CellsQuery, SearchRequest, SearchResponse, SearchResult
@@ -299,10 +298,8 @@ def block_name(trace_id: str) -> str:
     so two trace ids never share a name, and the same one always gives the same name."""
     if not trace_id:
         raise ValueError("a trace id is needed to name the Block")
-    digest = hashlib.sha256(trace_id.encode()).hexdigest()[:12]
-    slug = re.sub(r"[^a-z0-9]+", "-", trace_id.lower())[:40].strip("-")
     # At most 53 characters: an Example label holds its Block's name, and labels stop at 63.
-    return f"{slug}-{digest}" if slug else f"trace-{digest}"
+    return hashed_name(trace_id, trace_id, length=53, hash_chars=12, fallback="trace")
 
 
 def build_block(

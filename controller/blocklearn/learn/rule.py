@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import hashlib
-import re
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from blocklearn import GROUP
 from blocklearn.embed.text import normalise_command, query_cells, query_text
 from blocklearn.learn.redaction import redact
 from blocklearn.resources.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
+from blocklearn.resources.names import hashed_name
 
 
 class Reason(enum.StrEnum):
@@ -138,7 +137,6 @@ def _redacted(cell: Cell, found: Counter[str]) -> Cell:
 # An Example's name: a readable prefix from the answer, and a hash of what the correction is.
 NAME_CHARS = 63  # a DNS label, which a DNS subdomain (what Kubernetes requires) also accepts
 HASH_CHARS = 16  # 64 bits: two different corrections sharing a name is beyond any namespace's size
-_NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 
 def correction_key(example: ExampleSpec) -> tuple[str, str]:
@@ -154,6 +152,5 @@ def example_name(example: ExampleSpec) -> str:
     get 409 AlreadyExists and count an occurrence). At most 63 characters, a valid DNS-1123 name,
     whatever the Block's name."""
     query, answer = correction_key(example)
-    digest = hashlib.sha256(f"{query}\0{answer}".encode(errors="surrogatepass")).hexdigest()
-    prefix = _NOT_NAME.sub("-", answer.lower())[: NAME_CHARS - HASH_CHARS - 1].strip("-")
-    return f"{prefix or 'example'}-{digest[:HASH_CHARS]}"
+    key = f"{query}\0{answer}"
+    return hashed_name(answer, key, length=NAME_CHARS, hash_chars=HASH_CHARS, fallback="example")
