@@ -5,6 +5,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import kmock
@@ -16,6 +17,9 @@ from blocklearn.embed.semantic import INSTALL_COMMAND, WEIGHTS_PACKAGE
 from blocklearn.resources.crds import all_crds
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
+
+if TYPE_CHECKING:
+    from tests.harness import Harness
 
 BIN = Path(__file__).resolve().parent.parent / ".bin"
 # What `@pytest.mark.needs_tools(...)` may name: how to tell it is here, and how to get it.
@@ -108,6 +112,21 @@ async def emulator() -> AsyncIterator[Emulator]:
 async def api(emulator: Emulator) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(session, str(emulator.url).rstrip("/"))
+
+
+@pytest.fixture
+async def harness(
+    emulator: Emulator, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
+    """The controller's parts (and the index's, if asked) in this event loop: tests/harness.py."""
+    from tests.harness import Harness  # it imports this module
+
+    running = Harness(emulator, api, tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))  # what the index's code reads
+    try:
+        yield running
+    finally:
+        await running.close()
 
 
 def block_body(
