@@ -121,7 +121,7 @@ async def harness(
     """The controller's parts (and the index's, if asked) in this event loop: tests/harness.py."""
     from tests.harness import Harness  # it imports this module
 
-    running = Harness(emulator, api, tmp_path)
+    running = Harness(emulator, api, tmp_path, monkeypatch)
     monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))  # what the index's code reads
     try:
         yield running

@@ -25,10 +25,13 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import REGISTRY
 
 from blocklearn import BLOCKS, EXAMPLES
 from blocklearn.controller.reconcilers import Reconcilers
@@ -132,8 +135,10 @@ class Harness:
     """Controllers (informers, work queues, reconcilers, resync) and indexes against the emulator, in
     this event loop; everything it started stops with the test."""
 
-    def __init__(self, emulator: Emulator, api: Api, directory: Path) -> None:
-        self.emulator, self.api, self.directory = emulator, api, directory
+    def __init__(
+        self, emulator: Emulator, api: Api, directory: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.emulator, self.api, self.directory, self.monkeypatch = emulator, api, directory, monkeypatch
         self.kubeconfig = kubeconfig_for(emulator, directory)
         self.clock: Clock = SYSTEM_CLOCK
         self.controllers: list[Controller] = []
@@ -149,8 +154,17 @@ class Harness:
         self.emulator.clock = clock.time
         return clock
 
-    def settings(self, **overrides: Any) -> Settings:
-        return Settings(**{**DEFAULTS, **overrides})
+    def settings(self, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The harness's defaults, then `env` as a process would read it (`BLOCKLEARN_X` is the setting
+        `x`; other variables, an API key, go into the environment until the test ends), then
+        `overrides`."""
+        from_env: dict[str, Any] = {}
+        for name, value in (env or {}).items():
+            if name.startswith("BLOCKLEARN_"):
+                from_env[name.removeprefix("BLOCKLEARN_").lower()] = value
+            else:
+                self.monkeypatch.setenv(name, value)
+        return Settings(**{**DEFAULTS, **from_env, **overrides})
 
     def rest(self) -> Rest:
         rest = Rest.from_kubeconfig(str(self.kubeconfig))
@@ -178,9 +192,8 @@ class Harness:
     async def start(self, embedder: Embedder | None = None, **settings: Any) -> Controller:
         """A controller as `blocklearn controller` runs it once it leads: informers synced, then the
         work queues and the resync loop."""
-        controller = Controller(
-            self.settings(**settings), self.rest(), self.reconcilers(embedder, **settings)
-        )
+        reconcilers = self.reconcilers(embedder, **settings)
+        controller = Controller(reconcilers.settings, reconcilers.rest, reconcilers)
         await controller.start()
         self.controllers.append(controller)
         return controller
@@ -285,6 +298,11 @@ class Harness:
         for embedder in self._embedders:
             if isinstance(embedder, OpenAIEmbedder):
                 await embedder.close()
+
+
+def sample(name: str, **labels: str) -> float:
+    """A metric of this process (the controller's and the index's here), as /metrics shows it."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _cached(reconcilers: Reconcilers, plural: str, emulator: Emulator) -> bool:

@@ -17,22 +17,16 @@ from typing import Any
 
 import kmock
 import pytest
-from prometheus_client import REGISTRY
 
 from blocklearn import metrics
 from blocklearn.runtime.objects import parse_rfc3339
 from blocklearn.runtime.workqueue import Requeue
 from tests.conftest import block_body, is_embedded
-from tests.harness import Harness
+from tests.harness import Harness, sample
 
 
 def teaching(name: str, i: int) -> dict[str, Any]:
     return block_body(name, executed=f"kubectl get pods -n team-{i}", doc=f"list the pods of team {i}")
-
-
-def sample(name: str, **labels: str) -> float:
-    """A metric of this process, as its /metrics page would show it."""
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def post(harness: Harness, body: dict[str, Any], plural: str = "blocks") -> dict[str, Any]:
