@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from blocklearn.embed.semantic import INSTALL_COMMAND, WEIGHTS_PACKAGE
 from blocklearn.resources.crds import all_crds
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
+from tests.stack import Stack
 
 if TYPE_CHECKING:
     from tests.harness import Harness
@@ -66,6 +67,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     ]
     if missing:
         (pytest.fail if in_ci() else pytest.skip)("; ".join(dict.fromkeys(missing)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
+    """A test that fails while processes of a Stack run shows their last lines with its failure."""
+    report = yield
+    if isinstance(report, pytest.TestReport) and report.failed:
+        for stack in Stack.running:
+            report.sections.append((f"processes of {stack.directory}", stack.logs()))
+    return report
 
 
 class Api:
@@ -127,6 +140,16 @@ async def harness(
         yield running
     finally:
         await running.close()
+
+
+@pytest.fixture
+async def stack(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Real controllers and indexes against the emulator this event loop serves (tests/stack.py)."""
+    running = Stack(tmp_path / "stack", str(emulator.url).rstrip("/"))
+    try:
+        yield running
+    finally:
+        await running.astop()
 
 
 def block_body(
