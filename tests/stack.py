@@ -37,6 +37,17 @@ from tests.processes import Process, eventually, free_port
 ENV = {"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
 
 
+def get_json(url: str, timeout: float = 5) -> tuple[int, Any]:
+    """GET a URL: (status, JSON body); (0, {}) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except OSError:
+        return 0, {}
+
+
 class Child(Process):
     """A controller, an index or the emulator, and the port it answers HTTP on: the index's search
     and probes, the controller's /metrics and /healthz, the emulator's API."""
@@ -49,13 +60,7 @@ class Child(Process):
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, Any]:
         """GET a path: (status, JSON body); (0, {}) when nothing answers."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
-                return int(resp.status), json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except OSError:
-            return 0, {}
+        return get_json(self.url + path, timeout)
 
     def ready(self) -> bool:
         return self.get(self.ready_path)[0] == 200
