@@ -136,6 +136,10 @@ class Stack:
         port = port or free_port()
         return self._start(name, ["index", "--port", str(port), *(args or [])], env, port, kubeconfig)
 
+    def child(self, name: str) -> Child:
+        """The child of this name started last."""
+        return next(c for c in reversed(self.children) if c.name == name)
+
     def restart(self, child: Child, name: str) -> Child:
         """The same command again (after a kill): same ports, settings and kubeconfig, a log of its own."""
         again = Child(name, child.args, self.directory, child.env, child.port)
