@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from blocklearn.client import Client
-from blocklearn.devtools.dev import Ports, Stack
 from tests.harness import Harness, sample
 from tests.processes import kubectl_binary, scrape
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -85,15 +85,12 @@ async def test_an_annotated_block_is_excluded_across_resyncs_and_comes_back_when
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def processes(tmp_path: Path) -> Iterator[Stack]:
+    """The emulator (a child: the test blocks), the controller with the default embedder, the index."""
     kubectl_binary()
-    env = {"BLOCKLEARN_HASHING_DIM": "512"}
-    s = Stack(tmp_path / "stack", Ports.free(), env=env)
-    try:
-        s.start()
+    with Stack.started(tmp_path / "stack", {"BLOCKLEARN_EMBEDDER": "semantic"}) as s:
+        s.wait_ready(s.controller(), s.index())
         yield s
-    finally:
-        s.stop()
 
 
 def kubectl(stack: Stack, *args: str) -> str:
@@ -130,12 +127,12 @@ def examples(stack: Stack) -> set[str]:
 
 
 def answers(stack: Stack) -> list[str]:
-    with Client(stack.index_url) as client:
+    with Client(stack.child("index").url) as client:
         return [r.answer[0].contents for r in client.search(QUERY, k=8).results]
 
 
 def excluded_decisions(stack: Stack) -> float:
-    page = scrape(f"http://127.0.0.1:{stack.ports.metrics}/metrics")
+    page = scrape(stack.child("controller").url + "/metrics")
     for line in page.splitlines():
         if line.startswith('blocklearn_block_decisions_total{reason="Excluded"}'):
             return float(line.split()[1])
@@ -144,9 +141,10 @@ def excluded_decisions(stack: Stack) -> float:
 
 @pytest.mark.e2e
 @pytest.mark.needs_tools("kubectl", "weights")
-def test_kubectl_annotate_takes_a_correction_out_and_back(stack: Stack) -> None:
+def test_kubectl_annotate_takes_a_correction_out_and_back(processes: Stack) -> None:
     """As a person curates: kubectl, against the real processes (the default, semantic, embedder),
     and the assistant's client searching the index."""
+    stack = processes
     kubectl(stack, "apply", "-f", str(ROOT / "examples" / "blocks"))
     wait_for(lambda: learned(stack, BAD_NAME) == ("True", "Learned"))
     wait_for(lambda: COREDNS in answers(stack))
