@@ -69,9 +69,18 @@ def embedded(emulator: Emulator) -> set[str]:
 
 
 async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(api: Api, stack: Stack) -> None:
-    stack.controller(env=ENV)
+    growth = {
+        "BLOCKLEARN_BLOCK_TTL_SECONDS": "3600",
+        "BLOCKLEARN_MAX_EXAMPLES_PER_NAMESPACE": "0",
+        "BLOCKLEARN_STORE_BUDGET_BYTES": "536870912",
+    }
+    controller = stack.controller(env={**ENV, **growth})
     index = stack.index(env=ENV)
-    await stack.ready(index)
+    await stack.ready(controller, index)
+    # The settings from the environment, printed once at start and the budget exported for the alert.
+    started = [line for line in controller.log.read_text().splitlines() if "Started controller:" in line]
+    assert len(started) == 1 and "block_ttl_seconds=3600 max_examples_per_namespace=0" in started[0]
+    assert controller.metric("blocklearn_store_budget_bytes") == 536870912
     await api.call(
         "POST",
         api.path("blocks"),
