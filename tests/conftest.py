@@ -3,8 +3,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import kmock
@@ -16,6 +17,10 @@ from blocklearn.embed.semantic import INSTALL_COMMAND, WEIGHTS_PACKAGE
 from blocklearn.resources.crds import all_crds
 from tests.fake_embeddings import FakeEmbeddings
 from tests.processes import free_port
+from tests.stack import Stack
+
+if TYPE_CHECKING:
+    from tests.harness import Harness
 
 BIN = Path(__file__).resolve().parent.parent / ".bin"
 # What `@pytest.mark.needs_tools(...)` may name: how to tell it is here, and how to get it.
@@ -64,6 +69,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         (pytest.fail if in_ci() else pytest.skip)("; ".join(dict.fromkeys(missing)))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
+    """A test that fails while processes of a Stack run shows their last lines with its failure."""
+    report = yield
+    if isinstance(report, pytest.TestReport) and report.failed:
+        for stack in Stack.running:
+            report.sections.append((f"processes of {stack.directory}", stack.logs()))
+    return report
+
+
 class Api:
     """A small HTTP client for the emulator, for tests."""
 
@@ -108,6 +125,31 @@ async def emulator() -> AsyncIterator[Emulator]:
 async def api(emulator: Emulator) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(session, str(emulator.url).rstrip("/"))
+
+
+@pytest.fixture
+async def harness(
+    emulator: Emulator, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
+    """The controller's parts (and the index's, if asked) in this event loop: tests/harness.py."""
+    from tests.harness import Harness  # it imports this module
+
+    running = Harness(emulator, api, tmp_path, monkeypatch)
+    monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))  # what the index's code reads
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
+async def stack(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Real controllers and indexes against the emulator this event loop serves (tests/stack.py)."""
+    running = Stack(tmp_path / "stack", str(emulator.url).rstrip("/"))
+    try:
+        yield running
+    finally:
+        await running.astop()
 
 
 def block_body(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,7 +76,7 @@ async def eventually(
     check: Callable[[], Awaitable[T | None]],
     timeout: float = 30,
     what: str = "condition",
-    logs: list[Process] | None = None,
+    logs: Sequence[Process] | None = None,
 ) -> T:
     """Poll an async check until it returns something truthy; fail with the processes' logs."""
     deadline = time.monotonic() + timeout

@@ -1,23 +1,20 @@
-"""A corpus of 100+ malformed Blocks against the real controller: each is refused by the CRD schema
-or ends Ready=False, reason=Invalid with a message naming the field; valid Blocks between them keep
-learning, and the controller neither crashes nor stalls."""
+"""A corpus of 100+ malformed Blocks against the controller (its informers and reconcilers in this
+process, tests/harness.py): each is refused by the CRD schema or ends Ready=False, reason=Invalid with
+a message naming the field; valid Blocks between them keep learning, and no watch, worker or resync
+of the controller dies or stalls."""
 
 from __future__ import annotations
 
 import copy
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS
-from tests.conftest import Api, block_body, kubeconfig_for
-from tests.processes import Process, eventually
+from tests.conftest import block_body
+from tests.harness import Harness
+from tests.processes import eventually
 
-pytestmark = pytest.mark.e2e
 Mutation = Callable[[dict[str, Any]], None]
 
 
@@ -121,64 +118,51 @@ def corpus() -> list[tuple[str, Mutation, str]]:
     return cases
 
 
-async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learning(
-    api: Api, emulator: Emulator, tmp_path: Path
-) -> None:
-    config = kubeconfig_for(emulator, tmp_path)
-    env = {"KUBECONFIG": str(config), "BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": "128"}
-    controller = Process(
-        "controller",
-        ["controller", "--metrics-port", "0"],
-        tmp_path,
-        env,
-    ).start()
+async def test_malformed_blocks_are_refused_or_invalid_and_valid_ones_keep_learning(harness: Harness) -> None:
+    api, emulator = harness.api, harness.emulator
+    controller = await harness.start(hashing_dim=128)
     cases = corpus()
     assert len(cases) >= 100
     refused, accepted, good = 0, {}, []
-    try:
-        for i, (name, mutate, field) in enumerate(cases):
-            body = block_body(f"bad-{i:03d}")
-            mutate(body["spec"])
-            # Connection: close, so that a body refused half-read (413) leaves no connection for the
-            # server to wait on at shutdown.
-            headers = {"Content-Type": "application/json", "Connection": "close"}
-            async with api.session.post(api.path("blocks"), data=json.dumps(body), headers=headers) as resp:
-                code, text = resp.status, await resp.text()
-            if code == 413:  # too large for any API server (the real one stops at 3 MiB)
-                refused += 1
-            elif code == 422:
-                refused += 1
-                assert field.split(".")[-1] in json.loads(text)["message"], (name, text[:300])
-            else:
-                assert code == 201, (name, code, text[:300])
-                accepted[f"bad-{i:03d}"] = (name, field)
-            if i % 10 == 0:  # valid Blocks in between must keep learning
-                good.append(f"good-{i:03d}")
-                await api.call(
-                    "POST", api.path("blocks"), block_body(good[-1], executed=f"kubectl logs pod-{i}")
-                )
-        long_name = "n" * 253  # at the name length limit
-        await api.call("POST", api.path("blocks"), block_body(long_name))
-        good.append(long_name)
+    for i, (name, mutate, field) in enumerate(cases):
+        body = block_body(f"bad-{i:03d}")
+        mutate(body["spec"])
+        # Connection: close, so that a body refused half-read (413) leaves no connection for the
+        # server to wait on at shutdown.
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        async with api.session.post(api.path("blocks"), data=json.dumps(body), headers=headers) as resp:
+            code, text = resp.status, await resp.text()
+        if code == 413:  # too large for any API server (the real one stops at 3 MiB)
+            refused += 1
+        elif code == 422:
+            refused += 1
+            assert field.split(".")[-1] in json.loads(text)["message"], (name, text[:300])
+        else:
+            assert code == 201, (name, code, text[:300])
+            accepted[f"bad-{i:03d}"] = (name, field)
+        if i % 10 == 0:  # valid Blocks in between must keep learning
+            good.append(f"good-{i:03d}")
+            await api.call("POST", api.path("blocks"), block_body(good[-1], executed=f"kubectl logs pod-{i}"))
+    long_name = "n" * 253  # at the name length limit
+    await api.call("POST", api.path("blocks"), block_body(long_name))
+    good.append(long_name)
 
-        async def settled() -> bool:
-            stored = {b["metadata"]["name"]: b for b in emulator.objects_of("blocklearn.dev/v1alpha1/blocks")}
-            ready = {n: _condition(stored[n], "Ready") for n in [*accepted, *good]}
-            return all(r is not None for r in ready.values())
-
-        await eventually(settled, timeout=120, what="every Block reconciled", logs=[controller])
+    async def settled() -> bool:
         stored = {b["metadata"]["name"]: b for b in emulator.objects_of("blocklearn.dev/v1alpha1/blocks")}
-        for block_name, (name, field) in accepted.items():
-            ready = _condition(stored[block_name], "Ready")
-            assert ready is not None and ready["status"] == "False" and ready["reason"] == "Invalid", name
-            assert f"spec.{field}" in ready["message"], (name, ready["message"])
-        learned = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
-        examples = {e["spec"]["blockRef"]["name"] for e in learned}  # named from content, not Blocks
-        assert set(good) <= examples and not examples & set(accepted)
-        assert all(len(e["metadata"]["name"]) <= 63 for e in learned)  # also the 253-character Block's
-        assert controller.alive(), controller.tail()
-    finally:
-        await controller.astop()
+        ready = {n: _condition(stored[n], "Ready") for n in [*accepted, *good]}
+        return all(r is not None for r in ready.values())
+
+    await eventually(settled, timeout=120, what="every Block reconciled")
+    stored = {b["metadata"]["name"]: b for b in emulator.objects_of("blocklearn.dev/v1alpha1/blocks")}
+    for block_name, (name, field) in accepted.items():
+        ready = _condition(stored[block_name], "Ready")
+        assert ready is not None and ready["status"] == "False" and ready["reason"] == "Invalid", name
+        assert f"spec.{field}" in ready["message"], (name, ready["message"])
+    learned = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
+    examples = {e["spec"]["blockRef"]["name"] for e in learned}  # named from content, not Blocks
+    assert set(good) <= examples and not examples & set(accepted)
+    assert all(len(e["metadata"]["name"]) <= 63 for e in learned)  # also the 253-character Block's
+    assert controller.alive()
     # most are refused by the CRD schema (types and size caps); what passes it (NUL, surrogates, times)
     # is Invalid
     assert refused > 100 and len(accepted) >= 7, (refused, len(accepted))

@@ -15,8 +15,9 @@ import yaml
 
 from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.settings import Settings
-from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
-from tests.processes import Process, eventually, free_port
+from tests.conftest import Api, block_body, is_embedded
+from tests.processes import Process, eventually
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "blocklearn"
@@ -401,40 +402,27 @@ def allowed(rules: list[dict[str, Any]], verb: str, group: str, resource: str) -
 
 @pytest.mark.e2e
 async def test_rbac_allows_exactly_the_calls_the_code_makes(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
     """Run the controller, the index (checking a search's ServiceAccount token) and a backfill for
     real; every call they made must be allowed, and every permission granted must have been used."""
-    config = kubeconfig_for(emulator, tmp_path)
     env = {
-        "KUBECONFIG": str(config),
-        "BLOCKLEARN_EMBEDDER": "hashing",
         "BLOCKLEARN_HASHING_DIM": "64",
         "BLOCKLEARN_RESYNC_SECONDS": "1",
         # Long enough for b1's steps below, short enough to see Blocks expire (delete blocks) and
         # a teaching one let its Example go first (patch examples).
         "BLOCKLEARN_BLOCK_TTL_SECONDS": "20",
     }
-    index_port = free_port()
     # As the chart runs it: with leader election (its Lease calls are checked too).
     election = {
         "BLOCKLEARN_LEADER_ELECTION": "true",
         "BLOCKLEARN_LEADER_ELECTION_NAME": "rel-blocklearn-controller",
     }
     procs = [
-        Process(
-            "controller",
-            ["controller", "--metrics-port", "0"],
-            tmp_path,
-            {**env, **election},
-        ).start(),
-        Process(
-            "index",
-            ["index", "--port", str(index_port)],
-            tmp_path,
-            {**env, "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"},
-        ).start(),
+        stack.controller(env={**env, **election}),
+        stack.index(env={**env, "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"}),
     ]
+    index_port = procs[1].port
     # A conflict on each status write: the controller reads that one object again (get) and redoes.
     conflicted: set[str] = set()
 
@@ -489,7 +477,11 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             api.path("blocks", name="b1"),
             {"spec": {"executedCell": {"kind": "code", "contents": "kubectl get pods"}}},
         )  # stops teaching: the Example is deleted
-        backfill = Process("backfill", ["backfill", "--since", "2000-01-01T00:00:00Z"], tmp_path, env).start()
+        args = ["backfill", "--since", "2000-01-01T00:00:00Z"]
+        backfill = Process(
+            "backfill", args, tmp_path, {**stack.env, **env, "KUBECONFIG": str(stack.kubeconfig)}
+        )
+        backfill.start()
         assert await backfill.exited() == 0
         await eventually(lambda: _gone(api), what="Example deleted", logs=procs)
         await eventually(lambda: _resynced(procs[0]), what="a resync", logs=procs)
@@ -497,8 +489,7 @@ async def test_rbac_allows_exactly_the_calls_the_code_makes(
             lambda: _expired(api, "expires", "bad"), timeout=90, what="Blocks expired", logs=procs
         )
     finally:
-        for p in procs:
-            await p.astop()
+        await stack.astop()
     # What our processes called (kopf, and our own client, which every process uses); the test's own
     # aiohttp calls are not the operator's.
     ours = ("kopf", "blocklearn")

@@ -1,5 +1,5 @@
-"""blocklearn.client against real processes: the emulator, the controller and the index of
-`blocklearn dev`'s Stack, plus indexes started with authentication or without their embedder.
+"""blocklearn.client against real processes: the emulator, the controller and the index (tests/stack.py,
+one stack for the module), plus indexes started with authentication or without their embedder.
 
 The client is synchronous; the tests that also serve something in their event loop (a fake
 embedder) call it through a thread, so that loop keeps serving."""
@@ -31,14 +31,14 @@ from blocklearn.client import (
     block_name,
     few_shot_messages,
 )
-from blocklearn.devtools.dev import Ports, Stack
 from blocklearn.runtime.kubeclient import api_client
 from blocklearn.search.openapi import document
 from tests.fake_embeddings import FakeEmbeddings
-from tests.processes import Process, eventually, free_port, kubectl_binary, scrape
+from tests.processes import eventually, free_port, kubectl_binary, scrape
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
-ENV = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2"}
+ENV = {"BLOCKLEARN_EMBEDDER": "semantic"}
 T = TypeVar("T")
 
 COREDNS = {
@@ -50,17 +50,14 @@ COREDNS = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"), Ports.free(), env=ENV)
-    try:
-        s.start()
+    with Stack.started(tmp_path_factory.mktemp("stack"), ENV) as s:
+        s.wait_ready(s.controller(), s.index())
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[Client]:
-    with Client(stack.index_url, kubeconfig=str(stack.kubeconfig), backoff=0.05) as c:
+    with Client(stack.child("index").url, kubeconfig=str(stack.kubeconfig), backoff=0.05) as c:
         yield c
 
 
@@ -167,7 +164,7 @@ def test_live_answers_match_the_openapi_document(client: Client, stack: Stack) -
         )
 
     client.record_block(**COREDNS, gen_trace_id="gen-openapi")
-    url = stack.index_url + "/v1/search"
+    url = stack.child("index").url + "/v1/search"
     wait_for(
         lambda: requests.post(url, json={"query": "coredns logs", "namespace": "default"}).json()["results"]
     )
@@ -193,15 +190,9 @@ def test_live_answers_match_the_openapi_document(client: Client, stack: Stack) -
 def test_tokens_401_and_403(stack: Stack, tmp_path: Path) -> None:
     shared = tmp_path / "token"
     shared.write_text("s3cret-shared-token\n")
-    port = free_port()
-    env = {
-        "KUBECONFIG": str(stack.kubeconfig),
-        **ENV,
-        "BLOCKLEARN_INDEX_TOKEN_FILE": str(shared),
-        "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true",
-    }
-    index = Process("index-auth", ["index", "--port", str(port)], tmp_path, env).start()
-    url = f"http://127.0.0.1:{port}"
+    env = {"BLOCKLEARN_INDEX_TOKEN_FILE": str(shared), "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"}
+    index = stack.index("index-auth", env)
+    url = index.url
     try:
         wait_for(lambda: _status(url + "/readyz") == 200)
         with pytest.raises(UnauthorizedError, match="a valid bearer token is required"):
@@ -233,10 +224,8 @@ def test_tokens_401_and_403(stack: Stack, tmp_path: Path) -> None:
 
 async def test_503_is_retried_with_backoff_until_the_index_is_ready(stack: Stack, tmp_path: Path) -> None:
     embeddings = FakeEmbeddings(free_port())  # down: the index waits for it, answering 503
-    port = free_port()
-    env = {"KUBECONFIG": str(stack.kubeconfig), **embeddings.env(), "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "1"}
-    index = Process("index-waiting", ["index", "--port", str(port)], tmp_path, env).start()
-    url = f"http://127.0.0.1:{port}"
+    index = stack.index("index-waiting", {**embeddings.env(), "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "1"})
+    url = index.url
     try:
         await eventually(lambda: _astatus(url + "/healthz", 200), what="index alive", logs=[index])
 
@@ -292,7 +281,7 @@ def test_the_search_command_uses_the_client(stack: Stack, client: Client) -> Non
             "search",
             "coredns logs",
             "--url",
-            stack.index_url,
+            stack.child("index").url,
             "-o",
             "json",
         ],
@@ -302,7 +291,7 @@ def test_the_search_command_uses_the_client(stack: Stack, client: Client) -> Non
     )
     assert json.loads(out.stdout)["results"][0]["support"] >= 1
     failed = subprocess.run(
-        [sys.executable, "-m", "blocklearn", "search", "pods", "-A", "--url", stack.index_url],
+        [sys.executable, "-m", "blocklearn", "search", "pods", "-A", "--url", stack.child("index").url],
         capture_output=True,
         text=True,
     )

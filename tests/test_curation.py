@@ -1,6 +1,7 @@
-"""Curation through the real kubectl: `kubectl annotate blk NAME blocklearn.dev/learn=false` takes a
-correction out of what the assistant learns (its Example deleted, not recreated by resyncs), and
-removing the annotation brings it back. Real emulator, controller and index processes."""
+"""Curation: `kubectl annotate blk NAME blocklearn.dev/learn=false` takes a correction out of what the
+assistant learns (its Example deleted, not recreated by resyncs, not found), and removing the
+annotation brings it back. The controller and the index in this process (tests/harness.py), then
+through the real kubectl, processes and client."""
 
 from __future__ import annotations
 
@@ -12,28 +13,84 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 
 from blocklearn.client import Client
-from blocklearn.devtools.dev import Ports, Stack
+from tests.harness import Harness, sample
 from tests.processes import kubectl_binary, scrape
+from tests.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_tools("kubectl", "weights")]
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 BAD_NAME = "coredns-logs"
 QUERY = "the coredns pod keeps crashing, show me why"
+COREDNS = "kubectl logs -n kube-system deploy/coredns --previous"
+
+
+LEARN_FALSE = {"metadata": {"annotations": {"blocklearn.dev/learn": "false"}}}
+LEARN_AGAIN = {"metadata": {"annotations": {"blocklearn.dev/learn": None}}}
+
+
+async def test_an_annotated_block_is_excluded_across_resyncs_and_comes_back_when_unannotated(
+    harness: Harness,
+) -> None:
+    excluded = sample("blocklearn_block_decisions_total", reason="Excluded")
+    await harness.start()
+    index = await harness.index()
+    for path in sorted((ROOT / "examples" / "blocks").glob("*.yaml")):
+        for body in yaml.safe_load_all(path.read_text()):
+            code, answer = await harness.api.call("POST", harness.api.path("blocks"), body)
+            assert code in (201, 422), answer  # 13-bad-timestamp is refused by the schema or invalid
+
+    def reason() -> tuple[str, str] | None:
+        status = harness.blocks()[BAD_NAME].get("status", {})
+        cond = next((c for c in status.get("conditions", []) if c["type"] == "Learned"), None)
+        return (cond["status"], cond["reason"]) if cond else None
+
+    def learned_from() -> set[str]:
+        return {e["spec"]["blockRef"]["name"] for e in harness.examples().values()}
+
+    async def answers() -> list[str]:
+        return [r["answer"][0]["contents"] for r in await index.search(QUERY, k=8)]
+
+    async def answered() -> bool:
+        return COREDNS in await answers()
+
+    async def not_answered() -> bool:
+        return COREDNS not in await answers()
+
+    await harness.until(lambda: reason() == ("True", "Learned"), "learned")
+    await harness.until(answered, "found")
+    assert sample("blocklearn_block_decisions_total", reason="Excluded") == excluded
+
+    await harness.api.call("PATCH", harness.api.path("blocks", name=BAD_NAME), LEARN_FALSE)
+    await harness.until(lambda: reason() == ("False", "Excluded"), "excluded")
+    await harness.until(lambda: BAD_NAME not in learned_from(), "its Example deleted")
+    await harness.until(not_answered, "not found")
+    assert sample("blocklearn_block_decisions_total", reason="Excluded") == excluded + 1
+
+    # Resyncs re-derive every Block that did not settle: the Example must stay gone, and no other
+    # Example may be touched.
+    others = harness.examples()
+    await harness.resync()
+    await harness.resync()
+    await harness.settled()
+    assert harness.examples() == others and reason() == ("False", "Excluded")
+    assert await not_answered()
+
+    await harness.api.call("PATCH", harness.api.path("blocks", name=BAD_NAME), LEARN_AGAIN)
+    await harness.until(lambda: reason() == ("True", "Learned"), "learned again")
+    await harness.until(lambda: BAD_NAME in learned_from(), "its Example back")
+    await harness.until(answered, "found again")
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def processes(tmp_path: Path) -> Iterator[Stack]:
+    """The emulator (a child: the test blocks), the controller with the default embedder, the index."""
     kubectl_binary()
-    env = {"BLOCKLEARN_HASHING_DIM": "512", "BLOCKLEARN_RESYNC_SECONDS": "1"}
-    s = Stack(tmp_path / "stack", Ports.free(), env=env)
-    try:
-        s.start()
+    with Stack.started(tmp_path / "stack", {"BLOCKLEARN_EMBEDDER": "semantic"}) as s:
+        s.wait_ready(s.controller(), s.index())
         yield s
-    finally:
-        s.stop()
 
 
 def kubectl(stack: Stack, *args: str) -> str:
@@ -69,50 +126,41 @@ def examples(stack: Stack) -> set[str]:
     return {e["spec"]["blockRef"]["name"] for e in listed}
 
 
-def resyncs(stack: Stack) -> int:
-    return (stack.directory / "controller.log").read_text().count("Resynced:")
-
-
 def answers(stack: Stack) -> list[str]:
-    with Client(stack.index_url) as client:
+    with Client(stack.child("index").url) as client:
         return [r.answer[0].contents for r in client.search(QUERY, k=8).results]
 
 
 def excluded_decisions(stack: Stack) -> float:
-    page = scrape(f"http://127.0.0.1:{stack.ports.metrics}/metrics")
+    page = scrape(stack.child("controller").url + "/metrics")
     for line in page.splitlines():
         if line.startswith('blocklearn_block_decisions_total{reason="Excluded"}'):
             return float(line.split()[1])
     return 0.0
 
 
-def test_an_annotated_block_is_excluded_across_resyncs_and_comes_back_when_unannotated(stack: Stack) -> None:
+@pytest.mark.e2e
+@pytest.mark.needs_tools("kubectl", "weights")
+def test_kubectl_annotate_takes_a_correction_out_and_back(processes: Stack) -> None:
+    """As a person curates: kubectl, against the real processes (the default, semantic, embedder),
+    and the assistant's client searching the index."""
+    stack = processes
     kubectl(stack, "apply", "-f", str(ROOT / "examples" / "blocks"))
     wait_for(lambda: learned(stack, BAD_NAME) == ("True", "Learned"))
-    coredns = "kubectl logs -n kube-system deploy/coredns --previous"
-    wait_for(lambda: coredns in answers(stack))
+    wait_for(lambda: COREDNS in answers(stack))
     assert excluded_decisions(stack) == 0
 
     kubectl(stack, "annotate", "blk", BAD_NAME, "blocklearn.dev/learn=false")
     wait_for(lambda: learned(stack, BAD_NAME) == ("False", "Excluded"))
     wait_for(lambda: BAD_NAME not in examples(stack))
-    wait_for(lambda: coredns not in answers(stack))
+    wait_for(lambda: COREDNS not in answers(stack))
     row = next(line for line in kubectl(stack, "get", "blk").splitlines() if line.startswith(BAD_NAME))
     assert row.split()[1:4] == ["False", "Excluded", "<none>"]
     described = kubectl(stack, "describe", "blk", BAD_NAME)
     assert "blocklearn.dev/learn=false" in described
     assert excluded_decisions(stack) >= 1
 
-    # Resyncs (every second here) re-derive every Block: the Example must stay gone, and no other
-    # Example may be touched.
-    others = examples(stack)
-    seen = resyncs(stack)
-    wait_for(lambda: resyncs(stack) >= seen + 2)
-    assert BAD_NAME not in examples(stack) and examples(stack) == others
-    assert learned(stack, BAD_NAME) == ("False", "Excluded")
-    assert coredns not in answers(stack)
-
     kubectl(stack, "annotate", "blk", BAD_NAME, "blocklearn.dev/learn-")
     wait_for(lambda: learned(stack, BAD_NAME) == ("True", "Learned"))
     wait_for(lambda: BAD_NAME in examples(stack))
-    wait_for(lambda: coredns in answers(stack))
+    wait_for(lambda: COREDNS in answers(stack))

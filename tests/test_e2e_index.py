@@ -6,101 +6,55 @@ import asyncio
 import json
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import kmock
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
-from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
-from tests.processes import Process, eventually, free_port, kubectl_binary, metric
+from tests.conftest import Api, block_body, is_embedded
+from tests.processes import Process, free_port, run_kubectl, scrape
+from tests.stack import Child, Stack
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = "blocklearn.dev/v1alpha1/examples"
-ENV = {
-    "BLOCKLEARN_EMBEDDER": "hashing",
-    "BLOCKLEARN_HASHING_DIM": "512",
-    "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-}
+ENV = {"BLOCKLEARN_HASHING_DIM": "512"}
 
 
-class System:
-    def __init__(self, emulator: Emulator, tmp: Path) -> None:
-        self.config = kubeconfig_for(emulator, tmp)
-        self.tmp = tmp
-        self.index_port = free_port()
-        env = {"KUBECONFIG": str(self.config), **ENV}
-        self.controller = Process(
-            "controller",
-            ["controller", "--metrics-port", "0"],
-            tmp,
-            env,
-        )
-        self.index = Process("index", ["index", "--port", str(self.index_port)], tmp, env)
-        self.url = f"http://127.0.0.1:{self.index_port}"
-
-    def get(self, path: str) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
-        except OSError:
-            return 0, {}
-
-    def metrics(self) -> str:
-        # Blocking is fine here: the index is another process and never waits on this event loop.
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
-            return str(resp.read().decode())
-
-    async def run_search(self, *args: str) -> tuple[int, str, str]:
-        """`blocklearn search --url <index> -o json ARGS`, the real command, run as a person would."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "blocklearn",
-            "search",
-            "--url",
-            self.url,
-            "-o",
-            "json",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        return int(proc.returncode or 0), out.decode(), err.decode()
-
-    async def search(self, query: str, k: int = 3) -> dict:
-        code, out, err = await self.run_search(query, "-k", str(k))
-        assert code == 0, err
-        return dict(json.loads(out))
-
-    @property
-    def logs(self) -> list[Process]:
-        return [self.controller, self.index]
+async def run_search(index: Child, *args: str) -> tuple[int, str, str]:
+    """`blocklearn search --url <index> -o json ARGS`, the real command, run as a person would."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "blocklearn",
+        "search",
+        "--url",
+        index.url,
+        "-o",
+        "json",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()
 
 
-@pytest.fixture
-async def system(emulator: Emulator, tmp_path: Path) -> AsyncIterator[System]:
-    s = System(emulator, tmp_path)
-    s.controller.start()
-    s.index.start()
-    yield s
-    await s.index.astop()
-    await s.controller.astop()
+async def search(index: Child, query: str, k: int = 3) -> dict:
+    code, out, err = await run_search(index, query, "-k", str(k))
+    assert code == 0, err
+    return dict(json.loads(out))
 
 
-async def ready(system: System) -> bool:
-    return system.get("/readyz")[0] == 200
+async def ready(index: Child) -> bool:
+    return await asyncio.to_thread(index.ready)
 
 
-def indexed_names(system: System) -> set[str]:
+def indexed_names(index: Child) -> set[str]:
     """What the index holds, read through its own API: a search for everything, k=max (the lexical
     channel returns the examples sharing a word with the query: every block_body's doc says "list")."""
     req = urllib.request.Request(
-        system.url + "/v1/search",
+        index.url + "/v1/search",
         data=json.dumps({"query": "list every pod", "k": 100, "namespace": "default"}).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -114,10 +68,19 @@ def embedded(emulator: Emulator) -> set[str]:
     return {o["spec"]["blockRef"]["name"] for o in emulator.objects_of(EXAMPLES) if is_embedded(o)}
 
 
-async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
-    api: Api, system: System
-) -> None:
-    await eventually(lambda: ready(system), what="index ready", logs=system.logs)
+async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(api: Api, stack: Stack) -> None:
+    growth = {
+        "BLOCKLEARN_BLOCK_TTL_SECONDS": "3600",
+        "BLOCKLEARN_MAX_EXAMPLES_PER_NAMESPACE": "0",
+        "BLOCKLEARN_STORE_BUDGET_BYTES": "536870912",
+    }
+    controller = stack.controller(env={**ENV, **growth})
+    index = stack.index(env=ENV)
+    await stack.ready(controller, index)
+    # The settings from the environment, printed once at start and the budget exported for the alert.
+    started = [line for line in controller.log.read_text().splitlines() if "Started controller:" in line]
+    assert len(started) == 1 and "block_ttl_seconds=3600 max_examples_per_namespace=0" in started[0]
+    assert controller.metric("blocklearn_store_budget_bytes") == 536870912
     await api.call(
         "POST",
         api.path("blocks"),
@@ -140,20 +103,20 @@ async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
     )
 
     async def found() -> dict | None:
-        result = await system.search("logs of the coredns pod that keeps crashing", k=1)
+        result = await search(index, "logs of the coredns pod that keeps crashing", k=1)
         hits = result["results"]
         return result if hits and hits[0]["blockRef"]["name"] == "kube-logs" else None
 
-    result = await eventually(found, what="search finds the correction", logs=system.logs)
+    result = await stack.until(found, "search finds the correction")
     assert (
         result["results"][0]["answer"][0]["contents"]
         == "kubectl logs -n kube-system deploy/coredns --previous"
     )
     assert result["results"][0]["blockRef"]["name"] == "kube-logs"
 
-    table = Process(
-        "search-table", ["search", "archive my build folder", "--url", system.url], system.tmp
-    ).start()
+    args = ["search", "archive my build folder", "--url", index.url]
+    table = Process("search-table", args, stack.directory)
+    table.start()
     assert await table.exited() == 0
     text = table.log.read_text()
     assert text.splitlines()[0].split() == ["SCORE", "SUPPORT", "NAMESPACE/NAME", "QUERY", "ANSWER"]
@@ -162,21 +125,22 @@ async def test_a_block_applied_is_found_by_search_and_forgotten_when_deleted(
     await api.call("DELETE", api.path("blocks", name="kube-logs"))
 
     async def forgotten() -> bool:
-        result = await system.search("logs of the coredns pod that keeps crashing", k=5)
+        result = await search(index, "logs of the coredns pod that keeps crashing", k=5)
         return all(r["blockRef"]["name"] != "kube-logs" for r in result["results"])
 
-    await eventually(forgotten, what="deleted Block forgotten", logs=system.logs)
-    metrics_text = system.metrics()
-    assert metric(metrics_text, "blocklearn_learning_latency_seconds_count") >= 2
-    assert metric(metrics_text, "blocklearn_index_size") == 1
+    await stack.until(forgotten, "deleted Block forgotten")
+    assert index.metric("blocklearn_learning_latency_seconds_count") >= 2
+    assert index.metric("blocklearn_index_size") == 1
 
 
 async def test_index_converges_after_a_dropped_watch_and_410(
-    api: Api, emulator: Emulator, system: System
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
+    stack.controller(env=ENV)
+    index = stack.index(env=ENV)
     for i in range(6):
         await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
-    await eventually(lambda: _same(system, emulator, 6), what="first sync", logs=system.logs)
+    await stack.until(lambda: _same(index, emulator, 6), "first sync")
 
     # Cut every watch and refuse the index's new ones (not kopf's: the controller must keep working),
     # change the world in the gap, and compact the history so that resuming is impossible.
@@ -195,48 +159,39 @@ async def test_index_converges_after_a_dropped_watch_and_410(
         await api.call("DELETE", api.path("blocks", name=f"b{i}"))
     for i in range(6, 9):
         await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
-    await eventually(
-        lambda: _embedded_are(emulator, {f"b{i}" for i in range(3, 9)}),
-        what="controller converged",
-        logs=system.logs,
-    )
+    await stack.until(lambda: _embedded_are(emulator, {f"b{i}" for i in range(3, 9)}), "controller converged")
     emulator.compact()
     refuse["on"] = False
 
-    await eventually(lambda: _same(system, emulator, 6), what="index converged", timeout=60, logs=system.logs)
-    assert indexed_names(system) == {f"b{i}" for i in range(3, 9)}
-    metrics_text = system.metrics()
-    assert metric(metrics_text, "blocklearn_index_relists_total") >= 2  # the first list, and after the gap
-    assert metric(metrics_text, "blocklearn_index_watch_restarts_total") >= 1
+    await stack.until(lambda: _same(index, emulator, 6), "index converged", timeout=60)
+    assert indexed_names(index) == {f"b{i}" for i in range(3, 9)}
+    assert index.metric("blocklearn_index_relists_total") >= 2  # the first list, and after the gap
+    assert index.metric("blocklearn_index_watch_restarts_total") >= 1
 
 
-async def _same(system: System, emulator: Emulator, count: int) -> bool:
+async def _same(index: Child, emulator: Emulator, count: int) -> bool:
     names = embedded(emulator)
-    return len(names) == count and system.get("/readyz")[0] == 200 and indexed_names(system) == names
+    return len(names) == count and index.ready() and indexed_names(index) == names
 
 
 async def _embedded_are(emulator: Emulator, names: set[str]) -> bool:
     return embedded(emulator) == names
 
 
-async def test_index_is_not_ready_until_the_api_answers(emulator: Emulator, tmp_path: Path) -> None:
+async def test_index_is_not_ready_until_the_api_answers(emulator: Emulator, stack: Stack) -> None:
     emulator[kmock.action.LIST] << 503
-    s = System(emulator, tmp_path)
-    s.index.start()
-    try:
-        await eventually(lambda: _answers(s), what="index serving", logs=[s.index])
-        assert s.get("/readyz")[0] == 503
-        assert s.get("/healthz")[0] == 200
-    finally:
-        await s.index.astop()
+    index = stack.index(env=ENV)
 
+    async def answers() -> bool:
+        return index.get("/readyz")[0] != 0
 
-async def _answers(system: System) -> bool:
-    return system.get("/readyz")[0] != 0
+    await stack.until(answers, "index serving")
+    assert index.get("/readyz")[0] == 503
+    assert index.get("/healthz")[0] == 200
 
 
 async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
-    api: Api, emulator: Emulator, system: System
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
     """One secret in every field that reaches an Example, of the kinds issue 14 found leaking."""
     literal, token = "Zx9-very-secret-pw", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
@@ -254,22 +209,23 @@ async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
             "outputs": [f"Initial admin password: {output}"],
         }
     )
+    controller, index = stack.controller(env=ENV), stack.index(env=ENV)
     await api.call("POST", api.path("blocks"), body)
 
     async def found() -> dict | None:
-        result = await system.search("create the db secret", k=1)
+        result = await search(index, "create the db secret", k=1)
         return result if result["results"] else None
 
-    result = await eventually(found, what="the redacted example searchable", logs=system.logs)
+    result = await stack.until(found, "the redacted example searchable")
     answer = result["results"][0]["answer"][0]["contents"]
     assert answer == "kubectl create secret generic db --from-literal=password=<REDACTED:k8s-secret-literal>"
     places = {
         "search answer": json.dumps(result),
         "Example": json.dumps(emulator.objects_of(EXAMPLES)),
         "Events": json.dumps(emulator.objects_of("/v1/events")),
-        "controller log": system.controller.log.read_text(),
-        "index log": system.index.log.read_text(),
-        "index metrics": system.metrics(),
+        "controller log": controller.log.read_text(),
+        "index log": index.log.read_text(),
+        "index metrics": scrape(index.url + "/metrics"),
     }
     for where, text in places.items():
         for secret in (literal, token, prose, positional, output):
@@ -280,112 +236,80 @@ async def test_secrets_reach_no_example_index_answer_log_event_or_metric(
 
 
 async def test_an_index_with_a_token_answers_only_searches_that_carry_it(
-    emulator: Emulator, tmp_path: Path
+    stack: Stack, tmp_path: Path
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("t0ken-from-a-secret\n")
-    s = System(emulator, tmp_path)
-    s.index.env["BLOCKLEARN_INDEX_TOKEN_FILE"] = str(token_file)
-    s.index.start()
-    try:
-        await eventually(lambda: ready(s), what="index ready", logs=[s.index])
-
-        code, _, err = await s.run_search("pods")
-        assert code != 0 and "401" in err and "bearer token" in err
-        code, out, _ = await s.run_search("pods", "--token-file", str(token_file))
-        assert code == 0 and json.loads(out)["results"] == []
-    finally:
-        await s.index.astop()
+    index = stack.index(env={**ENV, "BLOCKLEARN_INDEX_TOKEN_FILE": str(token_file)})
+    await stack.ready(index)
+    code, _, err = await run_search(index, "pods")
+    assert code != 0 and "401" in err and "bearer token" in err
+    code, out, _ = await run_search(index, "pods", "--token-file", str(token_file))
+    assert code == 0 and json.loads(out)["results"] == []
 
 
 async def kubectl(config: Path, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        str(kubectl_binary()),
-        "--kubeconfig",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    code, out, err = await run_kubectl(config, *args)
+    assert code == 0, err
+    return out
 
 
 @pytest.mark.needs_tools("kubectl")
 async def test_an_index_checks_service_account_tokens_with_a_token_review(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
     """A notebook agent's ServiceAccount token, made by `kubectl create token`, lets it search its own
     namespace; a token for another audience, or a search of another namespace, is refused."""
-    s = System(emulator, tmp_path)
-    s.index.env.update(
-        {"BLOCKLEARN_INDEX_TOKEN_REVIEW": "true", "BLOCKLEARN_INDEX_TOKEN_AUDIENCES": '["blocklearn"]'}
-    )
-    s.controller.start()
-    s.index.start()
-    try:
-        for ns in ("team-a", "team-b"):
-            await kubectl(s.config, "create", "namespace", ns)
-            body = block_body("pods", executed=f"kubectl get pods -n {ns}")
-            assert (await api.call("POST", api.path("blocks", namespace=ns), body))[0] == 201
-        await kubectl(s.config, "create", "serviceaccount", "notebook", "-n", "team-a")
-        tokens = {}
-        for audience in ("blocklearn", "some-other-service"):
-            tokens[audience] = tmp_path / f"token-{audience}"
-            token = await kubectl(
-                s.config, "create", "token", "notebook", "-n", "team-a", "--audience", audience
-            )
-            tokens[audience].write_text(token)
-        await eventually(lambda: _indexed(s, 2), what="both Examples indexed", logs=s.logs)
-
-        code, out, err = await s.run_search("pods", "-n", "team-a", "--token-file", str(tokens["blocklearn"]))
-        assert code == 0, err
-        assert [r["answer"][0]["contents"] for r in json.loads(out)["results"]] == [
-            "kubectl get pods -n team-a"
-        ]
-        code, _, err = await s.run_search("pods", "-n", "team-b", "--token-file", str(tokens["blocklearn"]))
-        assert code != 0 and "403" in err and "may not search namespace team-b" in err
-        code, _, err = await s.run_search(
-            "pods", "-n", "team-a", "--token-file", str(tokens["some-other-service"])
+    review = {"BLOCKLEARN_INDEX_TOKEN_REVIEW": "true", "BLOCKLEARN_INDEX_TOKEN_AUDIENCES": '["blocklearn"]'}
+    stack.controller(env=ENV)
+    index = stack.index(env={**ENV, **review})
+    for ns in ("team-a", "team-b"):
+        await kubectl(stack.kubeconfig, "create", "namespace", ns)
+        body = block_body("pods", executed=f"kubectl get pods -n {ns}")
+        assert (await api.call("POST", api.path("blocks", namespace=ns), body))[0] == 201
+    await kubectl(stack.kubeconfig, "create", "serviceaccount", "notebook", "-n", "team-a")
+    tokens = {}
+    for audience in ("blocklearn", "some-other-service"):
+        tokens[audience] = tmp_path / f"token-{audience}"
+        token = await kubectl(
+            stack.kubeconfig, "create", "token", "notebook", "-n", "team-a", "--audience", audience
         )
-        assert code != 0 and "401" in err
-        code, _, err = await s.run_search("pods", "-n", "team-a")
-        assert code != 0 and "401" in err
-    finally:
-        await s.index.astop()
-        await s.controller.astop()
+        tokens[audience].write_text(token)
+
+    async def indexed() -> bool:
+        return index.get("/readyz")[1].get("indexSize") == 2
+
+    await stack.until(indexed, "both Examples indexed")
+    allowed = str(tokens["blocklearn"])
+    code, out, err = await run_search(index, "pods", "-n", "team-a", "--token-file", allowed)
+    assert code == 0, err
+    assert [r["answer"][0]["contents"] for r in json.loads(out)["results"]] == ["kubectl get pods -n team-a"]
+    code, _, err = await run_search(index, "pods", "-n", "team-b", "--token-file", allowed)
+    assert code != 0 and "403" in err and "may not search namespace team-b" in err
+    code, _, err = await run_search(
+        index, "pods", "-n", "team-a", "--token-file", str(tokens["some-other-service"])
+    )
+    assert code != 0 and "401" in err
+    code, _, err = await run_search(index, "pods", "-n", "team-a")
+    assert code != 0 and "401" in err
     assert ("create", "authentication.k8s.io", "tokenreviews", "blocklearn") in emulator.calls
     for token in tokens.values():
-        assert token.read_text().strip() not in s.index.log.read_text()
+        assert token.read_text().strip() not in index.log.read_text()
 
 
-async def _indexed(system: System, count: int) -> bool:
-    return system.get("/readyz")[1].get("indexSize") == count
-
-
-async def test_probes_have_a_port_of_their_own_and_an_open_address_needs_a_token(
-    emulator: Emulator, tmp_path: Path
-) -> None:
-    s = System(emulator, tmp_path)
+async def test_probes_have_a_port_of_their_own_and_an_open_address_needs_a_token(stack: Stack) -> None:
     probe_port = free_port()
-    s.index.args += ["--probe-port", str(probe_port)]
-    s.index.start()
-    try:
-        probes = f"http://127.0.0.1:{probe_port}"
+    stack.index(env=ENV, args=["--probe-port", str(probe_port)])
+    probes = f"http://127.0.0.1:{probe_port}"
 
-        async def probe_ready() -> bool:
-            return get_status(probes + "/readyz") == 200
+    async def probe_ready() -> bool:
+        return get_status(probes + "/readyz") == 200
 
-        await eventually(probe_ready, what="ready on the probe port", logs=[s.index])
-        assert get_status(probes + "/metrics") == 200 and get_status(probes + "/healthz") == 200
-        assert get_status(probes + "/v1/search", b'{"query": "pods", "namespace": "default"}') == 404
-    finally:
-        await s.index.astop()
-    open_index = Process(
-        "index-open", ["index", "--host", "0.0.0.0", "--port", str(free_port())], tmp_path, s.index.env
-    )
-    assert await open_index.start().exited() != 0
+    await stack.until(probe_ready, "ready on the probe port")
+    assert get_status(probes + "/metrics") == 200 and get_status(probes + "/healthz") == 200
+    assert get_status(probes + "/v1/search", b'{"query": "pods", "namespace": "default"}') == 404
+    open_index = stack.index("index-open", env=ENV, args=["--host", "0.0.0.0"])
+    assert await open_index.exited() != 0
     assert "refusing to serve search on 0.0.0.0 without authentication" in open_index.log.read_text()
 
 

@@ -32,12 +32,11 @@ import yaml
 from blocklearn.client import Client
 from blocklearn.devtools.assistant import Assistant, Task, popular
 from blocklearn.devtools.dashboard import build, concrete, queries
-from blocklearn.devtools.dev import Ports, Stack
-from blocklearn.devtools.emulator.api import Emulator
 from blocklearn.devtools.prometheus import Prometheus
-from tests.conftest import Api, block_body, kubeconfig_for
+from tests.conftest import Api, block_body
 from tests.fake_embeddings import FakeEmbeddings
-from tests.processes import Process, eventually, free_port
+from tests.processes import eventually, free_port
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.needs_tools("prometheus")]
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,20 +67,19 @@ def targets_up(port: int) -> int:
 
 
 async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
-    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+    api: Api, embeddings: FakeEmbeddings, stack: Stack, tmp_path: Path
 ) -> None:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is missing: run hack/install-system-tools.sh (hack/test.sh does)")
-    config = kubeconfig_for(emulator, tmp_path)
-    metrics_port, index_port, prom_port = free_port(), free_port(), free_port()
+    prom_port = free_port()
     env = {
-        "KUBECONFIG": str(config),
         **embeddings.env(),
         "BLOCKLEARN_RETRY_BASE_SECONDS": "0.5",
         "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
         "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "2",
     }
+    controller, index = stack.controller(env=env), stack.index(env=env)
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(
         yaml.safe_dump(
@@ -91,29 +89,17 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
                 "scrape_configs": [
                     {
                         "job_name": "blocklearn-controller",
-                        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+                        "static_configs": [{"targets": [f"127.0.0.1:{controller.port}"]}],
                     },
                     {
                         "job_name": "blocklearn-index",
-                        "static_configs": [{"targets": [f"127.0.0.1:{index_port}"]}],
+                        "static_configs": [{"targets": [f"127.0.0.1:{index.port}"]}],
                     },
                 ],
             }
         )
     )
-    procs = [
-        Process(
-            "controller",
-            [
-                "controller",
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            tmp_path,
-            env,
-        ).start(),
-        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
-    ]
+    procs = stack.children
     prom = start_prometheus(prometheus, prom_config, tmp_path, prom_port)
     try:
 
@@ -154,8 +140,6 @@ async def test_embedder_down_fires_an_alert_in_prometheus_and_recovers(
     finally:
         prom.terminate()
         await asyncio.to_thread(prom.wait, 30)
-        for p in procs:
-            await p.astop()
 
 
 def start_prometheus(binary: str, config: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
@@ -221,7 +205,7 @@ class Live:
 def feed(stack: Stack, stop: threading.Event, errors: list[str]) -> None:
     """The assistant's turns, about three a second, until told to stop; errors are kept, not raised."""
     rng = random.Random(21)
-    with Client(stack.index_url, kubeconfig=str(stack.kubeconfig), backoff=0.05) as client:
+    with Client(stack.child("index").url, kubeconfig=str(stack.kubeconfig), backoff=0.05) as client:
         assistant = Assistant(client, rng, fails=0.1)
         turn = 0
         while not stop.wait(0.3):
@@ -235,31 +219,31 @@ def feed(stack: Stack, stop: threading.Event, errors: list[str]) -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     directory = tmp_path_factory.mktemp("live")
-    env = {"BLOCKLEARN_EMBEDDER": "hashing", "BLOCKLEARN_HASHING_DIM": "512"}
-    stack = Stack(directory / "stack", Ports.free(), env=env)
+    env = {"BLOCKLEARN_HASHING_DIM": "512"}
     stop, errors = threading.Event(), []
-    feeder = threading.Thread(target=feed, args=(stack, stop, errors), daemon=True)
     prometheus = None
-    try:
-        stack.start()
+    with Stack.started(directory / "stack", env) as stack:
+        controller, index = stack.controller(), stack.index()
+        stack.wait_ready(controller, index)
+        feeder = threading.Thread(target=feed, args=(stack, stop, errors), daemon=True)
         targets = {
-            "blocklearn-controller": f"127.0.0.1:{stack.ports.metrics}",
-            "blocklearn-index": f"127.0.0.1:{stack.ports.index}",
+            "blocklearn-controller": f"127.0.0.1:{controller.port}",
+            "blocklearn-index": f"127.0.0.1:{index.port}",
         }
-        prometheus = Prometheus(directory / "prometheus", targets, [RULES]).start()
-        feeder.start()
-        deadline = time.monotonic() + 60
-        while prometheus.targets_up() < 2:
-            assert time.monotonic() < deadline, "Prometheus did not scrape both targets"
-            time.sleep(0.5)
-        yield Live(stack, prometheus, errors)
-    finally:
-        stop.set()
-        if feeder.is_alive():
-            feeder.join(30)
-        if prometheus is not None:
-            prometheus.stop()
-        stack.stop()
+        try:
+            prometheus = Prometheus(directory / "prometheus", targets, [RULES]).start()
+            feeder.start()
+            deadline = time.monotonic() + 60
+            while prometheus.targets_up() < 2:
+                assert time.monotonic() < deadline, "Prometheus did not scrape both targets"
+                time.sleep(0.5)
+            yield Live(stack, prometheus, errors)
+        finally:
+            stop.set()
+            if feeder.is_alive():
+                feeder.join(30)
+            if prometheus is not None:
+                prometheus.stop()
 
 
 def _panel_params() -> list[Any]:

@@ -11,18 +11,19 @@ the same states. BLOCKLEARN_OUTAGE_SECONDS=60 runs the full minute.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
-from tests.conftest import Api, kubeconfig_for
+from tests.conftest import Api
 from tests.fake_embeddings import FakeEmbeddings
-from tests.processes import Process, eventually, free_port, metric, scrape
-from tests.test_faults import corpus, get
+from tests.processes import free_port
+from tests.stack import Child, Stack, get_json
+from tests.test_faults import corpus
 
 pytestmark = pytest.mark.e2e
 OUTAGE = float(os.environ.get("BLOCKLEARN_OUTAGE_SECONDS", "16"))
@@ -42,35 +43,21 @@ def teaches(body: dict) -> bool:
 
 @pytest.mark.slow
 async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_after(
-    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, stack: Stack
 ) -> None:
-    config = kubeconfig_for(emulator, tmp_path)
     env = {
-        "KUBECONFIG": str(config),
         **embeddings.env(),
         "BLOCKLEARN_RETRY_BASE_SECONDS": "0.5",
         "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
         "BLOCKLEARN_EMBED_TIMEOUT_SECONDS": "2",
     }
-    index_port = free_port()
 
-    def controller(name: str) -> tuple[Process, str]:
-        port = free_port()
-        args = [
-            "controller",
-            "--metrics-port",
-            str(port),
-        ]
-        return Process(name, args, tmp_path, env).start(), f"http://127.0.0.1:{port}/metrics"
+    async def backlog(controller: Child) -> float | None:
+        value = await asyncio.to_thread(controller.metric, "blocklearn_embedding_backlog")
+        return None if math.isnan(value) else value  # NaN: not listening yet
 
-    async def backlog(url: str) -> float | None:
-        try:
-            return metric(await asyncio.to_thread(scrape, url), "blocklearn_embedding_backlog")
-        except OSError:
-            return None  # not listening yet
-
-    first, first_metrics = controller("controller-1")
-    procs = [first, Process("index", ["index", "--port", str(index_port)], tmp_path, env).start()]
+    controller = stack.controller("controller-1", env)
+    index = stack.index(env=env)
     total = BEFORE + int(OUTAGE * RATE)
     blocks = corpus(total)
     before, during = blocks[:BEFORE], blocks[BEFORE:]
@@ -83,34 +70,33 @@ async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_aft
             current = examples(emulator)
             return all(current.get(n, {}).get("status", {}).get("embedding") for n in want_before)
 
-        await eventually(embedded_before, timeout=60, what="the first Blocks embedded", logs=procs)
+        await stack.until(embedded_before, "the first Blocks embedded", timeout=60)
 
         # The outage: 503 for the first half, then connections refused, the controller restarted
         # between the two. Blocks keep arriving at RATE a second; the backlog is sampled as they do.
         embeddings.failing_with = 503
         samples: dict[str, list[float]] = {"controller-1": [], "controller-2": []}
-        metrics_url, phase = first_metrics, "controller-1"
+        phase = "controller-1"
         started = time.monotonic()
         for i, body in enumerate(during):
             assert (await api.call("POST", api.path("blocks"), body))[0] == 201
             if i == len(during) // 2:
                 await embeddings.down()
-                await procs[0].astop(signal.SIGKILL)
-                second, metrics_url = controller("controller-2")
-                procs.append(second)
+                await controller.astop(signal.SIGKILL)
+                controller = stack.controller("controller-2", env)
                 phase = "controller-2"
-            if i % int(RATE) == 0 and (value := await backlog(metrics_url)) is not None:
+            if i % int(RATE) == 0 and (value := await backlog(controller)) is not None:
                 samples[phase].append(value)
             await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.monotonic()))
         want_during = {b["metadata"]["name"] for b in during if teaches(b)}
 
         async def all_waiting() -> bool:
-            value = await backlog(metrics_url)
+            value = await backlog(controller)
             samples["controller-2"].append(value if value is not None else 0)
             return value == len(want_during)
 
         # Still down: every Example of the outage exists, none has an embedding, all are waiting.
-        await eventually(all_waiting, timeout=60, what="the whole outage backlog counted", logs=procs)
+        await stack.until(all_waiting, "the whole outage backlog counted", timeout=60)
         outage_seconds = time.monotonic() - started
         current = examples(emulator)
         assert want_during <= set(current), "Blocks stopped becoming Examples during the outage"
@@ -131,13 +117,12 @@ async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_aft
         async def recovered() -> bool:
             current = examples(emulator)
             done = {n for n, e in current.items() if e.get("status", {}).get("embedding")}
-            ready = get(f"http://127.0.0.1:{index_port}/readyz")
-            return done == want and ready.get("indexSize") == len(want) and await backlog(metrics_url) == 0
+            size = index.get("/readyz")[1].get("indexSize")
+            return done == want and size == len(want) and await backlog(controller) == 0
 
-        await eventually(recovered, timeout=120, what="every Example embedded and indexed", logs=procs)
+        await stack.until(recovered, "every Example embedded and indexed", timeout=120)
     finally:
-        for p in procs:
-            await p.astop()
+        await stack.astop()
 
     assert outage_seconds >= OUTAGE
     assert set(examples(emulator)) == want  # nothing lost, nothing extra
@@ -147,35 +132,31 @@ async def test_blocks_keep_learning_through_an_embedder_outage_and_all_embed_aft
 
 
 async def test_an_index_started_without_its_embedder_waits_alive_and_unready(
-    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+    embeddings: FakeEmbeddings, stack: Stack
 ) -> None:
     """The index needs the embedder's dimension to build its matrix: it waits for it, answering
     /healthz (no restart loop) but not /readyz, and becomes ready once the endpoint answers."""
     await embeddings.down()
-    env = {"KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)), **embeddings.env()}
-    port, probe_port = free_port(), free_port()
-    index = Process("index", ["index", "--port", str(port), "--probe-port", str(probe_port)], tmp_path, env)
-    index.start()
-    try:
+    probe_port = free_port()
+    index = stack.index(env=embeddings.env(), args=["--probe-port", str(probe_port)])
+    probes = f"http://127.0.0.1:{probe_port}"
 
-        async def waiting() -> bool:
-            return get(f"http://127.0.0.1:{probe_port}/healthz").get("ok") is True
+    async def waiting() -> bool:
+        return get_json(probes + "/healthz")[1].get("ok") is True
 
-        await eventually(waiting, what="alive while the embedder is down", logs=[index])
-        for url in (f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{probe_port}/readyz"):
-            assert get(url) == {"ready": False, "indexSize": 0}
+    await stack.until(waiting, "alive while the embedder is down")
+    for url in (index.url, probes):
+        assert get_json(url + "/readyz")[1] == {"ready": False, "indexSize": 0}
 
-        async def failed_twice() -> bool:
-            return index.log.read_text().count("Embedder not answering") >= 2
+    async def failed_twice() -> bool:
+        return index.log.read_text().count("Embedder not answering") >= 2
 
-        await eventually(failed_twice, timeout=60, what="two failed probes logged", logs=[index])
-        assert index.alive() and get(f"http://127.0.0.1:{port}/readyz")["ready"] is False
+    await stack.until(failed_twice, "two failed probes logged", timeout=60)
+    assert index.alive() and index.get("/readyz")[1]["ready"] is False
 
-        await embeddings.up()
+    await embeddings.up()
 
-        async def ready() -> bool:
-            return get(f"http://127.0.0.1:{probe_port}/readyz").get("ready") is True
+    async def ready() -> bool:
+        return get_json(probes + "/readyz")[1].get("ready") is True
 
-        await eventually(ready, timeout=60, what="ready once the embedder answers", logs=[index])
-    finally:
-        await index.astop()
+    await stack.until(ready, "ready once the embedder answers", timeout=60)

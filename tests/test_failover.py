@@ -15,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import kmock
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
-from blocklearn.devtools.emulator.serve import kubeconfig
 from tests.conftest import Api, block_body
-from tests.processes import Process, eventually, free_port
+from tests.processes import eventually
+from tests.stack import Child, Stack
 from tests.test_faults import corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.needs_tools("weights")]
@@ -65,45 +64,44 @@ class Recorder:
         return None
 
 
+# A replica's settings: the default embedder (its Examples store vectors), leader election with the
+# short timings above.
+REPLICA = {
+    "BLOCKLEARN_EMBEDDER": "semantic",
+    "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
+    "BLOCKLEARN_LEADER_ELECTION": "true",
+    "BLOCKLEARN_LEADER_ELECTION_NAMESPACE": "default",
+    **TIMING,
+}
+
+
 @dataclass
 class Pod:
-    """A replica of the chart's pod: the controller and its index sidecar, as real processes."""
+    """A replica of the chart's pod: the controller and its index sidecar, real processes of the
+    stack. Each authenticates with its own token, so that the recorder tells their requests apart."""
 
     name: str
-    directory: Path
-    server: str
-    controller: Process | None = None
-    index: Process | None = None
-    index_port: int = field(default_factory=free_port)
-    health_port: int = field(default_factory=free_port)
+    stack: Stack
+    controller: Child | None = None
+    index: Child | None = None
 
     def start(self) -> Pod:
-        # Each process authenticates with its own token: the recorder tells their requests apart.
-        configs = {}
-        for who, token in (("controller", self.name), ("index", f"index-{self.name}")):
-            configs[who] = self.directory / f"kubeconfig-{token}"
-            configs[who].write_text(kubeconfig(self.server).replace("token: local", f"token: {token}"))
-        env = {
-            "BLOCKLEARN_HASHING_DIM": "256",
-            "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-            "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
-            "BLOCKLEARN_LEADER_ELECTION": "true",
-            "BLOCKLEARN_LEADER_ELECTION_NAMESPACE": "default",
-            "BLOCKLEARN_LEADER_ELECTION_IDENTITY": self.name,
-            **TIMING,
-        }
-        args = ["controller", "--metrics-port", str(self.health_port)]
-        controller_env = {**env, "KUBECONFIG": str(configs["controller"])}
-        self.controller = Process(f"{self.name}-controller", args, self.directory, controller_env).start()
-        args = ["index", "--port", str(self.index_port)]
-        index_env = {**env, "KUBECONFIG": str(configs["index"])}
-        self.index = Process(f"{self.name}-index", args, self.directory, index_env).start()
+        env = {**REPLICA, "BLOCKLEARN_LEADER_ELECTION_IDENTITY": self.name}
+        if self.controller is None or self.index is None:
+            kubeconfig = self.stack.kubeconfig_for(self.name)
+            self.controller = self.stack.controller(f"{self.name}-controller", env, kubeconfig=kubeconfig)
+            kubeconfig = self.stack.kubeconfig_for(f"index-{self.name}")
+            self.index = self.stack.index(f"{self.name}-index", env, kubeconfig=kubeconfig)
+        else:  # its containers restart: the same ports, tokens and settings
+            self.controller = self.stack.restart(self.controller, f"{self.name}-controller-2")
+            self.index = self.stack.restart(self.index, f"{self.name}-index-2")
         return self
 
     async def alive(self, session: aiohttp.ClientSession) -> bool:
         """The controller's liveness probe, as the kubelet sees it (a follower's too)."""
+        assert self.controller is not None
         try:
-            async with session.get(f"http://127.0.0.1:{self.health_port}/healthz") as resp:
+            async with session.get(f"{self.controller.url}/healthz") as resp:
                 return resp.status == 200
         except aiohttp.ClientError:
             return False
@@ -114,8 +112,9 @@ class Pod:
             proc.kill()
 
     async def search(self, session: aiohttp.ClientSession, namespace: str) -> tuple[int, dict]:
+        assert self.index is not None
         body = {"query": "list the files", "k": 100, "namespace": namespace}
-        url = f"http://127.0.0.1:{self.index_port}/v1/search"
+        url = f"{self.index.url}/v1/search"
         async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
             return resp.status, await resp.json(content_type=None)
 
@@ -130,15 +129,14 @@ class Pod:
 
 
 async def test_the_other_replica_takes_over_when_the_leader_is_killed(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
     for namespace in NAMESPACES[1:]:
         await api.create_namespace(namespace)
     recorder = Recorder(emulator)
     emulator.fault = recorder
-    server = str(emulator.url).rstrip("/")
-    pods = {name: Pod(name, tmp_path, server).start() for name in ("pod-a", "pod-b")}
-    procs = [p for pod in pods.values() for p in (pod.controller, pod.index) if p is not None]
+    pods = {name: Pod(name, stack).start() for name in ("pod-a", "pod-b")}
+    procs = stack.children
     blocks = corpus(BLOCKS)
     for i, block in enumerate(blocks):
         block["metadata"]["namespace"] = NAMESPACES[i % 2]
@@ -203,7 +201,6 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
             takeover = time.monotonic() - killed_at
             # The killed pod's containers restart; its controller must come back as a follower.
             leader.start()
-            procs += [p for p in (leader.controller, leader.index) if p is not None]
 
             expected = {
                 (b["metadata"]["namespace"], b["metadata"]["name"])
@@ -231,8 +228,7 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
             [lease] = emulator.objects_of(LEASES, "default")
     finally:
         emulator.fault = None
-        for p in procs:
-            await p.astop()
+        await stack.astop()
 
     print(
         f"\nfailover: takeover {takeover:.1f} s after SIGKILL (lease {LEASE_SECONDS} s); {searches} searches"
@@ -264,7 +260,7 @@ async def test_the_other_replica_takes_over_when_the_leader_is_killed(
 
 
 async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_over(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
     """The API refuses the leader's Lease renewals (as when it is partitioned from it): it stops
     reconciling and exits non-zero before the Lease runs out; the other replica, waiting as a
@@ -273,9 +269,8 @@ async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_ov
         await api.create_namespace(namespace)
     recorder = Recorder(emulator)
     emulator.fault = recorder
-    server = str(emulator.url).rstrip("/")
-    pods = {name: Pod(name, tmp_path, server).start() for name in ("pod-a", "pod-b")}
-    procs = [p for pod in pods.values() for p in (pod.controller, pod.index) if p is not None]
+    pods = {name: Pod(name, stack).start() for name in ("pod-a", "pod-b")}
+    procs = stack.children
     try:
 
         async def holder() -> str | None:
@@ -308,8 +303,7 @@ async def test_a_leader_that_cannot_renew_stops_and_exits_and_the_other_takes_ov
         await eventually(lambda: _learned(api, "after"), timeout=60, what="the other to learn", logs=procs)
     finally:
         emulator.fault = None
-        for p in procs:
-            await p.astop()
+        await stack.astop()
     assert {r[0] for r in recorder.requests[exited_at:]} == {other.name}
     assert all(r[0] == r[3] for r in recorder.requests), "only the Lease's holder touched Blocks and Examples"
 

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import kmock
 import pytest
 
 from blocklearn.devtools.emulator.api import Emulator
-from tests.conftest import Api, is_embedded, kubeconfig_for
-from tests.processes import Process, eventually, free_port
+from tests.conftest import Api, is_embedded
+from tests.stack import Child, Stack
 
 pytestmark = pytest.mark.e2e
 BLOCKS = int(os.environ.get("BLOCKLEARN_FAULT_BLOCKS", "200"))
@@ -75,48 +74,23 @@ class Faults:
         return None
 
 
-def environment(emulator: Emulator, tmp_path: Path, **more: str) -> dict[str, str]:
-    return {
-        "KUBECONFIG": str(kubeconfig_for(emulator, tmp_path)),
-        "BLOCKLEARN_EMBEDDER": "hashing",
-        "BLOCKLEARN_HASHING_DIM": "256",
-        "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-        "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
-        "BLOCKLEARN_RESYNC_SECONDS": "10",
-        **more,
-    }
+ENV = {
+    "BLOCKLEARN_HASHING_DIM": "256",
+    "BLOCKLEARN_RETRY_MAX_SECONDS": "2",
+    "BLOCKLEARN_RESYNC_SECONDS": "10",
+}
 
 
-def start_controller(name: str, tmp_path: Path, env: dict[str, str]) -> Process:
-    args = ["controller", "--metrics-port", "0"]
-    return Process(name, args, tmp_path, env).start()
-
-
-def get(url: str) -> dict:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return dict(json.load(resp))
-    except urllib.error.HTTPError as exc:
-        return dict(json.load(exc))
-    except OSError:
-        return {}
+def index_size(index: Child) -> int | None:
+    return index.get("/readyz")[1].get("indexSize")
 
 
 async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
     faults = Faults()
     emulator.fault = faults
-    env = environment(emulator, tmp_path)
-    index_port = free_port()
-
-    def controller(name: str) -> Process:
-        return start_controller(name, tmp_path, env)
-
-    procs = [
-        controller("controller-1"),
-        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
-    ]
+    procs = [stack.controller("controller-1", ENV), stack.index(env=ENV)]
     blocks = corpus(BLOCKS)
     try:
         for i, body in enumerate(blocks):
@@ -128,13 +102,13 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
                 await procs[0].astop(signal.SIGKILL)  # kill 1, mid-run
                 emulator.compact()  # resuming any watch from before now gets 410 Gone
                 emulator.drop_watches()  # cut 2
-                procs.append(controller("controller-2"))
+                procs.append(stack.controller("controller-2", ENV))
             if i == 5 * BLOCKS // 8:
                 await procs[1].astop(signal.SIGKILL)  # the index sidecar killed: it must rebuild from a list
-                procs[1] = Process("index-2", ["index", "--port", str(index_port)], tmp_path, env).start()
+                procs[1] = stack.restart(procs[1], "index-2")
             if i == 3 * BLOCKS // 4:
                 await procs[-1].astop(signal.SIGKILL)  # kill 2
-                procs.append(controller("controller-3"))
+                procs.append(stack.controller("controller-3", ENV))
         emulator.drop_watches()  # cut 3
         expected = {
             b["metadata"]["name"]: b for b in blocks if b["spec"]["generatedCell"]["contents"] == "echo todo"
@@ -152,16 +126,14 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
         async def converged() -> bool:
             examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
             embedded = {e["spec"]["blockRef"]["name"] for e in examples if is_embedded(e)}
-            index = get(f"http://127.0.0.1:{index_port}/readyz")
             stored = emulator.objects_of("blocklearn.dev/v1alpha1/blocks")
             reasons = {b["metadata"]["name"]: reason(b) for b in stored}
-            return embedded == set(expected) and index.get("indexSize") == len(expected) and reasons == want
+            return embedded == set(expected) and index_size(procs[1]) == len(expected) and reasons == want
 
-        await eventually(converged, timeout=300, what=f"{len(expected)} embedded and indexed", logs=procs)
+        await stack.until(converged, f"{len(expected)} embedded and indexed", timeout=300)
     finally:
         emulator.fault = None
-        for p in procs:
-            await p.astop()
+        await stack.astop()
 
     assert faults.count["500"] > 20 and faults.count["409"] > 5 and faults.count["slow"] > 5, faults.count
     learned = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
@@ -183,7 +155,7 @@ async def test_blocks_converge_through_faults_cut_watches_and_killed_controllers
 
 
 async def test_controllers_killed_between_learning_and_expiry_lose_and_duplicate_nothing(
-    api: Api, emulator: Emulator, tmp_path: Path
+    api: Api, emulator: Emulator, stack: Stack
 ) -> None:
     """Blocks with a TTL of 2 s, a fifth of them repeating an earlier correction, and the API's
     faults as above: the controller is killed with SIGKILL four times while Blocks arrive, learn,
@@ -194,16 +166,8 @@ async def test_controllers_killed_between_learning_and_expiry_lose_and_duplicate
     twice: docs/architecture.md)."""
     faults = Faults(seed=2)
     emulator.fault = faults
-    env = environment(emulator, tmp_path, BLOCKLEARN_BLOCK_TTL_SECONDS="2")
-    index_port = free_port()
-
-    def controller(name: str) -> Process:
-        return start_controller(name, tmp_path, env)
-
-    procs = [
-        controller("controller-1"),
-        Process("index", ["index", "--port", str(index_port)], tmp_path, env).start(),
-    ]
+    env = {**ENV, "BLOCKLEARN_BLOCK_TTL_SECONDS": "2"}
+    procs = [stack.controller("controller-1", env), stack.index(env=env)]
     blocks = corpus(BLOCKS)
     taught: Counter[str] = Counter()  # how many Blocks taught each correction (by its first Block)
     for i, body in enumerate(blocks):
@@ -223,23 +187,21 @@ async def test_controllers_killed_between_learning_and_expiry_lose_and_duplicate
             if i and i % (BLOCKS // 5) == 0:
                 await procs[0].astop(signal.SIGKILL)
                 kills += 1
-                procs[0] = controller(f"controller-{kills + 1}")
+                procs[0] = stack.controller(f"controller-{kills + 1}", env)
 
         async def converged() -> bool:
             examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")
-            index = get(f"http://127.0.0.1:{index_port}/readyz")
             return (
                 not emulator.objects_of("blocklearn.dev/v1alpha1/blocks")
                 and len(examples) == len(taught)
                 and all(is_embedded(e) and not e["metadata"].get("ownerReferences") for e in examples)
-                and index.get("indexSize") == len(taught)
+                and index_size(procs[1]) == len(taught)
             )
 
-        await eventually(converged, timeout=300, what="every Block expired, every Example kept", logs=procs)
+        await stack.until(converged, "every Block expired, every Example kept", timeout=300)
     finally:
         emulator.fault = None
-        for p in procs:
-            await p.astop()
+        await stack.astop()
 
     assert kills == 4 and faults.count["500"] > 10, faults.count
     examples = emulator.objects_of("blocklearn.dev/v1alpha1/examples")

@@ -1,102 +1,93 @@
-"""Bounded growth, on the controller's own parts (informers, work queues, reconcilers) run in this
-process against the emulator: Blocks expire with their TTL and cost at most 6 writes (3 when they
-teach nothing), identical corrections are one Example that counts them, Examples stand alone after
-their Blocks and are capped per namespace, and a controller stopped between two steps finishes them.
-The real processes and kubectl do the same in tests/test_e2e_growth.py."""
+"""Bounded growth, on the controller's own parts (informers, work queues, reconcilers) and the index's,
+run in this process against the emulator with a clock the test moves (tests/harness.py): Blocks expire
+with their TTL, never before, and cost at most 6 writes (3 when they teach nothing), identical
+corrections are one Example that counts them and is found with that support, Examples stand alone
+after their Blocks and are capped per namespace, a person's delete still cascades, and a controller
+stopped between two steps finishes them. tests/test_faults.py kills real controllers while Blocks
+expire."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kmock
 import pytest
 
 from blocklearn import metrics
-from blocklearn.controller.reconcilers import Reconcilers
-from blocklearn.controller.run import Controller
-from blocklearn.devtools.emulator.api import Emulator
-from blocklearn.embed.hashing import HashingEmbedder
 from blocklearn.runtime.objects import parse_rfc3339
-from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue
-from blocklearn.settings import Settings
-from tests.conftest import Api, block_body, is_embedded, kubeconfig_for
-from tests.processes import eventually
-
-BLOCKS, EXAMPLES = "blocklearn.dev/v1alpha1/blocks", "blocklearn.dev/v1alpha1/examples"
-Start = Callable[..., Awaitable[Controller]]
-
-
-@pytest.fixture
-async def start(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Start]:
-    """Start the controller's informers, queues and resync in this process, with these settings."""
-    running: list[tuple[Controller, Rest]] = []
-
-    async def started(**settings: Any) -> Controller:
-        rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
-        config = Settings(resync_seconds=3600, retry_base_seconds=0.05, retry_max_seconds=0.5, **settings)
-        controller = Controller(config, rest, Reconcilers(config, rest, HashingEmbedder(64)))
-        await controller.start()
-        running.append((controller, rest))
-        return controller
-
-    yield started
-    for controller, rest in running:
-        controller.stop()
-        await rest.close()
-
-
-def blocks(emulator: Emulator) -> dict[str, dict[str, Any]]:
-    return {b["metadata"]["name"]: b for b in emulator.objects_of(BLOCKS)}
-
-
-def examples(emulator: Emulator) -> dict[str, dict[str, Any]]:
-    return {e["metadata"]["name"]: e for e in emulator.objects_of(EXAMPLES)}
-
-
-async def until(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    async def poll() -> object:
-        return check()
-
-    await eventually(poll, timeout=timeout, what=what)
+from tests.conftest import block_body, is_embedded
+from tests.harness import Harness, sample
 
 
 def teaching(name: str, i: int) -> dict[str, Any]:
     return block_body(name, executed=f"kubectl get pods -n team-{i}", doc=f"list the pods of team {i}")
 
 
-async def test_a_block_costs_six_writes_when_it_teaches_four_when_it_repeats_and_three_otherwise(
-    api: Api, emulator: Emulator, start: Start
+async def post(harness: Harness, body: dict[str, Any], plural: str = "blocks") -> dict[str, Any]:
+    code, created = await harness.api.call("POST", harness.api.path(plural), body)
+    assert code == 201, created
+    return created
+
+
+def decided(harness: Harness, count: int) -> bool:
+    """`count` Blocks, each with its decision recorded (its TTL runs from then)."""
+    stored = harness.blocks().values()
+    return len(stored) == count and all(b.get("status", {}).get("decidedAt") for b in stored)
+
+
+async def test_blocks_expire_at_their_ttl_and_no_sooner_their_examples_stay_found_and_each_costs_its_writes(
+    harness: Harness,
 ) -> None:
-    """Counted over each Block's whole life, its expiry included, with the emulator's revision
-    counter (one for every write to any object, as etcd's)."""
-    await start(block_ttl_seconds=1)
-    before = emulator._rv
-    bodies = [teaching(f"teach-{i}", i) for i in range(10)]
-    bodies += [teaching(f"again-{i}", i) for i in range(5)]  # the same corrections once more
-    bodies += [block_body(f"plain-{i}", generated="kubectl get pods -A") for i in range(5)]  # unchanged
-    for body in bodies[:10]:
-        assert (await api.call("POST", api.path("blocks"), body))[0] == 201
-    await until(
-        lambda: len(examples(emulator)) == 10 and all(map(is_embedded, examples(emulator).values())),
-        "ten Examples embedded",
+    """Each Block's writes, counted over its whole life (its expiry included) with the emulator's
+    revision counter (one for every write to any object, as etcd's): 6 when it teaches, 4 when it
+    repeats a correction, 3 when it teaches nothing. Once the Blocks are gone their Examples are
+    found by search, with the support of every Block that taught them."""
+    clock = harness.manual_clock()
+    expired = sample("blocklearn_blocks_expired_total")
+    await harness.start(block_ttl_seconds=60, hashing_dim=512, store_budget_bytes=536870912)
+    index = await harness.index(hashing_dim=512)
+    before = harness.emulator.revision
+    for i in range(10):
+        await post(harness, teaching(f"t{i}", i))
+    await harness.until(
+        lambda: len(ex := harness.examples()) == 10 and all(map(is_embedded, ex.values())), "ten embedded"
     )
-    for body in bodies[10:]:
-        assert (await api.call("POST", api.path("blocks"), body))[0] == 201
-    await until(lambda: not blocks(emulator), "every Block expired")
-    stored = examples(emulator)
-    assert len(stored) == 10 and all(not e["metadata"].get("ownerReferences") for e in stored.values())
-    assert sorted(e["status"].get("occurrences", 1) for e in stored.values()) == [1] * 5 + [2] * 5
-    assert emulator._rv - before == 10 * 6 + 5 * 4 + 5 * 3
+    for i in range(5):  # five corrections made again, by other people
+        await post(harness, teaching(f"again-{i}", i))
+    for i in range(5):  # and five suggestions run as they were
+        await post(harness, block_body(f"plain-{i}", generated="kubectl get pods -A"))
+    await harness.until(lambda: decided(harness, 20), "every Block decided")
+    clock.advance(59)
+    await harness.settled()
+    assert len(harness.blocks()) == 20  # a second before their TTL: all there
+    clock.advance(1)
+    await harness.until(lambda: not harness.blocks(), "every Block expired")
+    assert harness.emulator.revision - before == 10 * 6 + 5 * 4 + 5 * 3
+    kept = harness.examples()
+    assert len(kept) == 10 and all(not e["metadata"].get("ownerReferences") for e in kept.values())
+    assert sorted(e["status"].get("occurrences", 1) for e in kept.values()) == [1] * 5 + [2] * 5
+    for i in range(10):  # found once its Blocks are gone; support counts the Blocks
+        hits = await harness.until(lambda i=i: index.search(f"the pods of team {i}", k=1), f"team {i} found")
+        assert hits[0]["answer"][0]["contents"] == f"kubectl get pods -n team-{i}"
+        assert hits[0]["support"] == (2 if i < 5 else 1) and hits[0]["blockRef"]["name"] == f"t{i}"
+    # The store's use, as the controller's cache holds it: the objects' JSON as the API serves them.
+    size = sum(len(json.dumps(e, separators=(",", ":"))) for e in harness.examples().values())
+    await harness.until(lambda: sample("blocklearn_stored_bytes", kind="example") == size, "bytes")
+    assert sample("blocklearn_stored_objects", kind="example") == 10
+    assert sample("blocklearn_stored_objects", kind="block") == 0
+    assert sample("blocklearn_stored_bytes", kind="block") == 0
+    assert sample("blocklearn_blocks_expired_total") - expired == 20
+    assert sample("blocklearn_store_budget_bytes") == 536870912
 
 
 async def test_fifty_blocks_of_one_correction_at_once_are_one_example_that_counts_fifty(
-    api: Api, emulator: Emulator, start: Start
+    harness: Harness,
 ) -> None:
     """Through conflicts: a third of the controller's Block status writes (the record that a Block
     was counted) answered 409, so a Block counted in the Example is reconciled again before its
@@ -116,81 +107,91 @@ async def test_fifty_blocks_of_one_correction_at_once_are_one_example_that_count
                 return 409
         return None
 
-    emulator.fault = conflicts
-    await start(block_ttl_seconds=8)  # long enough that all 50 are counted before any expires
+    harness.emulator.fault = conflicts
+    clock = harness.manual_clock()  # none expires before all 50 are counted, however slow the machine
+    await harness.start(block_ttl_seconds=60, hashing_dim=512)
+    index = await harness.index(hashing_dim=512)
     bodies = [block_body(f"same-{i:02d}", generated=f"kubectl get po {i}") for i in range(50)]
-    codes = await asyncio.gather(*(api.call("POST", api.path("blocks"), b) for b in bodies))
+    codes = await asyncio.gather(*(harness.api.call("POST", harness.api.path("blocks"), b) for b in bodies))
     assert {code for code, _ in codes} == {201}
 
     def recorded() -> bool:  # a Block's status names its Example once it was counted in it
-        stored = blocks(emulator).values()
+        stored = harness.blocks().values()
         return len(stored) == 50 and all(b.get("status", {}).get("exampleRef") for b in stored)
 
-    await until(recorded, "every Block counted")
-    emulator.fault = None
+    await harness.until(recorded, "every Block counted")
+    harness.emulator.fault = None
     assert refused > 5
-    (name,) = examples(emulator)
-    assert examples(emulator)[name]["status"]["occurrences"] == 50
-    assert {b["status"]["exampleRef"] for b in blocks(emulator).values() if "status" in b} <= {name}
-    assert emulator.creations[f"examples/default/{name}"] == 1
-    await until(lambda: not blocks(emulator), "every Block expired")
-    (example,) = examples(emulator).values()
+    ((name, example),) = harness.examples().items()
+    assert example["status"]["occurrences"] == 50
+    assert {b["status"]["exampleRef"] for b in harness.blocks().values()} == {name}
+    assert harness.emulator.creations[f"examples/default/{name}"] == 1
+    clock.advance(60)
+    await harness.until(lambda: not harness.blocks(), "every Block expired")
+    (example,) = harness.examples().values()
     assert example["status"]["occurrences"] == 50 and not example["metadata"].get("ownerReferences")
     assert example["spec"]["blockRef"]["name"].startswith("same-")  # the provenance of the first
+    [hit] = await harness.until(lambda: index.search("list every pod", k=1), "found")
+    assert hit["name"] == name and hit["support"] == 50
+    columns, rows = await harness.table("examples")  # `kubectl get ex`
+    assert columns == ["Name", "Embedded", "Model", "Occurrences", "Age"]
+    assert rows[0][:4] == [name, "True", "hashing-v1-d512", 50]
 
 
 async def test_the_ttl_runs_from_the_last_change_and_a_decided_block_goes_at_its_end(
-    api: Api, emulator: Emulator, start: Start
+    harness: Harness,
 ) -> None:
-    await start(block_ttl_seconds=5)
-    await api.call("POST", api.path("blocks"), block_body("b1"))
-    await until(lambda: blocks(emulator)["b1"].get("status", {}).get("decidedAt"), "b1 decided")
-    first = blocks(emulator)["b1"]["status"]["decidedAt"]
-    await asyncio.sleep(1.1)
+    clock = harness.manual_clock()
+    await harness.start(block_ttl_seconds=60)
+    await post(harness, block_body("b1"))
+    await harness.until(lambda: decided(harness, 1), "b1 decided")
+    first = harness.blocks()["b1"]["status"]["decidedAt"]
+    clock.advance(30)
     # The person runs something else: a new decision, a new clock (and the old Example goes).
     edit = {
         "spec": {"executedCell": {"kind": "code", "language": "bash", "contents": "kubectl get po -A -w"}}
     }
-    await api.call("PATCH", api.path("blocks", name="b1"), edit)
+    await harness.api.call("PATCH", harness.api.path("blocks", name="b1"), edit)
 
     def redecided() -> str | None:
-        block = blocks(emulator).get("b1") or {}
-        status = block.get("status", {})
+        status = harness.blocks().get("b1", {}).get("status", {})
         return status.get("decidedAt") if status.get("observedGeneration") == 2 else None
 
-    await until(redecided, "b1 decided again")
-    second = blocks(emulator)["b1"]["status"]["decidedAt"]
+    second = await harness.until(redecided, "b1 decided again")
     assert second > first
-    await until(lambda: "b1" not in blocks(emulator), "b1 expired")
-    gone_at = time.time()
-    decided = parse_rfc3339(second)
-    assert decided is not None and gone_at >= decided.timestamp() + 5  # never before its TTL
-    (example,) = examples(emulator).values()
+    at = parse_rfc3339(second)
+    assert at is not None and at.timestamp() == clock.time()
+    clock.advance(59)  # past the first decision's TTL, a second before the second's
+    await harness.settled()
+    assert "b1" in harness.blocks()
+    clock.advance(1)
+    await harness.until(lambda: "b1" not in harness.blocks(), "b1 expired")
+    (example,) = harness.examples().values()
     assert example["spec"]["answer"][0]["contents"] == "kubectl get po -A -w"
 
 
 async def test_a_block_that_teaches_something_else_deletes_its_own_old_example_or_lets_it_stand(
-    api: Api, emulator: Emulator, start: Start
+    harness: Harness,
 ) -> None:
     """Level-triggered: whatever a Block's status says, the Examples it created and no longer
     teaches go, unless other Blocks taught the same correction: then they stay, without it."""
-    await start(block_ttl_seconds=0)
-    await api.call("POST", api.path("blocks"), block_body("alone"))
-    await api.call("POST", api.path("blocks"), block_body("first", executed="kubectl top pods"))
-    await until(lambda: len(examples(emulator)) == 2, "two Examples")
-    await api.call("POST", api.path("blocks"), block_body("second", executed="kubectl top pods"))
-    await until(
-        lambda: any(e.get("status", {}).get("occurrences") == 2 for e in examples(emulator).values()),
+    await harness.start(block_ttl_seconds=0)
+    await post(harness, block_body("alone"))
+    await post(harness, block_body("first", executed="kubectl top pods"))
+    await harness.until(lambda: len(harness.examples()) == 2, "two Examples")
+    await post(harness, block_body("second", executed="kubectl top pods"))
+    await harness.until(
+        lambda: any(e.get("status", {}).get("occurrences") == 2 for e in harness.examples().values()),
         "counted twice",
     )
     for name in ("alone", "first"):
         edit = {"spec": {"executedCell": {"kind": "code", "contents": f"echo {name}"}}}
-        await api.call("PATCH", api.path("blocks", name=name), edit)
+        await harness.api.call("PATCH", harness.api.path("blocks", name=name), edit)
 
     def answers() -> dict[str, dict[str, Any]]:
-        return {e["spec"]["answer"][0]["contents"]: e for e in examples(emulator).values()}
+        return {e["spec"]["answer"][0]["contents"]: e for e in harness.examples().values()}
 
-    await until(
+    await harness.until(
         lambda: set(answers()) == {"echo alone", "echo first", "kubectl top pods"},
         "the old ones gone or kept",
     )
@@ -199,32 +200,33 @@ async def test_a_block_that_teaches_something_else_deletes_its_own_old_example_o
 
 
 async def test_the_cap_holds_exactly_once_the_blocks_are_gone_and_evicts_the_least_recently_seen(
-    api: Api, emulator: Emulator, start: Start
+    harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await start(block_ttl_seconds=1, max_examples_per_namespace=4)
+    caplog.set_level(logging.INFO, logger="blocklearn.controller")
+    evicted = sample("blocklearn_examples_evicted_total", reason="cap")
+    clock = harness.manual_clock()
+    await harness.start(block_ttl_seconds=60, max_examples_per_namespace=4)
     steps = [teaching(f"t{i}", i) for i in range(4)] + [teaching("again-0", 0)]
     steps += [teaching(f"t{i}", i) for i in range(4, 6)]
-    for n, body in enumerate(steps):
-        await api.call("POST", api.path("blocks"), body)
-        if n == 4:  # team 0 taught again: seen last, so kept over teams 1 and 2
-            await until(
-                lambda: 2 in [e.get("status", {}).get("occurrences") for e in examples(emulator).values()],
-                "team 0 seen again",
-            )
-        else:
-            await until(
-                lambda n=n: (
-                    len({e["spec"]["answer"][0]["contents"] for e in examples(emulator).values()})
-                    >= min(n + 1, 4)
-                ),
-                "learned",
-            )
-        await asyncio.sleep(1.05)  # times in the API have a resolution of one second
-    await until(lambda: not blocks(emulator), "every Block expired")
-    await until(lambda: len(examples(emulator)) == 4, "the cap")
-    await asyncio.sleep(0.5)
-    kept = sorted(e["spec"]["answer"][0]["contents"] for e in examples(emulator).values())
-    assert kept == [f"kubectl get pods -n team-{i}" for i in (0, 3, 4, 5)]  # exactly the cap
+    for n, body in enumerate(steps):  # one a second: each seen at a moment of its own
+        await post(harness, body)
+        await harness.until(lambda n=n: decided(harness, n + 1), "decided")
+        clock.advance(1)
+    await harness.settled()
+    assert len(harness.examples()) == 6  # over the cap while their Blocks live: a Block would make it again
+    assert 2 in [e["status"].get("occurrences") for e in harness.examples().values()]  # team 0, seen again
+    clock.advance(60)
+    await harness.until(lambda: not harness.blocks(), "every Block expired")
+    await harness.until(lambda: len(harness.examples()) == 4, "the cap")
+    await harness.resync()
+    await harness.resync()
+    await harness.settled()
+    kept = sorted(e["spec"]["answer"][0]["contents"] for e in harness.examples().values())
+    # Exactly the cap, none made again; team 0 was seen last after team 3: kept over teams 1 and 2.
+    assert kept == [f"kubectl get pods -n team-{i}" for i in (0, 3, 4, 5)]
+    assert sample("blocklearn_examples_evicted_total", reason="cap") - evicted == 2
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Evicted Example:")]
+    assert len(lines) == 2 and all("namespace=default" in m and "reason=cap" in m for m in lines)
 
 
 def handmade(name: str) -> dict[str, Any]:
@@ -241,34 +243,75 @@ def handmade(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(("cap", "max_age_days", "reason"), [(3, 0.0, "cap"), (0, 1e-9, "max_age")])
+@pytest.mark.parametrize(("cap", "max_age_days", "reason"), [(3, 0.0, "cap"), (0, 1.0, "max_age")])
 async def test_an_example_a_living_block_teaches_is_never_evicted(
-    api: Api, emulator: Emulator, start: Start, cap: int, max_age_days: float, reason: str
+    harness: Harness, cap: int, max_age_days: float, reason: str
 ) -> None:
     counter = metrics.examples_evicted_total.labels(reason)
     evicted = counter._value.get()
-    await start(block_ttl_seconds=0, max_examples_per_namespace=cap, example_max_age_days=max_age_days)
+    clock = harness.manual_clock()
+    await harness.start(
+        block_ttl_seconds=0, max_examples_per_namespace=cap, example_max_age_days=max_age_days
+    )
     for i in range(3):
-        await api.call("POST", api.path("blocks"), teaching(f"t{i}", i))
-    await until(lambda: len(examples(emulator)) == 3, "three Examples")
-    await api.call("POST", api.path("examples"), handmade("by-hand"))
-    await until(lambda: "by-hand" not in examples(emulator), "the hand-made Example evicted")
-    await asyncio.sleep(0.5)
-    assert len(examples(emulator)) == 3  # each has a living Block: evicting it would make it again
+        await post(harness, teaching(f"t{i}", i))
+    await harness.until(lambda: len(harness.examples()) == 3, "three Examples")
+    await post(harness, handmade("by-hand"), "examples")
+    clock.advance(max_age_days * 86400)  # a day on, for the maximum age: every Example is that old
+    await harness.until(lambda: "by-hand" not in harness.examples(), "the hand-made Example evicted")
+    await harness.settled()
+    assert len(harness.examples()) == 3  # each has a living Block: evicting it would make it again
     assert counter._value.get() == evicted + 1
 
 
-async def restarted(
-    api: Api, emulator: Emulator, tmp_path: Path, **settings: Any
-) -> tuple[Reconcilers, Rest]:
-    """A controller's reconcilers as they are after a restart: a fresh cache, listed from the API."""
-    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
-    reconcilers = Reconcilers(Settings(**settings), rest, HashingEmbedder(64))
-    for plural, store in (("blocks", reconcilers.blocks), ("examples", reconcilers.examples)):
-        _, listed = await api.call("GET", api.path(plural))
-        for item in listed["items"]:
-            store.put(item)
-    return reconcilers, rest
+async def test_an_example_goes_at_its_maximum_age_and_no_sooner(harness: Harness) -> None:
+    """An Example no Block teaches waits on a timer for the moment it ages out, not for a resync."""
+    clock = harness.manual_clock()
+    await harness.start(example_max_age_days=1)
+    await post(harness, handmade("by-hand"), "examples")
+    await harness.until(lambda: clock.waiting(), "its eviction scheduled")
+    clock.advance(86400 - 1)
+    await harness.resync()  # a pass a second before: it keeps it
+    await harness.settled()
+    assert "by-hand" in harness.examples()
+    clock.advance(1)
+    await harness.until(lambda: "by-hand" not in harness.examples(), "evicted at its age")
+
+
+async def test_a_persons_delete_cascades_and_deleting_an_example_of_gone_blocks_is_final(
+    harness: Harness,
+) -> None:
+    clock = harness.manual_clock()
+    await harness.start(block_ttl_seconds=60)
+    index = await harness.index()
+    await post(harness, teaching("expires", 1))
+    await post(harness, teaching("deleted", 2))
+
+    def example_of(block: str) -> str | None:
+        ref = harness.blocks().get(block, {}).get("status", {}).get("exampleRef")
+        return ref if ref and is_embedded(harness.examples().get(ref)) else None
+
+    deleted = await harness.until(lambda: example_of("deleted"), "the Example of 'deleted'")
+    # `kubectl delete blk deleted`, as kubectl sends it: a living Block's Example goes with it.
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    await harness.api.call("DELETE", harness.api.path("blocks", name="deleted"), options)
+    await harness.until(lambda: deleted not in harness.examples(), "cascaded")
+    expired = await harness.until(lambda: example_of("expires"), "the Example of 'expires'")
+    clock.advance(60)
+    await harness.until(lambda: "expires" not in harness.blocks(), "expired")
+    assert not harness.examples()[expired]["metadata"].get("ownerReferences")
+    # Curation once the Block is gone: deleting the Example is final, whatever the resyncs do.
+    await harness.api.call("DELETE", harness.api.path("examples", name=expired), options)
+    await harness.until(lambda: expired not in harness.examples(), "deleted")
+    await harness.resync()
+    await harness.resync()
+    await harness.settled()
+    assert expired not in harness.examples()
+
+    async def forgotten() -> bool:
+        return not await index.search("the pods of team 1")
+
+    await harness.until(forgotten, "the index forgets it")
 
 
 def failing(
@@ -287,74 +330,69 @@ def failing(
 
 
 async def test_a_controller_stopped_between_creating_an_example_and_recording_it_duplicates_nothing(
-    api: Api, emulator: Emulator, tmp_path: Path
+    harness: Harness,
 ) -> None:
-    await api.call("POST", api.path("blocks"), block_body("b1"))
-    first, rest = await restarted(api, emulator, tmp_path)
-    emulator.fault = failing("blocks", "PATCH", "status")  # the Example is made, the status is not
+    await post(harness, block_body("b1"))
+    first = await harness.listed()
+    harness.emulator.fault = failing("blocks", "PATCH", "status")  # the Example is made, the status is not
     with pytest.raises(Requeue):
         await first.reconcile_block(("default", "b1"))
-    await rest.close()
-    (name,) = examples(emulator)
-    assert "status" not in blocks(emulator)["b1"]
-    emulator.fault = None
-    second, rest = await restarted(api, emulator, tmp_path)
+    (name,) = harness.examples()
+    assert "status" not in harness.blocks()["b1"]
+    harness.emulator.fault = None
+    second = await harness.listed()
     await second.reconcile_block(("default", "b1"))
-    await rest.close()
-    assert list(examples(emulator)) == [name] and emulator.creations[f"examples/default/{name}"] == 1
-    assert examples(emulator)[name].get("status", {}).get("occurrences", 1) == 1  # its creator: counted once
-    assert blocks(emulator)["b1"]["status"]["exampleRef"] == name
+    assert list(harness.examples()) == [name] and harness.emulator.creations[f"examples/default/{name}"] == 1
+    assert harness.examples()[name].get("status", {}).get("occurrences", 1) == 1  # its creator: counted once
+    assert harness.blocks()["b1"]["status"]["exampleRef"] == name
 
 
 async def test_a_controller_stopped_between_counting_and_recording_counts_that_block_twice(
-    api: Api, emulator: Emulator, tmp_path: Path
+    harness: Harness,
 ) -> None:
     """The one crash window of the count, as docs/architecture.md says: the occurrence is written
     before the Block's status records it, so a controller that dies in between counts again on
     restart (at least once; never lost). Retries within one process do not (the fifty test above)."""
-    await api.call("POST", api.path("blocks"), block_body("b1"))
-    await api.call("POST", api.path("blocks"), block_body("b2", generated="kubectl get po"))
-    first, rest = await restarted(api, emulator, tmp_path)
+    await post(harness, block_body("b1"))
+    await post(harness, block_body("b2", generated="kubectl get po"))
+    first = await harness.listed()
     await first.reconcile_block(("default", "b1"))
-    first.examples.put(next(iter(examples(emulator).values())))
-    emulator.fault = failing("blocks", "PATCH", "status")
+    first.examples.put(next(iter(harness.examples().values())))
+    harness.emulator.fault = failing("blocks", "PATCH", "status")
     with pytest.raises(Requeue):
         await first.reconcile_block(("default", "b2"))
-    await rest.close()
-    (example,) = examples(emulator).values()
+    (example,) = harness.examples().values()
     assert example["status"]["occurrences"] == 2
-    emulator.fault = None
-    second, rest = await restarted(api, emulator, tmp_path)
+    harness.emulator.fault = None
+    second = await harness.listed()
     await second.reconcile_block(("default", "b2"))
     await second.reconcile_block(("default", "b2"))  # recorded now: no more
-    await rest.close()
-    (example,) = examples(emulator).values()
+    (example,) = harness.examples().values()
     assert example["status"]["occurrences"] == 3
 
 
 async def test_a_controller_stopped_between_releasing_an_example_and_deleting_its_block_finishes(
-    api: Api, emulator: Emulator, tmp_path: Path
+    harness: Harness,
 ) -> None:
     """Past its TTL a Block desires its Example without an owner, then its own deletion: a
     controller that dies between the two deletes it on restart, and neither adopts nor deletes
     the Example it let go."""
-    await api.call("POST", api.path("blocks"), block_body("b1"))
-    first, rest = await restarted(api, emulator, tmp_path, block_ttl_seconds=1)
+    clock = harness.manual_clock()
+    await post(harness, block_body("b1"))
+    first = await harness.listed(block_ttl_seconds=60)
     await first.reconcile_block(("default", "b1"))
-    (name,) = examples(emulator)
+    (name,) = harness.examples()
     await first.reconcile_example(("default", name))  # embedded: the Block is decided
-    first.blocks.put(blocks(emulator)["b1"])
-    await asyncio.sleep(2.1)  # the TTL is up (decidedAt has a resolution of one second)
-    emulator.fault = failing("blocks", "DELETE")
+    first.blocks.put(harness.blocks()["b1"])
+    clock.advance(60)  # the TTL is up
+    harness.emulator.fault = failing("blocks", "DELETE")
     with pytest.raises(Requeue):
         await first.reconcile_block(("default", "b1"))
-    await rest.close()
-    assert "b1" in blocks(emulator) and not examples(emulator)[name]["metadata"].get("ownerReferences")
-    emulator.fault = None
-    before = emulator._rv
-    second, rest = await restarted(api, emulator, tmp_path, block_ttl_seconds=1)
+    assert "b1" in harness.blocks() and not harness.examples()[name]["metadata"].get("ownerReferences")
+    harness.emulator.fault = None
+    before = harness.emulator.revision
+    second = await harness.listed(block_ttl_seconds=60)
     await second.reconcile_block(("default", "b1"))
     await second.reconcile_block(("default", "b1"))  # its deletion seen: a stray is looked for
-    await rest.close()
-    assert "b1" not in blocks(emulator) and emulator._rv == before + 1  # the delete, nothing else
-    assert not examples(emulator)[name]["metadata"].get("ownerReferences")
+    assert "b1" not in harness.blocks() and harness.emulator.revision == before + 1  # the delete only
+    assert not harness.examples()[name]["metadata"].get("ownerReferences")

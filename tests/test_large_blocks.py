@@ -4,28 +4,20 @@ Block built to be slow does not stall the reconciles, watches and writes of all 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blocklearn.controller import reconcilers as reconcilers_module
-from blocklearn.controller.reconcilers import LARGE_BLOCK_CHARS, Reconcilers
-from blocklearn.devtools.emulator.api import Emulator
-from blocklearn.embed.hashing import HashingEmbedder
+from blocklearn.controller.reconcilers import LARGE_BLOCK_CHARS
 from blocklearn.learn import rule as learning
-from blocklearn.runtime.rest import Rest
-from blocklearn.settings import Settings
-from tests.conftest import Api, block_body, kubeconfig_for
-
-EXAMPLES = "blocklearn.dev/v1alpha1/examples"
+from tests.conftest import block_body
+from tests.harness import Harness
 
 
 @pytest.mark.parametrize(("cells", "off_loop"), [(1, False), (LARGE_BLOCK_CHARS // 4000 + 1, True)])
 async def test_the_learning_rule_of_a_large_block_runs_in_a_thread(
-    api: Api,
-    emulator: Emulator,
-    tmp_path: Path,
+    harness: Harness,
     monkeypatch: pytest.MonkeyPatch,
     cells: int,
     off_loop: bool,
@@ -37,17 +29,13 @@ async def test_the_learning_rule_of_a_large_block_runs_in_a_thread(
         return learning.decide(*args)
 
     monkeypatch.setattr(reconcilers_module, "decide", watched)
-    rest = Rest.from_kubeconfig(str(kubeconfig_for(emulator, tmp_path)))
-    reconcilers = Reconcilers(Settings(), rest, HashingEmbedder(64))
-    try:
-        body = block_body("big")
-        text = ("list every pod " * 300)[:4000]  # a cell holds at most 4,096 characters (the CRD)
-        body["spec"]["doc"]["cells"] = [{"kind": "markup", "contents": text}] * cells
-        _, created = await api.call("POST", api.path("blocks"), body)
-        reconcilers.blocks.put(created)
-        await reconcilers.reconcile_block(("default", "big"))
-        assert [t is not threading.main_thread() for t in threads] == [off_loop]
-        (example,) = emulator.objects_of(EXAMPLES)  # learned all the same
-        assert example["spec"]["answer"][0]["contents"] == "kubectl get pods -A"
-    finally:
-        await rest.close()
+    reconcilers = harness.reconcilers()
+    body = block_body("big")
+    text = ("list every pod " * 300)[:4000]  # a cell holds at most 4,096 characters (the CRD)
+    body["spec"]["doc"]["cells"] = [{"kind": "markup", "contents": text}] * cells
+    _, created = await harness.api.call("POST", harness.api.path("blocks"), body)
+    reconcilers.blocks.put(created)
+    await reconcilers.reconcile_block(("default", "big"))
+    assert [t is not threading.main_thread() for t in threads] == [off_loop]
+    (example,) = harness.examples().values()  # learned all the same
+    assert example["spec"]["answer"][0]["contents"] == "kubectl get pods -A"

@@ -1,4 +1,5 @@
-"""Changing the embedding model over a hundred Examples, with the real controller and index.
+"""Changing the embedding model over a hundred Examples, with the controller's and the index's code in
+this process (tests/harness.py) and an OpenAI-compatible endpoint served by the test.
 
 Every Example holds a vector of model A; the index and then the controller restart with model B. The
 index serves only B's vectors, so at first it has none, yet every search answers (the lexical channel
@@ -9,129 +10,80 @@ the controller rewrites the Examples no faster than BLOCKLEARN_REEMBED_PER_SECON
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from blocklearn.devtools.emulator.api import Emulator
-from tests.conftest import Api, block_body, kubeconfig_for
+from tests.conftest import block_body
 from tests.fake_embeddings import FakeEmbeddings
-from tests.processes import Process, eventually, free_port, metric, scrape
-
-pytestmark = pytest.mark.e2e
+from tests.harness import Harness, sample
 
 EXAMPLES = 100
 RATE = 20  # re-embeds per second: the switch cannot take less than (EXAMPLES - RATE) / RATE = 4 seconds
 
 
-def controller(tmp_path: Path, env: dict[str, str], name: str) -> Process:
-    args = ["controller", "--metrics-port", "0"]
-    return Process(name, args, tmp_path, env).start()
-
-
-def get(url: str) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return dict(json.load(resp))
-    except urllib.error.HTTPError as exc:
-        return dict(json.load(exc))
-
-
-def search(port: int, query: str) -> tuple[int, list[dict[str, Any]]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/search",
-        data=json.dumps({"query": query, "k": 3, "namespace": "default"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, list(json.load(resp)["results"])
-    except urllib.error.HTTPError as exc:
-        return exc.code, []
-
-
 async def test_a_model_switch_keeps_search_answering_and_rewrites_examples_at_a_bounded_rate(
-    api: Api, emulator: Emulator, embeddings: FakeEmbeddings, tmp_path: Path
+    harness: Harness, embeddings: FakeEmbeddings
 ) -> None:
-    config = kubeconfig_for(emulator, tmp_path)
-    env_a = {"KUBECONFIG": str(config), **embeddings.env("model-a")}
-    env_b = {
-        "KUBECONFIG": str(config),
-        **embeddings.env("model-b"),
-        "BLOCKLEARN_REEMBED_PER_SECOND": str(RATE),
-    }
-    old = controller(tmp_path, env_a, "controller-a")
-    procs = [old]
-    try:
-        for i in range(EXAMPLES):
-            body = block_body(
-                f"b{i:03d}", executed=f"kubectl logs pod-{i}", doc=f"show the logs of pod number {i}"
-            )
-            assert (await api.call("POST", api.path("blocks"), body))[0] == 201
+    api = harness.api
+    env_b = {**embeddings.env("model-b"), "BLOCKLEARN_REEMBED_PER_SECOND": str(RATE)}
+    old = await harness.start(env=embeddings.env("model-a"))
+    for i in range(EXAMPLES):
+        body = block_body(
+            f"b{i:03d}", executed=f"kubectl logs pod-{i}", doc=f"show the logs of pod number {i}"
+        )
+        assert (await api.call("POST", api.path("blocks"), body))[0] == 201
 
-        async def all_of(model: str) -> bool:
-            code, listed = await api.call("GET", api.path("examples"))
-            items = listed.get("items", []) if code == 200 else []
-            return len(items) == EXAMPLES and all(
-                ex.get("status", {}).get("embeddingModel") == f"openai:{model}" for ex in items
-            )
-
-        await eventually(lambda: all_of("model-a"), timeout=180, what="all embedded by model A", logs=procs)
-        await old.astop()
-
-        port, probes = free_port(), free_port()
-        index = Process("index", ["index", "--port", str(port), "--probe-port", str(probes)], tmp_path, env_b)
-        procs.append(index.start())
-
-        async def ready() -> dict[str, Any] | None:
-            try:
-                body = await asyncio.to_thread(get, f"http://127.0.0.1:{probes}/readyz")
-            except OSError:
-                return None
-            return body if body.get("ready") else None
-
-        first = await eventually(ready, timeout=60, what="index ready", logs=procs)
-        assert first["vectors"] == {"model": "openai:model-b", "current": 0, "missing": EXAMPLES}
-        code, hits = await asyncio.to_thread(search, port, "print the logs of pod number 7")
-        assert code == 200 and hits[0]["blockRef"]["name"] == "b007"  # by text alone: no model B vector yet
-
-        procs.append(controller(tmp_path, env_b, "controller-b"))
-        progress, failures = [0], []
-        while progress[-1] < EXAMPLES:
-            assert procs[-1].alive(), procs[-1].tail()
-            i = len(progress) % EXAMPLES
-            code, hits = await asyncio.to_thread(search, port, f"print the logs of pod number {i}")
-            if code != 200 or not hits:
-                failures.append((code, hits))
-            body = await asyncio.to_thread(get, f"http://127.0.0.1:{probes}/readyz")
-            assert body["indexSize"] == EXAMPLES
-            progress.append(body["vectors"]["current"])
-            assert body["vectors"]["current"] + body["vectors"]["missing"] == EXAMPLES
-            assert len(progress) < 2000, f"the switch did not complete: {progress[-5:]}"
-            await asyncio.sleep(0.2)
-        assert not failures, failures[:3]
-        assert progress == sorted(progress), "progress went back"
-        assert len(set(progress)) > 3, progress  # seen rising in steps, not all at once
-        assert (
-            metric(scrape(f"http://127.0.0.1:{probes}/metrics"), "blocklearn_index_vectors_current_ratio")
-            == 1.0
+    def all_of(model: str) -> bool:
+        items = harness.examples().values()
+        return len(items) == EXAMPLES and all(
+            ex.get("status", {}).get("embeddingModel") == f"openai:{model}" for ex in items
         )
 
-        # The bound on writes: one status write per re-embedded Example, through a RATE/s token bucket.
-        # (The index embeds its queries with model B too: count the Examples' texts only.)
-        rewrites = [
-            (t, text)
-            for t, model, texts in embeddings.log
-            for text in texts
-            if model == "model-b" and text.startswith("show the logs")
-        ]
-        assert len(rewrites) == EXAMPLES
-        times = [t for t, _ in rewrites]
-        assert times[-1] - times[0] >= (EXAMPLES - RATE) / RATE * 0.95
-    finally:
-        for proc in procs:
-            await proc.astop()
+    await harness.until(lambda: all_of("model-a"), "all embedded by model A", timeout=180)
+    await harness.stop(old)
+
+    index = await harness.index(env=env_b)
+
+    async def readyz() -> dict[str, Any]:
+        code, body = await api.call("GET", f"{index.url}/readyz")
+        assert code == 200, body
+        return body
+
+    assert (await readyz())["vectors"] == {"model": "openai:model-b", "current": 0, "missing": EXAMPLES}
+    hits = await index.search("print the logs of pod number 7")
+    assert hits[0]["blockRef"]["name"] == "b007"  # by text alone: no model B vector yet
+
+    new = await harness.start(env=env_b)
+    progress: list[int] = [0]
+    failures: list[Any] = []
+    while progress[-1] < EXAMPLES:
+        assert new.alive()
+        i = len(progress) % EXAMPLES
+        code, answer = await api.call(
+            "POST",
+            f"{index.url}/v1/search",
+            {"query": f"print the logs of pod number {i}", "k": 3, "namespace": "default"},
+        )
+        if code != 200 or not answer["results"]:
+            failures.append((code, answer))
+        body = await readyz()
+        assert body["indexSize"] == EXAMPLES
+        progress.append(body["vectors"]["current"])
+        assert body["vectors"]["current"] + body["vectors"]["missing"] == EXAMPLES
+        assert len(progress) < 2000, f"the switch did not complete: {progress[-5:]}"
+        await asyncio.sleep(0.2)
+    assert not failures, failures[:3]
+    assert progress == sorted(progress), "progress went back"
+    assert len(set(progress)) > 3, progress  # seen rising in steps, not all at once
+    assert sample("blocklearn_index_vectors_current_ratio") == 1.0
+
+    # The bound on writes: one status write per re-embedded Example, through a RATE/s token bucket.
+    # (The index embeds its queries with model B too: count the Examples' texts only.)
+    rewrites = [
+        (t, text)
+        for t, model, texts in embeddings.log
+        for text in texts
+        if model == "model-b" and text.startswith("show the logs")
+    ]
+    assert len(rewrites) == EXAMPLES
+    times = [t for t, _ in rewrites]
+    assert times[-1] - times[0] >= (EXAMPLES - RATE) / RATE * 0.95

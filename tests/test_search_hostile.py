@@ -20,19 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blocklearn.devtools.dev import Ports, Stack
 from blocklearn.index.core import MAX_K
 from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS, MAX_OUTPUT_CHARS, MAX_OUTPUTS
 from blocklearn.search.api import MAX_BODY_BYTES
 from blocklearn.search.schema import SearchResponse
 from tests.conftest import block_body
+from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
-ENV = {
-    "BLOCKLEARN_EMBEDDER": "hashing",
-    "BLOCKLEARN_HASHING_DIM": "512",
-    "BLOCKLEARN_RETRY_BASE_SECONDS": "0.2",
-}
+ENV = {"BLOCKLEARN_HASHING_DIM": "512"}
 BLOCKS = "/apis/blocklearn.dev/v1alpha1/namespaces/{ns}/blocks"
 # Learned text that would act on a terminal: colour, BEL, a right-to-left override, a title change.
 EVIL = "\x1b[31mred\x1b[0m \x07 \u202eevil"
@@ -53,8 +49,7 @@ def wait(check, what: str, stack: Stack, timeout: float = 90):  # type: ignore[n
     deadline = time.monotonic() + timeout
     while not (result := check()):
         if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {c.name}\n{c.tail()}" for c in stack.children)
-            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+            raise AssertionError(f"timed out waiting for {what}\n{stack.logs()}")
         time.sleep(0.2)
     return result
 
@@ -63,9 +58,8 @@ def wait(check, what: str, stack: Stack, timeout: float = 90):  # type: ignore[n
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The emulator, the controller and the index, with four Examples in default (one of them
     with text that would repaint a terminal), one in team-a."""
-    stack = Stack(tmp_path_factory.mktemp("hostile"), Ports.free(), env=ENV)
-    try:
-        stack.start()
+    with Stack.started(tmp_path_factory.mktemp("hostile"), ENV) as stack:
+        stack.wait_ready(stack.controller(), stack.index())
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
         call(f"{stack.api_url}/api/v1/namespaces", namespace)  # the Block below is the check
         docs = {"pods": "list every pod", "disk": "list the disk usage", "logs": "list the logs of web"}
@@ -79,14 +73,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         def learned() -> bool:
             status, found = call(
-                f"{stack.index_url}/v1/search", {"query": "list", "k": 10, "namespace": "default"}
+                f"{stack.child('index').url}/v1/search", {"query": "list", "k": 10, "namespace": "default"}
             )
             return status == 200 and len(found["results"]) == 4
 
         wait(learned, "four Examples searchable", stack)
         yield stack
-    finally:
-        stack.stop()
 
 
 @dataclass
@@ -136,7 +128,7 @@ def send(port: int, sent: Sent) -> tuple[int | None, bytes]:
 
 
 def alive(stack: Stack) -> bool:
-    with urllib.request.urlopen(f"{stack.index_url}/healthz", timeout=10) as resp:
+    with urllib.request.urlopen(f"{stack.child('index').url}/healthz", timeout=10) as resp:
         return resp.status == 200
 
 
@@ -196,7 +188,7 @@ def test_valid_requests_of_every_allowed_size_succeed_however_slowly_they_arrive
     request = data.draw(valid_requests())
     body = json.dumps(request, ensure_ascii=data.draw(st.booleans())).encode()
     assert len(body) <= MAX_BODY_BYTES
-    status, answer = send(stack.ports.index, data.draw(slow(body)))
+    status, answer = send(stack.child("index").port, data.draw(slow(body)))
     assert status == 200, answer[:300]
     SearchResponse.model_validate_json(answer)
 
@@ -260,7 +252,7 @@ def test_anything_a_client_sends_gets_a_4xx_at_worst_and_the_server_stays_up(
     sent.headers = {"Content-Type": ctype, **headers}
     if data.draw(st.booleans()):
         sent.chunked, sent.length = False, data.draw(st.integers(0, len(body) + 100))
-    status, answer = send(stack.ports.index, sent)
+    status, answer = send(stack.child("index").port, sent)
     assert status is None or status < 500, answer[:300]
     lying = sent.length is not None and sent.length != len(body)
     assert status is not None or lying, "no answer to a well-framed request"
@@ -275,7 +267,7 @@ def test_a_body_over_the_limit_is_413_however_it_arrives(
     stack: Stack, over: int, chunk: int, chunked: bool
 ) -> None:
     body = json.dumps({"query": "x" * (MAX_BODY_BYTES + over), "namespace": "default"}).encode()
-    status, answer = send(stack.ports.index, Sent(body, chunk=chunk, chunked=chunked))
+    status, answer = send(stack.child("index").port, Sent(body, chunk=chunk, chunked=chunked))
     assert status == 413, answer[:300]
     assert b"over" in answer
 
@@ -285,7 +277,7 @@ def test_no_request_raised_inside_the_search_handler(stack: Stack) -> None:
     # handling request" with the handler's frames (and answered 500, when the client is still there).
     # aiohttp also logs malformed HTTP (bad framing, an unknown Content-Encoding), with tracebacks of
     # its own parser, and its draining of a broken body after our 400; those are not ours.
-    log = (stack.directory / "index.log").read_text(errors="replace")
+    log = stack.child("index").log.read_text(errors="replace")
     records = re.split(r"\n(?=\d{4}-\d\d-\d\d )", log)
     ours = [r for r in records if "Error handling request" in r and "/blocklearn/" in r]
     assert not ours, ours[0][-3000:]
@@ -293,7 +285,7 @@ def test_no_request_raised_inside_the_search_handler(stack: Stack) -> None:
 
 def blocklearn_search(stack: Stack, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "blocklearn", "search", *args, "--url", stack.index_url],
+        [sys.executable, "-m", "blocklearn", "search", *args, "--url", stack.child("index").url],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
+from tests.harness import ManualClock
 
 
 async def test_a_key_is_queued_once_and_processed_again_if_it_changed_meanwhile() -> None:
@@ -109,8 +110,8 @@ async def test_the_resync_survives_a_failing_pass() -> None:
     resync.stop()
 
 
-async def test_a_key_waits_for_a_later_time_once_at_the_earliest_time_asked() -> None:
-    """A Block's expiry is asked for again at every resync: one timer per key, the earliest kept."""
+async def test_a_key_waits_out_a_delay_once_at_the_earliest_time_asked() -> None:
+    """A backoff asked for while another waits: one timer per key, the earliest kept."""
     queue: WorkQueue[str] = WorkQueue("test")
     queue.add_after("k", 3600)
     queue.add_after("k", 3600)  # the same moment again: nothing more waits
@@ -119,3 +120,23 @@ async def test_a_key_waits_for_a_later_time_once_at_the_earliest_time_asked() ->
     queue.add_after("k", 0.01)  # sooner: replaces the hour
     await asyncio.sleep(0.05)
     assert len(queue) == 1 and not queue._later
+
+
+async def test_a_key_waits_for_a_moment_of_its_clock_once_at_the_earliest_moment_asked() -> None:
+    """A Block's expiry is a moment of the wall clock, asked for again at every resync: one timer
+    per key, the earliest kept, fired when the clock (here a test's) reaches it."""
+    clock = ManualClock()
+    queue: WorkQueue[str] = WorkQueue("test", clock=clock)
+    queue.add_at("k", clock.time() + 3600)
+    queue.add_at("k", clock.time() + 3600)  # the same moment again: nothing more waits
+    queue.add_at("k", clock.time() + 7200)  # later than what waits: it comes back sooner anyway
+    assert clock.waiting() == [clock.time() + 3600] and len(queue) == 0
+    queue.add_at("k", clock.time() + 60)  # sooner: replaces the hour
+    assert clock.waiting() == [clock.time() + 60]
+    clock.advance(59.9)
+    assert len(queue) == 0
+    clock.advance(0.1)
+    assert len(queue) == 1 and not queue._at and not clock.waiting()
+    queue.add_at("j", clock.time() - 1)  # already past: at once
+    await asyncio.sleep(0)
+    assert len(queue) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,12 +90,17 @@ OUTCOME_FIELDS = ("suggestionOutcome", "retrievalOutcome")
 
 
 def block_status(
-    block: Mapping[str, Any], outcome: Outcome, ref: str | None, outcomes: Outcomes | None = None
+    block: Mapping[str, Any],
+    outcome: Outcome,
+    ref: str | None,
+    outcomes: Outcomes | None = None,
+    now: float | None = None,
 ) -> BlockStatus:
     """The Block's desired status, naming its Example `ref` and the outcomes of its suggestion;
     transition times kept where a condition's status stays, and `decidedAt` kept unless the
-    decision, the Example or the generation changed (then it is now: a Block that changes restarts
-    its TTL). The outcomes are a record of what happened: deriving them restarts no TTL."""
+    decision, the Example or the generation changed (then it is `now`, the system's time if None: a
+    Block that changes restarts its TTL). The outcomes are a record of what happened: deriving them
+    restarts no TTL."""
     generation = block.get("metadata", {}).get("generation")
     status = block.get("status") or {}
     current = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
@@ -105,7 +111,7 @@ def block_status(
     kept = {k: v for k, v in status.items() if k not in ("decidedAt", *OUTCOME_FIELDS)}
     unchanged = merge_patch(kept, _dump(desired)) is SAME
     # A status of before this field kept its age (decided_at reads the Learned condition): no write.
-    desired.decided_at = status.get("decidedAt") if unchanged else now_rfc3339()
+    desired.decided_at = status.get("decidedAt") if unchanged else now_rfc3339(now)
     if outcomes is not None:
         desired.suggestion_outcome = outcomes.suggestion
         desired.retrieval_outcome = outcomes.retrieval
@@ -215,19 +221,21 @@ def occurrences(example: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and value > 0 else 1
 
 
-def last_seen(example: Mapping[str, Any]) -> datetime.datetime:
-    """When a Block last taught the Example's correction: `lastSeenAt`, else its creation."""
+def last_seen(example: Mapping[str, Any], now: float | None = None) -> datetime.datetime:
+    """When a Block last taught the Example's correction: `lastSeenAt`, else its creation (else
+    `now`, the system's time if None)."""
     meta, status = example.get("metadata") or {}, example.get("status") or {}
     found = parse_rfc3339(status.get("lastSeenAt")) or parse_rfc3339(meta.get("creationTimestamp"))
-    return found or datetime.datetime.now(datetime.UTC)
+    return found or datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
 
 
-def occurrence_patch(example: Mapping[str, Any]) -> Obj:
-    """The /status patch that counts one more Block teaching the Example, seen now; the
-    resourceVersion makes two Blocks counting at once take turns instead of counting one."""
+def occurrence_patch(example: Mapping[str, Any], now: float | None = None) -> Obj:
+    """The /status patch that counts one more Block teaching the Example, seen `now` (the system's
+    time if None); the resourceVersion makes two Blocks counting at once take turns instead of
+    counting one."""
     return {
         "metadata": {"resourceVersion": example["metadata"]["resourceVersion"]},
-        "status": {"occurrences": occurrences(example) + 1, "lastSeenAt": now_rfc3339()},
+        "status": {"occurrences": occurrences(example) + 1, "lastSeenAt": now_rfc3339(now)},
     }
 
 

@@ -64,6 +64,7 @@ from blocklearn.resources.models import (
     ExampleSpec,
     ExampleStatus,
 )
+from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock
 from blocklearn.runtime.informer import Store
 from blocklearn.runtime.objects import Key, Obj, now_rfc3339
 from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
@@ -95,10 +96,13 @@ class Refused(Exception):
 class Reconcilers:
     """The Block, Example and namespace reconcilers, their cache and their work queues."""
 
-    def __init__(self, settings: Settings, rest: Rest, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, rest: Rest, embedder: Embedder, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
         self.rest = rest
         self.embedder = embedder
+        self.clock = clock  # what TTLs and ages are measured by (a test moves its own)
         self.policy = Policy(**settings.policy_kwargs())
         self.blocks = Store(trim=without_managed_fields, indexers={TEACHES: _teaches, RETRIEVED: _retrieved})
         self.examples = Store(
@@ -106,9 +110,9 @@ class Reconcilers:
             indexers={OWNER: _owner, NAMESPACE: _namespace},
         )
         base, cap = settings.retry_base_seconds, settings.retry_max_seconds
-        self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap)
-        self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap)
-        self.namespace_queue: WorkQueue[str] = WorkQueue("namespace", base, cap)
+        self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap, clock)
+        self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap, clock)
+        self.namespace_queue: WorkQueue[str] = WorkQueue("namespace", base, cap, clock)
         self.batcher = EmbedBatcher(embedder, settings.embed_batch_size, settings.embed_batch_wait_seconds)
         self.stores_vectors = stores_vectors(embedder)  # not `hashing`: the index reads the text itself
         self.reembed_limit = TokenBucket(settings.reembed_per_second)
@@ -226,7 +230,7 @@ class Reconcilers:
                 decision = decide(spec, ref, self.policy, excluded)
             outcome = Outcome.of(decision)
         name = example_name(outcome.example) if outcome.example is not None else None
-        status = block_status(block, outcome, name, outcomes)
+        status = block_status(block, outcome, name, outcomes, self.clock.time())
         # Past its TTL, a Block desires its Example without itself as owner, then its own deletion:
         # a controller stopped between the two finishes both on its next reconcile.
         expiring = status_patch(block, status) is None and self._time_left(block, name) == 0.0
@@ -279,9 +283,9 @@ class Reconcilers:
         if ttl <= 0 or since is None:
             return None
         key = _key(block)
-        left = since.timestamp() + ttl - time.time()
+        left = since.timestamp() + ttl - self.clock.time()
         if left > 0:
-            self.block_queue.add_after(key, left)
+            self.block_queue.add_at(key, since.timestamp() + ttl)
             return left
         if name is not None:
             example = self.examples.get((key[0], name))
@@ -335,7 +339,7 @@ class Reconcilers:
             if self._was_counted(block, name):
                 return
             updated = await self._write(
-                "PATCH", EXAMPLES, namespace, name, occurrence_patch(current), "status"
+                "PATCH", EXAMPLES, namespace, name, occurrence_patch(current, self.clock.time()), "status"
             )
             if updated is not None:
                 self.examples.put(updated)
@@ -448,19 +452,19 @@ class Reconcilers:
             # Read (inflated) only what may go: at each resync a pass over a namespace past its cap
             # whose Examples living Blocks teach reads none of them.
             if not self._taught(key) and (example := self.examples.get(key)) is not None:
-                candidates.append((last_seen(example), key[1], example))
+                candidates.append((last_seen(example, self.clock.time()), key[1], example))
         candidates.sort(key=lambda c: (c[0], c[1]))
         excess = max(stored - cap, 0) if cap else 0
         evictions = [(example, "cap") for _, _, example in candidates[:excess]]
         if max_age:
-            now = time.time()
+            now = self.clock.time()
             rest = candidates[len(evictions) :]
             evictions += [
                 (example, "max_age") for seen, _, example in rest if now - seen.timestamp() >= max_age
             ]
             kept = [seen.timestamp() for seen, _, _ in rest if now - seen.timestamp() < max_age]
             if kept:  # the next Example to age out comes back to this queue on time
-                self.namespace_queue.add_after(namespace, min(kept) + max_age - now)
+                self.namespace_queue.add_at(namespace, min(kept) + max_age)
         for example, reason in evictions:
             await self._delete_example(example)
             metrics.examples_evicted_total.labels(reason).inc()
@@ -469,7 +473,7 @@ class Reconcilers:
                 namespace,
                 example["metadata"]["name"],
                 reason,
-                last_seen(example).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                last_seen(example, self.clock.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 occurrences(example),
             )
         return "success" if evictions else "unchanged"
@@ -607,7 +611,7 @@ class Reconcilers:
             embedding_dim=None if vector is None else int(vector.shape[0]),
             embedding_model=self.embedder.model,
             text_hash=wanted,
-            embedded_at=now_rfc3339(),
+            embedded_at=now_rfc3339(self.clock.time()),
             source_changed_at=(meta.get("annotations") or {}).get(SOURCE_CHANGED),
             conditions=[Condition.model_validate(c) for c in conditions if c.get("type") == "Embedded"],
             # Written with the embedding (no write of its own): `kubectl get ex` shows the count.

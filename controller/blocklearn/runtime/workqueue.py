@@ -2,7 +2,9 @@
 by two workers at once (a key added while it is processed runs again after), and failed keys come
 back after a per-key exponential backoff that resets on success. A key waits for a later time at
 most once, for the earliest time asked (client-go's delaying queue), so a reconcile that asks again
-at each resync for the same moment (a Block's expiry) keeps one timer, not one per pass."""
+at each resync for the same moment (a Block's expiry) keeps one timer, not one per pass. Moments of
+the wall clock (`add_at`) wait on the queue's clock, which a test may replace; backoffs
+(`add_after`) wait real time."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from blocklearn import metrics
+from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock, Timer
 
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger("blocklearn.workqueue")
-SAME_MOMENT = 1.0  # seconds
 
 
 class Requeue(Exception):  # a request, not an error
@@ -27,14 +29,15 @@ class Requeue(Exception):  # a request, not an error
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, name: str, base: float = 1.0, cap: float = 300.0) -> None:
-        self.name, self.base, self.cap = name, base, cap
+    def __init__(self, name: str, base: float = 1.0, cap: float = 300.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.name, self.base, self.cap, self.clock = name, base, cap, clock
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._pending: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._failures: dict[K, int] = {}
         self._later: dict[K, asyncio.TimerHandle] = {}
+        self._at: dict[K, tuple[float, Timer]] = {}
         self._depth = metrics.workqueue_depth.labels(name)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -60,19 +63,32 @@ class WorkQueue(Generic[K]):
             self._depth.set(len(self._pending))
 
     def add_after(self, key: K, delay: float) -> None:
+        """Queue the key after `delay` seconds of real time (a backoff), unless it comes sooner."""
         loop = asyncio.get_running_loop()
         when = loop.time() + max(delay, 0.0)
         waiting = self._later.get(key)
         if waiting is not None:
-            # Sooner anyway (its reconcile asks again), or the same moment: times computed from the
-            # wall clock at each resync differ by rounding and clock slew, not by a second.
-            if waiting.when() <= when + SAME_MOMENT:
+            if waiting.when() <= when:
                 return
             waiting.cancel()
         self._later[key] = loop.call_at(when, self._due, key)
 
     def _due(self, key: K) -> None:
         self._later.pop(key, None)
+        self.add(key)
+
+    def add_at(self, key: K, when: float) -> None:
+        """Queue the key once the clock reads `when` (seconds since the epoch), unless it already
+        waits for that moment or an earlier one."""
+        waiting = self._at.get(key)
+        if waiting is not None:
+            if waiting[0] <= when:
+                return
+            waiting[1].cancel()
+        self._at[key] = (when, self.clock.call_at(when, lambda: self._reached(key)))
+
+    def _reached(self, key: K) -> None:
+        self._at.pop(key, None)
         self.add(key)
 
     def backoff(self, key: K) -> float:

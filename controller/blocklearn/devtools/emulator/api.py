@@ -40,6 +40,7 @@ import datetime
 import json
 import logging
 import re
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -82,10 +83,6 @@ MAX_STORED_BYTES = 1536 * 1024
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _NOT_FOUND = "the server could not find the requested resource"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int_param(request: kmock.Request, name: str) -> int | None:
@@ -141,6 +138,9 @@ class Emulator(kmock.KubernetesEmulator):
     # The client is the User-Agent's product (kopf, OpenAPI-Generator, Python...).
     calls: set[tuple[str, str, str, str]] = attrs.field(factory=set, init=False)
     tokens: TokenIssuer = attrs.field(factory=TokenIssuer, init=False)
+    # The clock of creation and deletion timestamps: a test that moves the controller's clock
+    # (tests/harness.py) gives the emulator the same one, as a cluster's nodes share time.
+    clock: Callable[[], float] = attrs.field(default=time.time, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -168,6 +168,9 @@ class Emulator(kmock.KubernetesEmulator):
     async def __aexit__(self, *exc: Any) -> None:
         await self._controllers.stop()
         await super().__aexit__(*exc)
+
+    def _now(self) -> str:
+        return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @property
     def revision(self) -> int:
@@ -197,7 +200,7 @@ class Emulator(kmock.KubernetesEmulator):
             for rtype in ResourceType.from_crd(crd):
                 self.register(rtype)
             stored = copy.deepcopy(crd)
-            stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+            stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
             self._put(crd_type, (crd_type.key, None, crd["metadata"]["name"]), stored, "ADDED")
 
     def _ensure_system_namespaces(self) -> None:
@@ -206,7 +209,7 @@ class Emulator(kmock.KubernetesEmulator):
             if (self.NAMESPACES, None, name) not in self._store:
                 obj: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
                 obj = self._new_namespace(obj)
-                obj["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+                obj["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
                 self._put(rtype, (self.NAMESPACES, None, name), obj, "ADDED")
 
     def _new_namespace(self, obj: Obj) -> Obj:
@@ -868,7 +871,7 @@ class Emulator(kmock.KubernetesEmulator):
         meta = obj["metadata"]
         for owned in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
             meta.pop(owned, None)
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
         obj = self._put(rtype, key, obj, "ADDED")
         self.creations[f"{rtype.plural}/{key[1]}/{name}"] += 1
         return Response(status=201, payload=obj)
@@ -1043,7 +1046,7 @@ class Emulator(kmock.KubernetesEmulator):
             return self._drop(rtype, key, current), True
         desired = copy.deepcopy(current)
         desired["metadata"]["finalizers"] = finalizers
-        desired["metadata"].setdefault("deletionTimestamp", _now())
+        desired["metadata"].setdefault("deletionTimestamp", self._now())
         desired["metadata"]["deletionGracePeriodSeconds"] = 0
         return self._commit(rtype, key, current, desired), False
 
@@ -1065,7 +1068,7 @@ class Emulator(kmock.KubernetesEmulator):
                 )
             return self._drop(rtype, key, current), True
         desired = copy.deepcopy(current)
-        desired["metadata"]["deletionTimestamp"] = _now()
+        desired["metadata"]["deletionTimestamp"] = self._now()
         desired.setdefault("status", {})["phase"] = "Terminating"
         return self._put(rtype, key, desired, "MODIFIED"), False
 
