@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from blocklearn.controller.reconcilers import without_embedding, without_managed_fields
+from blocklearn.controller.cache import without_embedding, without_managed_fields
 from blocklearn.runtime.informer import Store
 
 

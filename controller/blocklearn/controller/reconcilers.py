@@ -15,17 +15,16 @@ on a transition (a Block becoming Invalid).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
 from blocklearn import BLOCKS, EXAMPLES, metrics
 from blocklearn.controller import events
+from blocklearn.controller.cache import NAMESPACE, OWNER, RETRIEVED, TEACHES, block_store, example_store
 from blocklearn.controller.desired import (
     SAME,
     SOURCE_CHANGED,
@@ -46,6 +45,8 @@ from blocklearn.controller.desired import (
     source_changed_at,
     status_patch,
 )
+from blocklearn.controller.eviction import plan_evictions
+from blocklearn.controller.writes import Refused, Writer
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
 from blocklearn.embed.codec import encode, text_hash
@@ -54,7 +55,6 @@ from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
 from blocklearn.learn.outcome import PAIRS, assess, decided_retrieval, recorded, shown_answers
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
-from blocklearn.resources import custom_path
 from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import (
     BlockRef,
@@ -65,9 +65,9 @@ from blocklearn.resources.models import (
     ExampleStatus,
 )
 from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock
-from blocklearn.runtime.informer import Store
+from blocklearn.runtime.keyedlocks import KeyedLocks
 from blocklearn.runtime.objects import Key, Obj, now_rfc3339
-from blocklearn.runtime.rest import MERGE_PATCH, ApiError, Rest
+from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
 
@@ -86,11 +86,6 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 # Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
 LARGE_BLOCK_CHARS = 16_384
-EMBEDDING_OMITTED = "(in the API; not cached)"
-
-
-class Refused(Exception):
-    """The API refused a write for good (400, 403, 422): retrying waits for the object to change."""
 
 
 class Reconcilers:
@@ -104,11 +99,9 @@ class Reconcilers:
         self.embedder = embedder
         self.clock = clock  # what TTLs and ages are measured by (a test moves its own)
         self.policy = Policy(**settings.policy_kwargs())
-        self.blocks = Store(trim=without_managed_fields, indexers={TEACHES: _teaches, RETRIEVED: _retrieved})
-        self.examples = Store(
-            trim=lambda o: without_embedding(without_managed_fields(o)),
-            indexers={OWNER: _owner, NAMESPACE: _namespace},
-        )
+        self.blocks = block_store()
+        self.examples = example_store()
+        self.writer = Writer(rest, self.blocks, self.examples)
         base, cap = settings.retry_base_seconds, settings.retry_max_seconds
         self.block_queue: WorkQueue[Key] = WorkQueue("block", base, cap, clock)
         self.example_queue: WorkQueue[Key] = WorkQueue("example", base, cap, clock)
@@ -206,7 +199,7 @@ class Reconcilers:
         if block["metadata"].get("deletionTimestamp"):
             return "deleting"
         if (leftovers := block_patch(block)) is not None:
-            updated = await self._write("PATCH", BLOCKS, key[0], key[1], leftovers)
+            updated = await self.writer.write("PATCH", BLOCKS, key[0], key[1], leftovers)
             if updated is None:
                 return "gone"
             self.blocks.put(updated)
@@ -265,7 +258,7 @@ class Reconcilers:
             if status.example_ref is not None and self._counted.get(key, ("", ""))[1] == status.example_ref:
                 self._counted.pop(key, None)  # its status records that it was counted
             return False  # converged: running the reconcile again writes nothing
-        updated = await self._write("PATCH", BLOCKS, meta["namespace"], meta["name"], patch, "status")
+        updated = await self.writer.write("PATCH", BLOCKS, meta["namespace"], meta["name"], patch, "status")
         if updated is not None:
             self.blocks.put(updated)
             self._counted.pop(key, None)
@@ -310,7 +303,7 @@ class Reconcilers:
             if current is None:
                 if expiring:
                     return  # a Block on its way out makes nothing again (an Example deleted by hand)
-                created = await self._write(
+                created = await self.writer.write(
                     "POST", EXAMPLES, namespace, name, new_example(block, example, name)
                 )
                 if created is not None:
@@ -326,7 +319,7 @@ class Reconcilers:
                 raise Requeue("Example is being deleted; will create it again", delay=1.0)
             patch = example_patch(current, block, example)
             if patch is not None:
-                updated = await self._write("PATCH", EXAMPLES, namespace, name, patch)
+                updated = await self.writer.write("PATCH", EXAMPLES, namespace, name, patch)
                 if updated is None:
                     return
                 self.examples.put(current := updated)
@@ -338,7 +331,7 @@ class Reconcilers:
                 return
             if self._was_counted(block, name):
                 return
-            updated = await self._write(
+            updated = await self.writer.write(
                 "PATCH", EXAMPLES, namespace, name, occurrence_patch(current, self.clock.time()), "status"
             )
             if updated is not None:
@@ -387,7 +380,7 @@ class Reconcilers:
         """Let the Example stand without the Block: its owner reference goes (one write), so neither
         the Block's deletion nor garbage collection takes it."""
         meta = example["metadata"]
-        updated = await self._write(
+        updated = await self.writer.write(
             "PATCH", EXAMPLES, meta["namespace"], meta["name"], release_patch(example, block)
         )
         if updated is not None:
@@ -408,7 +401,7 @@ class Reconcilers:
             "propagationPolicy": "Background",
             "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
         }
-        await self._write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
+        await self.writer.write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
         self.blocks.delete((meta["namespace"], meta["name"]))
         self._counted.pop((meta["namespace"], meta["name"]), None)
         self.evict_soon(meta["namespace"])
@@ -425,7 +418,7 @@ class Reconcilers:
         meta = example["metadata"]
         # Preconditions: delete the Example the decision was about, not one made meanwhile.
         options = {"preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
-        await self._write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
+        await self.writer.write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
         self.examples.delete((meta["namespace"], meta["name"]))
         self.forget_example((meta["namespace"], meta["name"]))
 
@@ -453,19 +446,10 @@ class Reconcilers:
             # whose Examples living Blocks teach reads none of them.
             if not self._taught(key) and (example := self.examples.get(key)) is not None:
                 candidates.append((last_seen(example, self.clock.time()), key[1], example))
-        candidates.sort(key=lambda c: (c[0], c[1]))
-        excess = max(stored - cap, 0) if cap else 0
-        evictions = [(example, "cap") for _, _, example in candidates[:excess]]
-        if max_age:
-            now = self.clock.time()
-            rest = candidates[len(evictions) :]
-            evictions += [
-                (example, "max_age") for seen, _, example in rest if now - seen.timestamp() >= max_age
-            ]
-            kept = [seen.timestamp() for seen, _, _ in rest if now - seen.timestamp() < max_age]
-            if kept:  # the next Example to age out comes back to this queue on time
-                self.namespace_queue.add_at(namespace, min(kept) + max_age)
-        for example, reason in evictions:
+        plan = plan_evictions(candidates, stored, cap, max_age, self.clock.time())
+        if plan.next_due is not None:  # the next Example to age out comes back to this queue on time
+            self.namespace_queue.add_at(namespace, plan.next_due)
+        for example, reason in plan.evictions:
             await self._delete_example(example)
             metrics.examples_evicted_total.labels(reason).inc()
             log.info(
@@ -476,7 +460,7 @@ class Reconcilers:
                 last_seen(example, self.clock.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 occurrences(example),
             )
-        return "success" if evictions else "unchanged"
+        return "success" if plan.evictions else "unchanged"
 
     def _taught(self, key: Key) -> bool:
         """Whether a Block in the cache teaches the Example: its creator, or one counted in it (from
@@ -620,7 +604,9 @@ class Reconcilers:
         )
         patch = status_patch(example, desired)
         if patch is not None:
-            updated = await self._write("PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status")
+            updated = await self.writer.write(
+                "PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status"
+            )
             if updated is None:
                 return "gone"
             self.examples.put(updated)
@@ -646,7 +632,7 @@ class Reconcilers:
             "metadata": {"resourceVersion": meta["resourceVersion"]},
             "status": {"conditions": conditions},
         }
-        updated = await self._write("PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status")
+        updated = await self.writer.write("PATCH", EXAMPLES, meta["namespace"], meta["name"], patch, "status")
         if updated is not None:
             self.examples.put(updated)
         if warn and (
@@ -669,51 +655,6 @@ class Reconcilers:
         self._refused.pop(key, None)
         metrics.embedding_backlog.set(len(self._waiting))
 
-    # -- writing --------------------------------------------------------------------------------
-
-    async def _write(
-        self, verb: str, plural: str, namespace: str, name: str, body: Mapping[str, Any], sub: str = ""
-    ) -> Obj | None:
-        """One write; returns the object the API answered, None if it is gone (404). A conflict
-        refreshes the cached object and requeues the key; other failures requeue with backoff."""
-        path = custom_path(plural, namespace, "" if verb == "POST" else name, sub)
-        resource = plural + (f"/{sub}" if sub else "")
-        try:
-            result = await self.rest.request(
-                verb, path, body, content_type=MERGE_PATCH if verb == "PATCH" else "application/json"
-            )
-        except ApiError as exc:
-            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
-            if exc.status == 404:
-                return None  # deleted meanwhile: nothing left to write to
-            if exc.status == 409:
-                # Stale cache (or a create that lost a race): read this one object, then redo.
-                await self._refresh(plural, namespace, name)
-                raise Requeue(f"conflict writing {resource} {namespace}/{name}", delay=0.0) from exc
-            if exc.status in (400, 403, 422):
-                log.error(
-                    "The API refused a write: resource=%s name=%s/%s error=%s", resource, namespace, name, exc
-                )
-                raise Refused(str(exc)) from exc
-            raise Requeue(f"API error {exc.status} writing {resource}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            metrics.reconcile_errors_total.labels(plural[:-1]).inc()
-            raise Requeue(f"API unreachable writing {resource}: {exc}") from exc
-        metrics.api_writes_total.labels(resource, verb.lower()).inc()
-        return result
-
-    async def _refresh(self, plural: str, namespace: str, name: str) -> None:
-        store = self.blocks if plural == BLOCKS else self.examples
-        try:
-            fresh = await self.rest.request("GET", custom_path(plural, namespace, name))
-        except ApiError as exc:
-            if exc.status == 404:
-                store.delete((namespace, name))
-            return
-        except (aiohttp.ClientError, TimeoutError):
-            return
-        store.put(fresh)
-
 
 def _text_chars(spec: BlockSpec) -> int:
     """How much text the learning rule (and its redaction) reads in a Block."""
@@ -723,60 +664,6 @@ def _text_chars(spec: BlockSpec) -> int:
 
 def _key(obj: Mapping[str, Any]) -> Key:
     return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
-
-
-# The caches' indexes (client-go's Indexers): Blocks by the Example their status names and by the
-# Examples they were shown while their retrieval outcome is undecided, Examples by the Block that
-# controls them and by namespace (those not being deleted), so no reconcile scans a whole cache.
-TEACHES, RETRIEVED, OWNER, NAMESPACE = "teaches", "retrieved", "owner", "namespace"
-
-
-def _teaches(block: Obj) -> Iterable[str]:
-    ref = (block.get("status") or {}).get("exampleRef")
-    return [f"{block['metadata']['namespace']}/{ref}"] if ref else []
-
-
-def _retrieved(block: Obj) -> Iterable[str]:
-    names = (block.get("spec") or {}).get("retrievedExamples")
-    if not isinstance(names, list) or decided_retrieval(block) is not None:
-        return []  # a Hit or a Miss stays whatever becomes of the Examples
-    namespace = block["metadata"]["namespace"]
-    return [f"{namespace}/{name}" for name in names if isinstance(name, str)]
-
-
-def _owner(example: Obj) -> Iterable[str]:
-    owner = controller_owner(example)
-    return [f"{example['metadata']['namespace']}/{owner.get('name')}"] if owner is not None else []
-
-
-def _namespace(example: Obj) -> Iterable[str]:
-    if example["metadata"].get("deletionTimestamp"):
-        return []  # going anyway: neither counted against the cap nor evicted
-    return [str(example["metadata"]["namespace"])]
-
-
-H = TypeVar("H", bound=Hashable)
-
-
-class KeyedLocks(Generic[H]):
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[H, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: H) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -790,23 +677,6 @@ def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 def _status_digest(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     status = obj.get("status") or {}
     return status.get("textHash"), bool(status.get("embedding")), status.get("embeddingModel")
-
-
-def without_managed_fields(obj: Obj) -> Obj:
-    """What the controller caches of an object: not the API server's field ownership records
-    (client-go's informers drop them too: a few hundred bytes an object, never read)."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return obj
-
-
-def without_embedding(obj: Obj) -> Obj:
-    """An Example as the controller caches it: the vector is the index's business, not ours."""
-    status = obj.get("status")
-    if isinstance(status, dict) and status.get("embedding"):
-        return {**obj, "status": {**status, "embedding": EMBEDDING_OMITTED}}
-    return obj
 
 
 async def _measured(resource: str, reconcile: Coroutine[Any, Any, str]) -> str:
