@@ -209,9 +209,14 @@ async def test_api_errors_and_conflicts_are_retried_without_duplicates(harness: 
     creates = FailFirst(3, lambda r: r.method == "POST" and r.resource and r.resource.plural == "examples")
     conflicts = FailFirst(3, lambda r: r.method == "PATCH" and r.subresource == "status")
     emulator[creates] << 500
-    emulator[conflicts] << kmock.KubernetesError(status=409, reason="Conflict", message="injected conflict")
     await harness.start()
-    for i in range(3):
+    # The 500s alone first: nothing else brings the Block back (its status is written either way),
+    # so its Example exists only if the failed create was retried.
+    await api.call("POST", api.path("blocks"), block_body("b0", executed="kubectl get pods -n n0"))
+    await eventually(lambda: embedded_example(api, "b0"), what="b0")
+    assert creates.seen == 3
+    emulator[conflicts] << kmock.KubernetesError(status=409, reason="Conflict", message="injected conflict")
+    for i in (1, 2):
         await api.call("POST", api.path("blocks"), block_body(f"b{i}", executed=f"kubectl get pods -n n{i}"))
     for i in range(3):
         await eventually(lambda i=i: embedded_example(api, f"b{i}"), what=f"b{i}")
