@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,36 @@ def test_a_kubeconfigs_inline_certificates_become_files_and_a_plugin_goes_to_the
     official = kubeclient.configuration(str(path))
     assert not isinstance(official, kubeclient.Credentials)
     assert Rest(official)._headers()["authorization"] == "Bearer from-the-plugin"
+
+
+async def test_a_watch_event_larger_than_aiohttps_line_limit_is_read(tmp_path: Path) -> None:
+    """An object near the API server's request limit is one watch line of megabytes."""
+    from aiohttp import web
+
+    big = {
+        "type": "MODIFIED",
+        "object": {"metadata": {"name": "b", "resourceVersion": "7"}, "x": "y" * (3 << 20)},
+    }
+
+    async def watch(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(json.dumps(big).encode() + b"\n")
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/apis/blocklearn.dev/v1alpha1/blocks", watch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(f"http://127.0.0.1:{port}"))
+    rest = Rest.from_kubeconfig(str(config))
+    try:
+        events = [e async for e in rest.watch(custom_path("blocks"), "1", 5)]
+    finally:
+        await rest.close()
+        await runner.cleanup()
+    assert len(events) == 1 and len(events[0]["object"]["x"]) == 3 << 20

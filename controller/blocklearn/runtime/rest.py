@@ -25,6 +25,9 @@ from blocklearn.runtime.objects import Obj
 
 MERGE_PATCH = "application/merge-patch+json"
 TOKEN_REFRESH_SECONDS = 60.0
+# A watch event is one line, and aiohttp refuses a line over twice its read buffer (256 KiB by
+# default): an object near the API server's 3 MiB request limit must still fit.
+WATCH_READ_BUFSIZE = 4 << 20
 
 
 class ApiError(Exception):
@@ -71,7 +74,9 @@ class Rest:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=32)
+            # No cap on connections: each watch holds one for minutes (two a namespace in the
+            # controller), and a capped pool would queue the Lease's renewals and the writes behind them.
+            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
@@ -164,7 +169,11 @@ class Rest:
         }
         read = aiohttp.ClientTimeout(total=None, sock_read=timeout + 30)
         async with self._client().get(
-            self._base + path, params=params, headers=self._headers(), timeout=read
+            self._base + path,
+            params=params,
+            headers=self._headers(),
+            timeout=read,
+            read_bufsize=WATCH_READ_BUFSIZE,
         ) as resp:
             if resp.status >= 400:
                 raise _error(resp.status, await resp.text())
