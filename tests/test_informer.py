@@ -61,6 +61,20 @@ async def test_a_relist_reports_only_changes_and_the_deletions_of_its_own_scope(
     assert sorted(inf.store.all_keys()) == [("one", "a"), ("one", "b"), ("one", "z"), ("two", "d")]
 
 
+async def test_a_late_deleted_event_of_an_older_object_keeps_the_newer_one_of_the_same_name() -> None:
+    """Example names come back (they are named from their content): the DELETED of the object that
+    went must not take the one created since under its name out of the cache."""
+    lister, events = Lister(), []
+    inf = informer(lister, events)
+    inf._apply("ADDED", obj("a", 5))
+    inf._apply("DELETED", obj("a", 6))
+    inf._apply("ADDED", obj("a", 9, again=True))  # made again, and cached from our own write
+    inf._apply("DELETED", obj("a", 6))  # a lagging watch repeats the first one's deletion
+    inf._apply("MODIFIED", obj("a", 9, again=True))  # the echo of our write: nothing new
+    assert events == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "a")]
+    assert inf.store.get(("one", "a"))["spec"] == {"again": True}  # type: ignore[index]
+
+
 async def test_the_informer_is_alive_only_while_its_loops_run_and_show_progress() -> None:
     lister, clock = Lister(), [0.0]
     inf = Informer(lister, "g/v1", "things", [], Store(), lambda *_: None, clock=lambda: clock[0])  # type: ignore[arg-type]

@@ -206,6 +206,10 @@ class Informer:
         for task in self._tasks:
             task.cancel()
 
+    async def join(self) -> None:
+        """Wait until every scope's loop has ended (after `stop`), so its connections can be closed."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def alive(self, within: float | None = None) -> bool:
         """Every scope's loop runs and has shown progress (a page, an event, a watch's end) lately."""
         within = 2 * self.watch_seconds + 60 if within is None else within
@@ -239,13 +243,19 @@ class Informer:
         return first
 
     def _apply(self, kind: str, obj: Obj) -> None:
-        key = key_of(obj)
+        key, version = key_of(obj), version_of(obj)
+        known = self.store.version(key)
         if kind == "DELETED":
-            old = self.store.get(key)
-            if self.store.delete(key):
+            # Bounded by the deletion's version: names come back (an Example is named from its
+            # content), and a late DELETED of the old object must not take the new one with it.
+            if known is not None and (known <= version or not version):
+                old = self.store.get(key)
+                self.store.delete(key, version or None)
                 self._handle("DELETED", old, None)
             return
-        old = self.store.get(key) if self.store.version(key) is not None else None
+        if known is not None and known >= version:
+            return  # a relist's or our own write's echo: nothing to inflate and compare
+        old = self.store.get(key) if known is not None else None
         if self.store.put(obj):
             self._handle("ADDED" if old is None else "MODIFIED", old, obj)
 
