@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from blocklearn import metrics
 from blocklearn.runtime.objects import Obj, now_rfc3339, parse_rfc3339, resource_path
 from blocklearn.runtime.rest import ApiError, Rest
@@ -155,8 +157,11 @@ class LeaderElector:
             # 409: another candidate wrote first; anything else: try again after the retry period.
             log.debug("Lease attempt failed: status=%s reason=%s", exc.status, exc.reason)
             return False
-        except Exception as exc:  # connection refused, timeouts: the API server is unreachable
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # the API server is unreachable
             log.debug("Lease attempt failed: %s", exc)
+            return False
+        except Exception:  # a bug here must not pass for a network error
+            log.warning("Lease attempt failed", exc_info=True)
             return False
 
     def _observe(self, spec: Obj) -> None:
@@ -197,7 +202,15 @@ class LeaderElector:
         cfg = self.config
         while True:
             await asyncio.sleep(cfg.retry_period)
-            if await self.try_acquire_or_renew():
+            # An attempt that outlives the deadline (a GET and a PUT, each up to the retry period)
+            # would keep this process leading after it should have given up: bound it by what is left.
+            left = cfg.renew_deadline - (self.clock() - self._last_renew)
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
+                    renewed = await self.try_acquire_or_renew()
+            except TimeoutError:
+                renewed = False
+            if renewed:
                 self._last_renew = self.clock()
             elif self.clock() - self._last_renew >= cfg.renew_deadline:
                 break
