@@ -172,6 +172,7 @@ async def run(
         on_event,
         page=PAGE,
         watch_seconds=WATCH_SECONDS,
+        relist_seconds=settings.relist_seconds,
     )
     informer.start()
     metrics.set_build_info(embedder.model, "index")
@@ -206,6 +207,7 @@ async def run(
     finally:
         became_ready.cancel()
         informer.stop()
+        await informer.join()
         for runner in runners:
             await runner.cleanup()
         await rest.close()
