@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import threading
 from collections.abc import Awaitable, Callable
 
 import tenacity
@@ -22,9 +20,7 @@ __all__ = [
     "after_hint",
     "exponential",
     "interruptible_sleep",
-    "log_before_sleep",
     "root_cause",
-    "thread_sleep",
 ]
 
 
@@ -70,30 +66,3 @@ def interruptible_sleep(stop: asyncio.Event) -> Callable[[float], Awaitable[None
             await asyncio.wait_for(stop.wait(), seconds)
 
     return sleep
-
-
-def thread_sleep(stop: threading.Event) -> Callable[[float], None]:
-    """A thread's sleep that ends early when `stop` is set."""
-
-    def sleep(seconds: float) -> None:
-        stop.wait(seconds)
-
-    return sleep
-
-
-def log_before_sleep(log: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
-    """One warning per failed attempt: what failed, why, and when the next try is."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        failure = state.outcome.exception() if state.outcome is not None else None
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            "%s failed; retrying: attempt=%d delay=%.1fs error=%s: %s",
-            what,
-            state.attempt_number,
-            delay,
-            type(failure).__name__,
-            failure,
-        )
-
-    return before_sleep
