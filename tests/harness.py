@@ -201,10 +201,7 @@ class Harness:
     async def stop(self, controller: Controller) -> None:
         """Stop a controller and wait until nothing of it runs (a restart starts a fresh one)."""
         controller.stop()
-        tasks = [*controller._tasks, *(t for i in controller.informers for t in i._tasks)]
-        if controller.resync._task is not None:
-            tasks.append(controller.resync._task)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await controller.join()
         await controller.reconcilers.rest.close()
         if controller in self.controllers:
             self.controllers.remove(controller)

@@ -22,6 +22,7 @@ from blocklearn.controller.reconcilers import Reconcilers
 from blocklearn.embed import EmbedderError
 from blocklearn.embed.factory import build_embedder
 from blocklearn.embed.openai import OpenAIEmbedder
+from blocklearn.runtime import kubeclient
 from blocklearn.runtime.informer import Informer
 from blocklearn.runtime.leader import LeaderElector, LeaseClient, lease_config, while_leading
 from blocklearn.runtime.probes import probe_app, serve
@@ -99,6 +100,14 @@ class Controller:
         for task in self._tasks:
             task.cancel()
 
+    async def join(self) -> None:
+        """Wait until nothing of it runs (after `stop`): no request is left in flight when the
+        client closes, and a restart starts from nothing."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.resync.join()
+        for informer in self.informers:
+            await informer.join()
+
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     embedder = build_embedder(settings)
@@ -135,7 +144,19 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        # The credentials as `Rest` reads them; kopf's own login imports the official client, which
+        # costs the process 37 MB, so it is left for the kubeconfigs only that client understands.
+        credentials = kubeclient.configuration()
+        if not isinstance(credentials, kubeclient.Credentials):
+            return kopf.login_via_client(**kwargs)
+        return kopf.ConnectionInfo(
+            server=credentials.host,
+            ca_path=credentials.ssl_ca_cert,
+            insecure=not credentials.verify_ssl,
+            token=credentials.current_token(),
+            certificate_path=credentials.cert_file,
+            private_key_path=credentials.key_file,
+        )
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
     # stop ours as soon as kopf begins to clean up. That includes kopf's own watcher of the stop
@@ -189,6 +210,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             raise SystemExit("Lost leadership; exiting so that this replica restarts as a follower")
     finally:
         controller.stop()
+        await controller.join()
         if probes is not None:
             await probes.cleanup()
         await rest.close()

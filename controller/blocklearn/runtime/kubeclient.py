@@ -40,8 +40,11 @@ class Credentials:
     token: str | None = None
     token_file: str | None = None  # read at each call: a pod's projected token is rotated
 
+    def current_token(self) -> str | None:
+        return Path(self.token_file).read_text().strip() if self.token_file else self.token
+
     def auth_settings(self) -> dict[str, dict[str, str]]:
-        token = Path(self.token_file).read_text().strip() if self.token_file else self.token
+        token = self.current_token()
         if not token:
             return {}
         return {"BearerToken": {"in": "header", "key": "Authorization", "value": f"Bearer {token}"}}

@@ -36,6 +36,11 @@ class Resync:
         if self._task is not None:
             self._task.cancel()
 
+    async def join(self) -> None:
+        """Wait until the loop has ended (after `stop`)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
     def alive(self) -> bool:
         """False once the loop has ended, or when no pass has ended for three intervals (plus slack
         for a long pass): the liveness probe then fails."""
