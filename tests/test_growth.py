@@ -17,6 +17,7 @@ from typing import Any
 
 import kmock
 import pytest
+from prometheus_client import REGISTRY
 
 from blocklearn import metrics
 from blocklearn.runtime.objects import parse_rfc3339
@@ -84,6 +85,24 @@ async def test_blocks_expire_at_their_ttl_and_no_sooner_their_examples_stay_foun
     assert sample("blocklearn_stored_bytes", kind="block") == 0
     assert sample("blocklearn_blocks_expired_total") - expired == 20
     assert sample("blocklearn_store_budget_bytes") == 536870912
+
+
+async def test_only_a_controller_whose_caches_synced_exports_the_store_use(harness: Harness) -> None:
+    """A follower has reconcilers but lists nothing: exporting its empty caches as 0 would make the
+    0 -> S of a failover look like a day's growth to BlocklearnStoreNearBudget's projection. The
+    store's use is exported once the caches have synced, and no longer once the controller stops."""
+
+    def exported(kind: str) -> float | None:
+        return REGISTRY.get_sample_value("blocklearn_stored_objects", {"kind": kind})
+
+    await post(harness, teaching("t0", 0))
+    harness.reconcilers(store_budget_bytes=536870912)  # a follower's
+    assert exported("block") is None and exported("example") is None
+    assert sample("blocklearn_store_budget_bytes") == 536870912  # the budget, from every replica
+    controller = await harness.start()
+    assert exported("block") == 1
+    await harness.stop(controller)
+    assert exported("block") is None
 
 
 async def test_fifty_blocks_of_one_correction_at_once_are_one_example_that_counts_fifty(

@@ -129,10 +129,21 @@ class Reconcilers:
         # Blocks whose TTL is up but whose Example waits for its embedding, by Example.
         self._held: dict[Key, set[Key]] = {}
         self._example_locks = KeyedLocks[Key]()
+        metrics.store_budget_bytes.set(settings.store_budget_bytes)
+
+    def export_store_use(self) -> None:
+        """Export what the caches hold, once they have synced and only by the leader: a follower
+        (which lists nothing) or a leader still listing would export a 0 that BlocklearnStoreNearBudget's
+        projection takes for growth when it becomes S."""
         for kind, store in (("block", self.blocks), ("example", self.examples)):
             metrics.stored_objects.labels(kind).set_function(store.__len__)
             metrics.stored_bytes.labels(kind).set_function(store.nbytes)
-        metrics.store_budget_bytes.set(settings.store_budget_bytes)
+
+    @staticmethod
+    def unexport_store_use() -> None:
+        """No series once this controller stops: a stale value is not what the next leader holds."""
+        metrics.stored_objects.clear()
+        metrics.stored_bytes.clear()
 
     # -- what the informers report ------------------------------------------------------------------
 
