@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from blocklearn import metrics
-from blocklearn.runtime.objects import parse_rfc3339
+from blocklearn.runtime.objects import now_rfc3339, parse_rfc3339
 from blocklearn.runtime.workqueue import Requeue
 from tests.conftest import block_body, is_embedded
 from tests.harness import Harness, sample
@@ -281,6 +281,41 @@ async def test_an_example_a_living_block_teaches_is_never_evicted(
     await harness.settled()
     assert len(harness.examples()) == 3  # each has a living Block: evicting it would make it again
     assert counter._value.get() == evicted + 1
+
+
+async def test_a_retrieval_hit_keeps_its_example_seen_with_at_most_one_write_an_hour(
+    harness: Harness,
+) -> None:
+    """Eviction takes the least recently seen first, so a correction the assistant now suggests
+    right must count as seen: a Block that ran the answer of an Example it was shown (a Hit) moves
+    that Example's `lastSeenAt`, not its occurrences, and at most once an hour however many do."""
+    clock = harness.manual_clock()
+    await harness.start()
+    await post(harness, teaching("t0", 0))
+    name = await harness.until(lambda: harness.blocks()["t0"].get("status", {}).get("exampleRef"), "taught")
+    await harness.until(lambda: is_embedded(harness.examples()[name]), "embedded")
+
+    async def hit(block: str) -> dict[str, Any]:
+        answer = "kubectl get pods -n team-0"
+        body = block_body(block, generated=answer, executed=answer, doc="the pods of the first team")
+        body["spec"]["retrievedExamples"] = [name]
+        await post(harness, body)
+        await harness.until(
+            lambda: (harness.blocks()[block].get("status") or {}).get("retrievalOutcome") == "Hit", block
+        )
+        await harness.settled()
+        status = harness.examples()[name]["status"]
+        assert status.get("occurrences", 1) == 1  # it taught nothing new
+        return dict(status)
+
+    clock.advance(2 * 3600)
+    assert (await hit("h1"))["lastSeenAt"] == now_rfc3339(clock.time())
+    clock.advance(1800)
+    before = harness.emulator.revision
+    assert (await hit("h2"))["lastSeenAt"] == now_rfc3339(clock.time() - 1800)  # within the hour
+    assert harness.emulator.revision - before == 2  # h2's create and status: no write to the Example
+    clock.advance(1800)
+    assert (await hit("h3"))["lastSeenAt"] == now_rfc3339(clock.time())
 
 
 async def test_an_example_goes_at_its_maximum_age_and_no_sooner(harness: Harness) -> None:

@@ -8,8 +8,9 @@ the cache was stale, so the object is read once, the cache refreshed, and the ke
 A teaching Block costs six writes over its whole life: its own create, the Example's create, the
 Example's status (the embedding), the Block's status, and at its expiry the removal of its owner
 reference from the Example and its own delete. A Block that teaches a correction already learned
-counts an occurrence instead (four in all); a Block that teaches nothing costs three. Events only
-on a transition (a Block becoming Invalid).
+counts an occurrence instead (four in all); a Block that teaches nothing costs three. A Block that
+ran the answer of an Example it was shown (a retrieval Hit) moves that Example's `lastSeenAt`, at most
+once an hour an Example. Events only on a transition (a Block becoming Invalid).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from blocklearn.controller.desired import (
     occurrences,
     owned_by,
     release_patch,
+    seen_patch,
     source_changed_at,
     status_patch,
 )
@@ -53,7 +55,14 @@ from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
-from blocklearn.learn.outcome import PAIRS, assess, decided_retrieval, recorded, shown_answers
+from blocklearn.learn.outcome import (
+    PAIRS,
+    assess,
+    decided_retrieval,
+    matched_example,
+    recorded,
+    shown_answers,
+)
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import (
@@ -86,6 +95,9 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 # Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
 LARGE_BLOCK_CHARS = 16_384
+# A retrieval Hit refreshes its Example's `lastSeenAt` at most this often (seconds): one write an hour
+# at most per Example in use, whatever the number of Blocks that hit it.
+SEEN_REFRESH_SECONDS = 3600
 
 
 class Reconcilers:
@@ -216,14 +228,17 @@ class Reconcilers:
             self.blocks.put(updated)
             block = updated
         meta = block["metadata"]
-        decision = outcomes = None
+        decision = outcomes = hit = None
         try:
             spec = BlockSpec.model_validate(block.get("spec") or {})
         except ValidationError as exc:
             outcome = Outcome.invalid(describe_validation_error(exc))
         else:
             answers = shown_answers(spec.retrieved_examples, lambda name: self.examples.get((key[0], name)))
-            outcomes = assess(spec, answers, decided_retrieval(block))
+            decided = decided_retrieval(block)
+            outcomes = assess(spec, answers, decided)
+            if decided is None and outcomes is not None and outcomes.retrieval == "Hit":
+                hit = matched_example(spec, answers)  # decided now: that Example is seen again
             excluded = is_excluded(meta.get("annotations"))
             ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""), learned_at=source_changed_at(block))
             if _text_chars(spec) > LARGE_BLOCK_CHARS:
@@ -242,6 +257,8 @@ class Reconcilers:
         if expiring:
             await self._expire(block)
             return "expired"
+        if hit is not None:
+            await self._refresh_seen((key[0], hit), key[1])
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
         counted = recorded(block)
         if not await self._write_block_status(block, status):
@@ -355,6 +372,25 @@ class Reconcilers:
                     block_name,
                     occurrences(updated),
                 )
+
+    async def _refresh_seen(self, key: Key, block_name: str) -> None:
+        """A Block ran the answer of an Example it was shown (a Hit): the correction is in use, so its
+        `lastSeenAt` moves (not its occurrences: it taught nothing new), at most once an hour, so
+        that eviction (least recently seen first) keeps it and this costs at most one write per
+        Example per hour however many Blocks hit it."""
+        async with self._example_locks.hold(key):
+            example = self.examples.get(key)
+            if example is None or example["metadata"].get("deletionTimestamp"):
+                return
+            now = self.clock.time()
+            if now - last_seen(example, now).timestamp() < SEEN_REFRESH_SECONDS:
+                return
+            updated = await self.writer.write(
+                "PATCH", EXAMPLES, key[0], key[1], seen_patch(example, now), "status"
+            )
+            if updated is not None:
+                self.examples.put(updated)
+                log.info("Refreshed Example: namespace=%s name=%s block=%s", key[0], key[1], block_name)
 
     def _was_counted(self, block: Obj, name: str) -> bool:
         """Whether this Block is already counted in the Example: its status says so, or this process

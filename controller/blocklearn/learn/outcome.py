@@ -75,18 +75,24 @@ def retrieval_outcome(spec: BlockSpec, answers: Mapping[str, str | None]) -> Ret
         return "NotRecorded"
     if spec.executed_cell is None:
         return "Unknown"
-    shown = [a for n in names if (a := answers.get(n)) is not None]
-    if _ran_one_of(spec.executed_cell.contents, shown):
+    if matched_example(spec, answers) is not None:
         return "Hit"
     return "Unknown" if any(n not in answers for n in names) else "Miss"
 
 
-def _ran_one_of(executed: str, shown: Iterable[str]) -> bool:
-    answers = [normalise_command(a) for a in shown]
-    if normalise_command(executed) in answers:
-        return True
-    # An Example's answer is the executed cell redacted: compare like with like, only where needed.
-    return any(PLACED.search(a) for a in answers) and normalise_command(redact(executed)[0]) in answers
+def matched_example(spec: BlockSpec, answers: Mapping[str, str | None]) -> str | None:
+    """The first Example shown (in rank order) whose answer is the executed cell, whitespace-normalised:
+    the one a Hit was for; None when none is."""
+    if spec.executed_cell is None:
+        return None
+    shown = {n: normalise_command(a) for n in spec.retrieved_examples if (a := answers.get(n)) is not None}
+    executed = normalise_command(spec.executed_cell.contents)
+    found = next((n for n, a in shown.items() if a == executed), None)
+    if found is None and any(PLACED.search(a) for a in shown.values()):
+        # An Example's answer is the executed cell redacted: compare like with like, only where needed.
+        redacted = normalise_command(redact(spec.executed_cell.contents)[0])
+        found = next((n for n, a in shown.items() if a == redacted), None)
+    return found
 
 
 def assess(
