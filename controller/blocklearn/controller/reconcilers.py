@@ -59,8 +59,8 @@ from blocklearn.learn.outcome import (
     PAIRS,
     assess,
     decided_retrieval,
+    is_counted,
     matched_example,
-    recorded,
     shown_answers,
 )
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
@@ -260,10 +260,10 @@ class Reconcilers:
         if hit is not None:
             await self._refresh_seen((key[0], hit), key[1])
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
-        counted = recorded(block)
+        counted = is_counted(block)
         if not await self._write_block_status(block, status):
             return "unchanged"
-        if outcomes is not None and outcomes != counted:
+        if outcomes is not None and not counted:
             metrics.suggestions_total.labels(outcomes.suggestion, outcomes.retrieval).inc()
         if previous is None or previous.get("reason") != outcome.learned[1]:
             # Counted when the decision changes, not each time a resync confirms it.

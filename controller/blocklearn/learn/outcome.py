@@ -2,7 +2,8 @@
 
 Derived per Block, pure and level-triggered like the learning rule, from the Block's spec and the
 answers of the Examples it names (`spec.retrievedExamples`) as the controller's cache holds them.
-Two values, both in the Block's status and counted in `blocklearn_suggestions_total{outcome,retrieval}`:
+Two values, both in the Block's status and counted in `blocklearn_suggestions_total{outcome,retrieval}`
+once per generation of the Block (`is_counted`):
 
 - the suggestion's outcome, from the same facts the learning rule decides on, but independent of
   its policy (learning from failures or from unsuggested cells changes what is learned, not what
@@ -130,9 +131,12 @@ def decided_retrieval(block: Mapping[str, Any]) -> RetrievalOutcome | None:
     return next((d for d in _DECIDED if d == value), None)
 
 
-def recorded(block: Mapping[str, Any]) -> Outcomes | None:
-    """The pair the Block's status holds now (what was last counted), if any."""
-    status = block.get("status") or {}
-    suggestion = next((s for s in SUGGESTION_OUTCOMES if s == status.get("suggestionOutcome")), None)
-    retrieval = next((r for r in RETRIEVAL_OUTCOMES if r == status.get("retrievalOutcome")), None)
-    return Outcomes(suggestion, retrieval) if suggestion and retrieval else None
+def is_counted(block: Mapping[str, Any]) -> bool:
+    """Whether the Block's current generation is already counted in `blocklearn_suggestions_total`:
+    its status records a decision for that generation. Each generation is counted once, under the
+    first pair decided for it; a later retrieval outcome (an `Unknown` that becomes a `Hit` when its
+    Example comes back) is written to the status, not counted again. A status written by the release
+    before the outcomes existed holds the decision without them: an upgrade writes them, uncounted,
+    rather than counting every Block there is at once."""
+    status, generation = block.get("status") or {}, block.get("metadata", {}).get("generation")
+    return generation is not None and status.get("observedGeneration") == generation
