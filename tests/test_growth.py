@@ -425,6 +425,36 @@ async def test_a_controller_stopped_between_counting_and_recording_counts_that_b
     assert example["status"]["occurrences"] == 3
 
 
+async def test_an_example_deleted_while_a_block_counts_in_it_is_made_again_not_named_missing(
+    harness: Harness,
+) -> None:
+    """An eviction (or a person) deletes the Example between a Block's read of it and the
+    occurrence it writes: the write gets 404, and the Block, at once again, makes the Example anew
+    rather than recording an `exampleRef` that names nothing until the next resync. And while a
+    Block is counted in an Example but its status does not say so yet, eviction leaves it."""
+    await post(harness, block_body("b1"))
+    await post(harness, block_body("b2", generated="kubectl get po"))
+    r = await harness.listed()
+    await r.reconcile_block(("default", "b1"))
+    (name,) = harness.examples()
+    r.examples.put(harness.examples()[name])  # no informer: the cache as the reconcile left it
+    code, answer = await harness.api.call("DELETE", harness.api.path("examples", name=name))
+    assert code == 200, answer
+    with pytest.raises(Requeue):
+        await r.reconcile_block(("default", "b2"))
+    assert "exampleRef" not in (harness.blocks()["b2"].get("status") or {})
+    await r.reconcile_block(("default", "b2"))
+    assert harness.blocks()["b2"]["status"]["exampleRef"] == name and name in harness.examples()
+
+    b3 = await post(harness, block_body("b3", generated="kubectl get p"))
+    fresh = harness.reconcilers()  # a cache of the Example and of b3, counted in it a moment ago
+    fresh.examples.put(harness.examples()[name])
+    fresh.blocks.put(b3)
+    assert not fresh._taught(("default", name))
+    fresh._counted[("default", "b3")] = (b3["metadata"]["uid"], name)
+    assert fresh._taught(("default", name))
+
+
 async def test_a_controller_stopped_between_releasing_an_example_and_deleting_its_block_finishes(
     harness: Harness,
 ) -> None:

@@ -362,16 +362,20 @@ class Reconcilers:
             updated = await self.writer.write(
                 "PATCH", EXAMPLES, namespace, name, occurrence_patch(current, self.clock.time()), "status"
             )
-            if updated is not None:
-                self.examples.put(updated)
-                self._counted[_key(block)] = (block["metadata"].get("uid", ""), name)
-                log.info(
-                    "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
-                    namespace,
-                    name,
-                    block_name,
-                    occurrences(updated),
-                )
+            if updated is None:
+                # Deleted meanwhile (an eviction, a person): the Block must not name it. Again at
+                # once, from a cache without it: the Block creates it anew.
+                self.examples.delete(key)
+                raise Requeue("Example gone while counting an occurrence; will create it again", delay=0.0)
+            self.examples.put(updated)
+            self._counted[_key(block)] = (block["metadata"].get("uid", ""), name)
+            log.info(
+                "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
+                namespace,
+                name,
+                block_name,
+                occurrences(updated),
+            )
 
     async def _refresh_seen(self, key: Key, block_name: str) -> None:
         """A Block ran the answer of an Example it was shown (a Hit): the correction is in use, so its
@@ -497,7 +501,13 @@ class Reconcilers:
         if plan.next_due is not None:  # the next Example to age out comes back to this queue on time
             self.namespace_queue.add_at(namespace, plan.next_due)
         for example, reason in plan.evictions:
-            await self._delete_example(example)
+            key = _key(example)
+            # A Block may be counting an occurrence in it meanwhile: it holds the Example's lock
+            # until the count is in `_counted`, which `_taught` reads.
+            async with self._example_locks.hold(key):
+                if self._taught(key):
+                    continue
+                await self._delete_example(example)
             metrics.examples_evicted_total.labels(reason).inc()
             log.info(
                 "Evicted Example: namespace=%s name=%s reason=%s last_seen=%s occurrences=%d",
@@ -510,11 +520,17 @@ class Reconcilers:
         return "success" if plan.evictions else "unchanged"
 
     def _taught(self, key: Key) -> bool:
-        """Whether a Block in the cache teaches the Example: its creator, or one counted in it (from
-        the caches' indexes, without reading the Example)."""
+        """Whether a Block in the cache teaches the Example: its creator, one counted in it (from
+        the caches' indexes, without reading the Example), or one this process counted in it whose
+        status does not say so yet."""
         namespace, name = key
         teachers = self.blocks.by_index(TEACHES, f"{namespace}/{name}")
         teachers += [(namespace, v.split("/", 1)[1]) for v in self.examples.index_values(key, OWNER)]
+        teachers += [
+            block
+            for block, (_, counted) in self._counted.items()
+            if block[0] == namespace and counted == name
+        ]
         return any(self.blocks.version(block) is not None for block in teachers)
 
     # -- Example -> embedding -----------------------------------------------------------------------
