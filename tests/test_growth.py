@@ -455,6 +455,27 @@ async def test_an_example_deleted_while_a_block_counts_in_it_is_made_again_not_n
     assert fresh._taught(("default", name))
 
 
+async def test_evictions_are_counted_from_zero_and_only_when_the_delete_deleted(harness: Harness) -> None:
+    """Both reasons' series exist at 0 from the start (so a rate over them has data), and an
+    Example already gone when its eviction's DELETE lands (404) is neither counted nor logged."""
+    metrics.examples_evicted_total.clear()
+    await post(harness, teaching("t0", 0))
+    await post(harness, teaching("t1", 1))
+    r = await harness.listed(max_examples_per_namespace=1)
+    for reason in ("cap", "max_age"):
+        assert REGISTRY.get_sample_value("blocklearn_examples_evicted_total", {"reason": reason}) == 0
+    for name in ("t0", "t1"):
+        await r.reconcile_block(("default", name))
+    assert len(harness.examples()) == 2
+    fresh = harness.reconcilers(max_examples_per_namespace=1)  # no Block cached: both may go
+    for name, example in harness.examples().items():
+        fresh.examples.put(example)
+        code, answer = await harness.api.call("DELETE", harness.api.path("examples", name=name))
+        assert code == 200, answer
+    await fresh.reconcile_namespace("default")
+    assert sample("blocklearn_examples_evicted_total", reason="cap") == 0
+
+
 async def test_a_controller_stopped_between_releasing_an_example_and_deleting_its_block_finishes(
     harness: Harness,
 ) -> None:

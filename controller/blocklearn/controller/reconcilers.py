@@ -47,7 +47,7 @@ from blocklearn.controller.desired import (
     source_changed_at,
     status_patch,
 )
-from blocklearn.controller.eviction import plan_evictions
+from blocklearn.controller.eviction import EVICTION_REASONS, plan_evictions
 from blocklearn.controller.writes import Refused, Writer
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
@@ -135,6 +135,8 @@ class Reconcilers:
             metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
         for resource in ("block", "example"):
             metrics.reconcile_errors_total.labels(resource)
+        for reason in EVICTION_REASONS:
+            metrics.examples_evicted_total.labels(reason)
         # Blocks counted in an Example whose status does not say so yet: (uid, Example name) by
         # Block. A retried status write then counts nothing twice; only a crash in between can.
         self._counted: dict[Key, tuple[str, str]] = {}
@@ -416,10 +418,11 @@ class Reconcilers:
             if block is not None and owned_by(current, block) and occurrences(current) > 1:
                 await self._release(current, block, "untaught")
             elif block is not None and owned_by(current, block):
-                await self._delete_example(current)
-                log.info("Deleted Example: namespace=%s name=%s block=%s", key[0], example_key[1], key[1])
-            elif block is None or owner.get("uid") != block["metadata"].get("uid"):
-                await self._delete_example(current)
+                if await self._delete_example(current):
+                    log.info("Deleted Example: namespace=%s name=%s block=%s", key[0], example_key[1], key[1])
+            elif (
+                block is None or owner.get("uid") != block["metadata"].get("uid")
+            ) and await self._delete_example(current):
                 log.info(
                     "Deleted Example of a deleted Block: namespace=%s name=%s block=%s",
                     key[0],
@@ -452,10 +455,12 @@ class Reconcilers:
             "propagationPolicy": "Background",
             "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
         }
-        await self.writer.write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
+        deleted = await self.writer.write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
         self.blocks.delete((meta["namespace"], meta["name"]))
         self._counted.pop((meta["namespace"], meta["name"]), None)
         self.evict_soon(meta["namespace"])
+        if deleted is None:
+            return  # deleted meanwhile, by someone else: not an expiry
         metrics.blocks_expired_total.inc()
         log.info(
             "Expired Block: namespace=%s name=%s decided_at=%s example=%s",
@@ -465,13 +470,15 @@ class Reconcilers:
             (block.get("status") or {}).get("exampleRef"),
         )
 
-    async def _delete_example(self, example: Obj) -> None:
+    async def _delete_example(self, example: Obj) -> bool:
+        """Delete the Example; whether this did (False: it was gone already)."""
         meta = example["metadata"]
         # Preconditions: delete the Example the decision was about, not one made meanwhile.
         options = {"preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
-        await self.writer.write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
+        deleted = await self.writer.write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
         self.examples.delete((meta["namespace"], meta["name"]))
         self.forget_example((meta["namespace"], meta["name"]))
+        return deleted is not None
 
     # -- namespace -> eviction ----------------------------------------------------------------------
 
@@ -505,9 +512,8 @@ class Reconcilers:
             # A Block may be counting an occurrence in it meanwhile: it holds the Example's lock
             # until the count is in `_counted`, which `_taught` reads.
             async with self._example_locks.hold(key):
-                if self._taught(key):
-                    continue
-                await self._delete_example(example)
+                if self._taught(key) or not await self._delete_example(example):
+                    continue  # a Block counted in it meanwhile, or it was gone already
             metrics.examples_evicted_total.labels(reason).inc()
             log.info(
                 "Evicted Example: namespace=%s name=%s reason=%s last_seen=%s occurrences=%d",
