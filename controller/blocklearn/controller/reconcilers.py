@@ -75,7 +75,7 @@ from blocklearn.resources.models import (
 )
 from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock
 from blocklearn.runtime.keyedlocks import KeyedLocks
-from blocklearn.runtime.objects import Key, Obj, now_rfc3339
+from blocklearn.runtime.objects import Key, Obj, key_of, now_rfc3339
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
@@ -168,16 +168,17 @@ class Reconcilers:
         assert obj is not None
         if kind == "MODIFIED" and old is not None and new is not None and not _asks_anew(old, new):
             return
-        self.block_queue.add(_key(obj))
+        self.block_queue.add(key_of(obj))
 
     def on_example(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         """An Example changed by someone else: embed it if need be, and let the Blocks that teach it
         check it (they make it again, or put its content back, while they live)."""
         obj = new or old
         assert obj is not None
-        key = _key(obj)
+        key = key_of(obj)
         if kind == "DELETED":
             self.forget_example(key)
+            self._release_held(key)  # the Blocks waiting for its embedding make it again
         elif kind == "ADDED" or old is None or new is None or _asks_anew(old, new):
             self.example_queue.add(key)
         elif _status_digest(old) != _status_digest(new):
@@ -192,7 +193,7 @@ class Reconcilers:
 
     def _teaching(self, example: Obj) -> set[Key]:
         """The Blocks in the cache that teach an Example: its creator, and those counted in it."""
-        namespace, name = _key(example)
+        namespace, name = key_of(example)
         blocks = set(self.blocks.by_index(TEACHES, f"{namespace}/{name}"))
         if (owner := controller_owner(example)) is not None:
             blocks.add((namespace, str(owner.get("name"))))
@@ -202,7 +203,7 @@ class Reconcilers:
         """The Blocks in the cache that name the Example among those shown and whose retrieval
         outcome is not decided yet: it may be now that the Example came or changed (a resync
         replays only unsettled Blocks)."""
-        namespace, name = _key(example)
+        namespace, name = key_of(example)
         return set(self.blocks.by_index(RETRIEVED, f"{namespace}/{name}"))
 
     # -- Block -> Example ---------------------------------------------------------------------------
@@ -305,7 +306,7 @@ class Reconcilers:
         since = decided_at(block)
         if ttl <= 0 or since is None:
             return None
-        key = _key(block)
+        key = key_of(block)
         left = since.timestamp() + ttl - self.clock.time()
         if left > 0:
             self.block_queue.add_at(key, since.timestamp() + ttl)
@@ -370,7 +371,7 @@ class Reconcilers:
                 self.examples.delete(key)
                 raise Requeue("Example gone while counting an occurrence; will create it again", delay=0.0)
             self.examples.put(updated)
-            self._counted[_key(block)] = (block["metadata"].get("uid", ""), name)
+            self._counted[key_of(block)] = (block["metadata"].get("uid", ""), name)
             log.info(
                 "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
                 namespace,
@@ -403,7 +404,7 @@ class Reconcilers:
         counted it and has not written the status yet."""
         if (block.get("status") or {}).get("exampleRef") == name:
             return True
-        return self._counted.get(_key(block)) == (block["metadata"].get("uid", ""), name)
+        return self._counted.get(key_of(block)) == (block["metadata"].get("uid", ""), name)
 
     async def _collect_strays(self, key: Key, block: Obj | None, keep: str | None = None) -> None:
         """The Examples created by the Block of this name that it no longer teaches (all of them once
@@ -508,7 +509,7 @@ class Reconcilers:
         if plan.next_due is not None:  # the next Example to age out comes back to this queue on time
             self.namespace_queue.add_at(namespace, plan.next_due)
         for example, reason in plan.evictions:
-            key = _key(example)
+            key = key_of(example)
             # A Block may be counting an occurrence in it meanwhile: it holds the Example's lock
             # until the count is in `_counted`, which `_taught` reads.
             async with self._example_locks.hold(key):
@@ -520,7 +521,7 @@ class Reconcilers:
                 namespace,
                 example["metadata"]["name"],
                 reason,
-                last_seen(example, self.clock.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                now_rfc3339(last_seen(example, self.clock.time()).timestamp()),
                 occurrences(example),
             )
         return "success" if plan.evictions else "unchanged"
@@ -729,10 +730,6 @@ def _text_chars(spec: BlockSpec) -> int:
     """How much text the learning rule (and its redaction) reads in a Block."""
     cells = [*spec.doc.cells, spec.generated_cell, spec.executed_cell]
     return sum(len(c.contents) + sum(map(len, c.outputs)) for c in cells if c is not None)
-
-
-def _key(obj: Mapping[str, Any]) -> Key:
-    return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
 
 
 def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
