@@ -284,12 +284,14 @@ def test_monitoring_objects_are_gated_and_carry_the_tested_rules() -> None:
     docs = render(*VALUE_SETS["monitoring"])
     rule = one(docs, "PrometheusRule")
     plain = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
-    assert [r["alert"] for r in rule["spec"]["groups"][0]["rules"]] == [
-        r["alert"] for r in plain["groups"][0]["rules"]
+    rendered = rule["spec"]["groups"][0]["rules"]
+    assert [r.get("alert", r.get("record")) for r in rendered] == [
+        r.get("alert", r.get("record")) for r in plain["groups"][0]["rules"]
     ]
     assert all(
         r["annotations"]["runbook_url"].startswith("https://runbooks.example/blocklearn.md#")
-        for r in rule["spec"]["groups"][0]["rules"]
+        for r in rendered
+        if "alert" in r
     )
     monitor = one(docs, "ServiceMonitor")
     service = one(docs, "Service")

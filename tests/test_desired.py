@@ -20,11 +20,12 @@ from blocklearn.controller.desired import (
     occurrences,
     owned_by,
     release_patch,
+    seen_patch,
     status_patch,
 )
 from blocklearn.learn.outcome import Outcomes
 from blocklearn.learn.rule import BlockRef, Policy, decide, example_name
-from blocklearn.resources.models import BlockSpec
+from blocklearn.resources.models import BlockSpec, ExampleStatus
 from tests.conftest import block_body
 
 
@@ -117,6 +118,11 @@ def test_occurrences_count_with_a_precondition_and_release_drops_only_the_block(
     assert occurrences(ex) == 1 and last_seen(ex) == datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
     patch = occurrence_patch(ex)
     assert patch["metadata"] == {"resourceVersion": "12"} and patch["status"]["occurrences"] == 2
+    # Only the fields it sets (the embedding and conditions stay), in the model's shape.
+    assert set(patch["status"]) == {"occurrences", "lastSeenAt"}
+    ExampleStatus.model_validate(patch["status"])
+    seen = seen_patch(ex, 1767312000.0)
+    assert seen == {"metadata": {"resourceVersion": "12"}, "status": {"lastSeenAt": "2026-01-02T00:00:00Z"}}
     ex["status"] = patch["status"]
     assert occurrences(ex) == 2 and last_seen(ex) > datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
     ex["metadata"]["ownerReferences"].append({"kind": "Other", "uid": "o1", "name": "x"})

@@ -17,9 +17,10 @@ from typing import Any
 
 import kmock
 import pytest
+from prometheus_client import REGISTRY
 
 from blocklearn import metrics
-from blocklearn.runtime.objects import parse_rfc3339
+from blocklearn.runtime.objects import now_rfc3339, parse_rfc3339
 from blocklearn.runtime.workqueue import Requeue
 from tests.conftest import block_body, is_embedded
 from tests.harness import Harness, sample
@@ -84,6 +85,24 @@ async def test_blocks_expire_at_their_ttl_and_no_sooner_their_examples_stay_foun
     assert sample("blocklearn_stored_bytes", kind="block") == 0
     assert sample("blocklearn_blocks_expired_total") - expired == 20
     assert sample("blocklearn_store_budget_bytes") == 536870912
+
+
+async def test_only_a_controller_whose_caches_synced_exports_the_store_use(harness: Harness) -> None:
+    """A follower has reconcilers but lists nothing: exporting its empty caches as 0 would make the
+    0 -> S of a failover look like a day's growth to BlocklearnStoreNearBudget's projection. The
+    store's use is exported once the caches have synced, and no longer once the controller stops."""
+
+    def exported(kind: str) -> float | None:
+        return REGISTRY.get_sample_value("blocklearn_stored_objects", {"kind": kind})
+
+    await post(harness, teaching("t0", 0))
+    harness.reconcilers(store_budget_bytes=536870912)  # a follower's
+    assert exported("block") is None and exported("example") is None
+    assert sample("blocklearn_store_budget_bytes") == 536870912  # the budget, from every replica
+    controller = await harness.start()
+    assert exported("block") == 1
+    await harness.stop(controller)
+    assert exported("block") is None
 
 
 async def test_fifty_blocks_of_one_correction_at_once_are_one_example_that_counts_fifty(
@@ -264,6 +283,41 @@ async def test_an_example_a_living_block_teaches_is_never_evicted(
     assert counter._value.get() == evicted + 1
 
 
+async def test_a_retrieval_hit_keeps_its_example_seen_with_at_most_one_write_an_hour(
+    harness: Harness,
+) -> None:
+    """Eviction takes the least recently seen first, so a correction the assistant now suggests
+    right must count as seen: a Block that ran the answer of an Example it was shown (a Hit) moves
+    that Example's `lastSeenAt`, not its occurrences, and at most once an hour however many do."""
+    clock = harness.manual_clock()
+    await harness.start()
+    await post(harness, teaching("t0", 0))
+    name = await harness.until(lambda: harness.blocks()["t0"].get("status", {}).get("exampleRef"), "taught")
+    await harness.until(lambda: is_embedded(harness.examples()[name]), "embedded")
+
+    async def hit(block: str) -> dict[str, Any]:
+        answer = "kubectl get pods -n team-0"
+        body = block_body(block, generated=answer, executed=answer, doc="the pods of the first team")
+        body["spec"]["retrievedExamples"] = [name]
+        await post(harness, body)
+        await harness.until(
+            lambda: (harness.blocks()[block].get("status") or {}).get("retrievalOutcome") == "Hit", block
+        )
+        await harness.settled()
+        status = harness.examples()[name]["status"]
+        assert status.get("occurrences", 1) == 1  # it taught nothing new
+        return dict(status)
+
+    clock.advance(2 * 3600)
+    assert (await hit("h1"))["lastSeenAt"] == now_rfc3339(clock.time())
+    clock.advance(1800)
+    before = harness.emulator.revision
+    assert (await hit("h2"))["lastSeenAt"] == now_rfc3339(clock.time() - 1800)  # within the hour
+    assert harness.emulator.revision - before == 2  # h2's create and status: no write to the Example
+    clock.advance(1800)
+    assert (await hit("h3"))["lastSeenAt"] == now_rfc3339(clock.time())
+
+
 async def test_an_example_goes_at_its_maximum_age_and_no_sooner(harness: Harness) -> None:
     """An Example no Block teaches waits on a timer for the moment it ages out, not for a resync."""
     clock = harness.manual_clock()
@@ -369,6 +423,57 @@ async def test_a_controller_stopped_between_counting_and_recording_counts_that_b
     await second.reconcile_block(("default", "b2"))  # recorded now: no more
     (example,) = harness.examples().values()
     assert example["status"]["occurrences"] == 3
+
+
+async def test_an_example_deleted_while_a_block_counts_in_it_is_made_again_not_named_missing(
+    harness: Harness,
+) -> None:
+    """An eviction (or a person) deletes the Example between a Block's read of it and the
+    occurrence it writes: the write gets 404, and the Block, at once again, makes the Example anew
+    rather than recording an `exampleRef` that names nothing until the next resync. And while a
+    Block is counted in an Example but its status does not say so yet, eviction leaves it."""
+    await post(harness, block_body("b1"))
+    await post(harness, block_body("b2", generated="kubectl get po"))
+    r = await harness.listed()
+    await r.reconcile_block(("default", "b1"))
+    (name,) = harness.examples()
+    r.examples.put(harness.examples()[name])  # no informer: the cache as the reconcile left it
+    code, answer = await harness.api.call("DELETE", harness.api.path("examples", name=name))
+    assert code == 200, answer
+    with pytest.raises(Requeue):
+        await r.reconcile_block(("default", "b2"))
+    assert "exampleRef" not in (harness.blocks()["b2"].get("status") or {})
+    await r.reconcile_block(("default", "b2"))
+    assert harness.blocks()["b2"]["status"]["exampleRef"] == name and name in harness.examples()
+
+    b3 = await post(harness, block_body("b3", generated="kubectl get p"))
+    fresh = harness.reconcilers()  # a cache of the Example and of b3, counted in it a moment ago
+    fresh.examples.put(harness.examples()[name])
+    fresh.blocks.put(b3)
+    assert not fresh._taught(("default", name))
+    fresh._counted[("default", "b3")] = (b3["metadata"]["uid"], name)
+    assert fresh._taught(("default", name))
+
+
+async def test_evictions_are_counted_from_zero_and_only_when_the_delete_deleted(harness: Harness) -> None:
+    """Both reasons' series exist at 0 from the start (so a rate over them has data), and an
+    Example already gone when its eviction's DELETE lands (404) is neither counted nor logged."""
+    metrics.examples_evicted_total.clear()
+    await post(harness, teaching("t0", 0))
+    await post(harness, teaching("t1", 1))
+    r = await harness.listed(max_examples_per_namespace=1)
+    for reason in ("cap", "max_age"):
+        assert REGISTRY.get_sample_value("blocklearn_examples_evicted_total", {"reason": reason}) == 0
+    for name in ("t0", "t1"):
+        await r.reconcile_block(("default", name))
+    assert len(harness.examples()) == 2
+    fresh = harness.reconcilers(max_examples_per_namespace=1)  # no Block cached: both may go
+    for name, example in harness.examples().items():
+        fresh.examples.put(example)
+        code, answer = await harness.api.call("DELETE", harness.api.path("examples", name=name))
+        assert code == 200, answer
+    await fresh.reconcile_namespace("default")
+    assert sample("blocklearn_examples_evicted_total", reason="cap") == 0
 
 
 async def test_a_controller_stopped_between_releasing_an_example_and_deleting_its_block_finishes(

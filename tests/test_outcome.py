@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from blocklearn.controller.cache import RETRIEVED, block_store
 from blocklearn.controller.desired import Outcome, block_status, status_patch
 from blocklearn.learn.outcome import (
     PAIRS,
@@ -15,7 +16,7 @@ from blocklearn.learn.outcome import (
     assess,
     decided_retrieval,
     example_answer,
-    recorded,
+    is_counted,
     retrieval_outcome,
     shown_answers,
     suggestion_outcome,
@@ -133,13 +134,15 @@ def test_shown_answers_reads_the_named_examples_from_a_cache() -> None:
     assert example_answer({"spec": {"answer": {"contents": "ls"}}}) == "ls"
 
 
-def test_recorded_reads_the_pair_back_from_the_status() -> None:
-    assert recorded({"status": {"suggestionOutcome": "Accepted", "retrievalOutcome": "Hit"}}) == Outcomes(
-        "Accepted", "Hit"
-    )
-    assert recorded({"status": {"suggestionOutcome": "Accepted"}}) is None
-    assert recorded({"status": {"suggestionOutcome": "Nonsense", "retrievalOutcome": "Hit"}}) is None
-    assert recorded({}) is None
+def test_a_generation_is_counted_once_its_status_records_a_decision_for_it() -> None:
+    def block(generation: int | None, status: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"generation": generation}, "status": status}
+
+    assert not is_counted(block(1, {}))  # new
+    assert not is_counted(block(2, {"observedGeneration": 1, "suggestionOutcome": "Accepted"}))  # edited
+    assert is_counted(block(1, {"observedGeneration": 1, "retrievalOutcome": "Unknown"}))  # decided
+    assert is_counted(block(1, {"observedGeneration": 1}))  # decided by the previous release
+    assert not is_counted(block(None, {}))
 
 
 def test_the_pairs_are_bounded_and_leave_out_only_the_impossible() -> None:
@@ -163,3 +166,21 @@ def test_the_outcomes_go_into_the_desired_status_and_leave_it_when_gone() -> Non
     patch = status_patch(_block(wire), block_status(_block(wire), Outcome.invalid("bad"), None))
     assert patch is not None
     assert patch["status"]["suggestionOutcome"] is None and patch["status"]["retrievalOutcome"] is None
+
+
+def test_only_blocks_whose_retrieval_is_still_to_decide_are_filed_under_what_they_were_shown() -> None:
+    """An Example's arrival requeues the Blocks filed under it: not those already a Hit or a Miss,
+    nor those with nothing run (Unknown whatever the Examples do)."""
+    store = block_store()
+    shown = {"retrievedExamples": ["a"], "executedCell": {"kind": "code", "contents": FIX}}
+    for rv, (name, body, status) in enumerate(
+        [
+            ("undecided", shown, {}),
+            ("not-run", {"retrievedExamples": ["a"]}, {}),
+            ("decided", shown, {"observedGeneration": 1, "retrievalOutcome": "Hit"}),
+        ],
+        start=1,
+    ):
+        meta = {"namespace": "ns", "name": name, "generation": 1, "resourceVersion": str(rv)}
+        store.put({"metadata": meta, "spec": body, "status": status})
+    assert store.by_index(RETRIEVED, "ns/a") == [("ns", "undecided")]

@@ -1,8 +1,9 @@
 """Every pair of outcomes through the controller's informers and reconcilers in this process
 (tests/harness.py): Blocks applied to the emulator as `kubectl apply` would, each Block's suggestion and
 retrieval outcomes derived into its status and shown by `kubectl get blk`, and
-`blocklearn_suggestions_total{outcome,retrieval}` counting each Block exactly once per pair it takes,
-through resyncs, edits, curation and an Example that goes away and comes back."""
+`blocklearn_suggestions_total{outcome,retrieval}` counting each Block exactly once per generation,
+under the first pair decided for it, through resyncs, edits, curation, an Example that goes away and
+comes back, and an upgrade from the release before the outcomes."""
 
 from __future__ import annotations
 
@@ -193,12 +194,48 @@ async def test_every_outcome_pair_is_in_the_status_and_counted_once(harness: Har
 
     # Taught again, the Example comes back under its name, and a Block that named it and could not
     # tell is decided now, settled as it was: the Example's event queues it, not a resync (a resync
-    # replays only the Blocks whose last reconcile did not end converged).
+    # replays only the Blocks whose last reconcile did not end converged). Its status says Hit; the
+    # counter keeps it under the pair first decided (Unknown): one count per Block generation.
     await apply(harness, block("seed-a", executed=SEEDS["a"]))
     expected["seed-a"] = ("Corrected", "NotRecorded")
     expected["after-it-went"] = ("Corrected", "Hit")
     want[("Corrected", "NotRecorded")] += 1
-    want[("Corrected", "Hit")] += 1
     await settles_to(harness, expected)
     assert example_refs(harness)["a"] == ex["a"]
     assert counts() == want
+
+
+async def test_an_upgrade_writes_the_outcomes_of_decided_blocks_without_counting_them(
+    harness: Harness,
+) -> None:
+    """The release before the outcomes decided these Blocks (its status: the conditions, the
+    observed generation, no outcome fields). The controller that replaces it writes their outcomes,
+    but counting them would put every Block there is into the counter's rate at once."""
+    controller = await harness.start()
+    await apply(harness, block("seed-a", executed=SEEDS["a"]))
+    ex = await harness.until(lambda: example_refs(harness).get("a"), "seed")
+    await apply(harness, block("old-hit", shown=[ex]), block("old-miss", executed="ls", shown=[ex]))
+    expected: dict[str, Pair] = {
+        "seed-a": ("Corrected", "NotRecorded"),
+        "old-hit": ("Corrected", "Hit"),
+        "old-miss": ("Corrected", "Miss"),
+    }
+    await settles_to(harness, expected)
+    await harness.stop(controller)
+    forget = {"status": {"suggestionOutcome": None, "retrievalOutcome": None}}  # the old release's
+    for name in expected:
+        code, answer = await harness.api.call(
+            "PATCH", harness.api.path("blocks", name=name) + "/status", forget
+        )
+        assert code == 200, answer
+    assert outcomes(harness) == dict.fromkeys(expected, (None, None))
+    before = counts()
+    await harness.start()
+    await settles_to(harness, expected)
+    await harness.settled()
+    assert counts() == before
+    # A Block decided after the upgrade is counted as ever.
+    await apply(harness, block("new-hit", shown=[ex]))
+    expected["new-hit"] = ("Corrected", "Hit")
+    await settles_to(harness, expected)
+    assert counts() == {**before, ("Corrected", "Hit"): before[("Corrected", "Hit")] + 1}

@@ -27,9 +27,11 @@ def _teaches(block: Obj) -> Iterable[str]:
 
 
 def _retrieved(block: Obj) -> Iterable[str]:
-    names = (block.get("spec") or {}).get("retrievedExamples")
-    if not isinstance(names, list) or decided_retrieval(block) is not None:
-        return []  # a Hit or a Miss stays whatever becomes of the Examples
+    spec = block.get("spec") or {}
+    names = spec.get("retrievedExamples")
+    if not isinstance(names, list) or not spec.get("executedCell") or decided_retrieval(block) is not None:
+        # A Hit or a Miss stays whatever becomes of the Examples; nothing run stays Unknown.
+        return []
     namespace = block["metadata"]["namespace"]
     return [f"{namespace}/{name}" for name in names if isinstance(name, str)]
 

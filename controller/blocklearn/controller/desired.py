@@ -20,7 +20,7 @@ from blocklearn import API_VERSION, GROUP
 from blocklearn.learn.outcome import Outcomes
 from blocklearn.learn.rule import Decision, Reason, correction_key
 from blocklearn.resources.conditions import find, set_condition
-from blocklearn.resources.models import BlockRef, BlockStatus, Condition, ExampleSpec
+from blocklearn.resources.models import BlockRef, BlockStatus, Condition, ExampleSpec, ExampleStatus
 from blocklearn.runtime.objects import Obj, now_rfc3339, parse_rfc3339
 
 SOURCE_CHANGED = f"{GROUP}/source-changed-at"
@@ -222,21 +222,32 @@ def occurrences(example: Mapping[str, Any]) -> int:
 
 
 def last_seen(example: Mapping[str, Any], now: float | None = None) -> datetime.datetime:
-    """When a Block last taught the Example's correction: `lastSeenAt`, else its creation (else
-    `now`, the system's time if None)."""
+    """When a Block last taught the Example's correction, or last ran it as shown (a retrieval Hit):
+    `lastSeenAt`, else its creation (else `now`, the system's time if None)."""
     meta, status = example.get("metadata") or {}, example.get("status") or {}
     found = parse_rfc3339(status.get("lastSeenAt")) or parse_rfc3339(meta.get("creationTimestamp"))
     return found or datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
 
 
+def _fields_patch(obj: Mapping[str, Any], fields: BaseModel) -> Obj:
+    """The /status patch of the fields `fields` was given (the others stay), with the object's
+    resourceVersion: two writers at once take turns instead of one undoing the other."""
+    status = fields.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": status}
+
+
 def occurrence_patch(example: Mapping[str, Any], now: float | None = None) -> Obj:
     """The /status patch that counts one more Block teaching the Example, seen `now` (the system's
-    time if None); the resourceVersion makes two Blocks counting at once take turns instead of
-    counting one."""
-    return {
-        "metadata": {"resourceVersion": example["metadata"]["resourceVersion"]},
-        "status": {"occurrences": occurrences(example) + 1, "lastSeenAt": now_rfc3339(now)},
-    }
+    time if None)."""
+    return _fields_patch(
+        example, ExampleStatus(occurrences=occurrences(example) + 1, last_seen_at=now_rfc3339(now))
+    )
+
+
+def seen_patch(example: Mapping[str, Any], now: float | None = None) -> Obj:
+    """The /status patch that records the Example seen `now` (a Block ran its answer as shown),
+    without counting an occurrence: it taught nothing new."""
+    return _fields_patch(example, ExampleStatus(last_seen_at=now_rfc3339(now)))
 
 
 def release_patch(example: Mapping[str, Any], block: Mapping[str, Any]) -> Obj:

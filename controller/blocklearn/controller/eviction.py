@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from blocklearn.runtime.objects import Obj
 
 Candidate = tuple[datetime.datetime, str, Obj]  # when last seen, name, the Example
+EVICTION_REASONS = ("cap", "max_age")  # blocklearn_examples_evicted_total{reason}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ the cache was stale, so the object is read once, the cache refreshed, and the ke
 A teaching Block costs six writes over its whole life: its own create, the Example's create, the
 Example's status (the embedding), the Block's status, and at its expiry the removal of its owner
 reference from the Example and its own delete. A Block that teaches a correction already learned
-counts an occurrence instead (four in all); a Block that teaches nothing costs three. Events only
-on a transition (a Block becoming Invalid).
+counts an occurrence instead (four in all); a Block that teaches nothing costs three. A Block that
+ran the answer of an Example it was shown (a retrieval Hit) moves that Example's `lastSeenAt`, at most
+once an hour an Example. Events only on a transition (a Block becoming Invalid).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from blocklearn.controller.desired import (
     occurrences,
     owned_by,
     release_patch,
+    seen_patch,
     source_changed_at,
     status_patch,
 )
-from blocklearn.controller.eviction import plan_evictions
+from blocklearn.controller.eviction import EVICTION_REASONS, plan_evictions
 from blocklearn.controller.writes import Refused, Writer
 from blocklearn.embed import Embedder, EmbedderError
 from blocklearn.embed.batcher import EmbedBatcher
@@ -53,7 +55,14 @@ from blocklearn.embed.codec import encode, text_hash
 from blocklearn.embed.hashing import stores_vectors
 from blocklearn.embed.ratelimit import TokenBucket
 from blocklearn.embed.text import query_text
-from blocklearn.learn.outcome import PAIRS, assess, decided_retrieval, recorded, shown_answers
+from blocklearn.learn.outcome import (
+    PAIRS,
+    assess,
+    decided_retrieval,
+    is_counted,
+    matched_example,
+    shown_answers,
+)
 from blocklearn.learn.rule import Policy, Reason, decide, example_name, is_excluded
 from blocklearn.resources.conditions import find, set_condition
 from blocklearn.resources.models import (
@@ -66,7 +75,7 @@ from blocklearn.resources.models import (
 )
 from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock
 from blocklearn.runtime.keyedlocks import KeyedLocks
-from blocklearn.runtime.objects import Key, Obj, now_rfc3339
+from blocklearn.runtime.objects import Key, Obj, key_of, now_rfc3339
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
 from blocklearn.settings import Settings
@@ -86,6 +95,9 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 # Above this much text a Block's learning rule runs in a thread (a typical Block holds a few hundred).
 LARGE_BLOCK_CHARS = 16_384
+# A retrieval Hit refreshes its Example's `lastSeenAt` at most this often (seconds): one write an hour
+# at most per Example in use, whatever the number of Blocks that hit it.
+SEEN_REFRESH_SECONDS = 3600
 
 
 class Reconcilers:
@@ -123,16 +135,29 @@ class Reconcilers:
             metrics.suggestions_total.labels(pair.suggestion, pair.retrieval)
         for resource in ("block", "example"):
             metrics.reconcile_errors_total.labels(resource)
+        for reason in EVICTION_REASONS:
+            metrics.examples_evicted_total.labels(reason)
         # Blocks counted in an Example whose status does not say so yet: (uid, Example name) by
         # Block. A retried status write then counts nothing twice; only a crash in between can.
         self._counted: dict[Key, tuple[str, str]] = {}
         # Blocks whose TTL is up but whose Example waits for its embedding, by Example.
         self._held: dict[Key, set[Key]] = {}
         self._example_locks = KeyedLocks[Key]()
+        metrics.store_budget_bytes.set(settings.store_budget_bytes)
+
+    def export_store_use(self) -> None:
+        """Export what the caches hold, once they have synced and only by the leader: a follower
+        (which lists nothing) or a leader still listing would export a 0 that BlocklearnStoreNearBudget's
+        projection takes for growth when it becomes S."""
         for kind, store in (("block", self.blocks), ("example", self.examples)):
             metrics.stored_objects.labels(kind).set_function(store.__len__)
             metrics.stored_bytes.labels(kind).set_function(store.nbytes)
-        metrics.store_budget_bytes.set(settings.store_budget_bytes)
+
+    @staticmethod
+    def unexport_store_use() -> None:
+        """No series once this controller stops: a stale value is not what the next leader holds."""
+        metrics.stored_objects.clear()
+        metrics.stored_bytes.clear()
 
     # -- what the informers report ------------------------------------------------------------------
 
@@ -143,16 +168,17 @@ class Reconcilers:
         assert obj is not None
         if kind == "MODIFIED" and old is not None and new is not None and not _asks_anew(old, new):
             return
-        self.block_queue.add(_key(obj))
+        self.block_queue.add(key_of(obj))
 
     def on_example(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         """An Example changed by someone else: embed it if need be, and let the Blocks that teach it
         check it (they make it again, or put its content back, while they live)."""
         obj = new or old
         assert obj is not None
-        key = _key(obj)
+        key = key_of(obj)
         if kind == "DELETED":
             self.forget_example(key)
+            self._release_held(key)  # the Blocks waiting for its embedding make it again
         elif kind == "ADDED" or old is None or new is None or _asks_anew(old, new):
             self.example_queue.add(key)
         elif _status_digest(old) != _status_digest(new):
@@ -167,7 +193,7 @@ class Reconcilers:
 
     def _teaching(self, example: Obj) -> set[Key]:
         """The Blocks in the cache that teach an Example: its creator, and those counted in it."""
-        namespace, name = _key(example)
+        namespace, name = key_of(example)
         blocks = set(self.blocks.by_index(TEACHES, f"{namespace}/{name}"))
         if (owner := controller_owner(example)) is not None:
             blocks.add((namespace, str(owner.get("name"))))
@@ -177,7 +203,7 @@ class Reconcilers:
         """The Blocks in the cache that name the Example among those shown and whose retrieval
         outcome is not decided yet: it may be now that the Example came or changed (a resync
         replays only unsettled Blocks)."""
-        namespace, name = _key(example)
+        namespace, name = key_of(example)
         return set(self.blocks.by_index(RETRIEVED, f"{namespace}/{name}"))
 
     # -- Block -> Example ---------------------------------------------------------------------------
@@ -205,14 +231,17 @@ class Reconcilers:
             self.blocks.put(updated)
             block = updated
         meta = block["metadata"]
-        decision = outcomes = None
+        decision = outcomes = hit = None
         try:
             spec = BlockSpec.model_validate(block.get("spec") or {})
         except ValidationError as exc:
             outcome = Outcome.invalid(describe_validation_error(exc))
         else:
             answers = shown_answers(spec.retrieved_examples, lambda name: self.examples.get((key[0], name)))
-            outcomes = assess(spec, answers, decided_retrieval(block))
+            decided = decided_retrieval(block)
+            outcomes = assess(spec, answers, decided)
+            if decided is None and outcomes is not None and outcomes.retrieval == "Hit":
+                hit = matched_example(spec, answers)  # decided now: that Example is seen again
             excluded = is_excluded(meta.get("annotations"))
             ref = BlockRef(name=meta["name"], uid=meta.get("uid", ""), learned_at=source_changed_at(block))
             if _text_chars(spec) > LARGE_BLOCK_CHARS:
@@ -231,11 +260,13 @@ class Reconcilers:
         if expiring:
             await self._expire(block)
             return "expired"
+        if hit is not None:
+            await self._refresh_seen((key[0], hit), key[1])
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
-        counted = recorded(block)
+        counted = is_counted(block)
         if not await self._write_block_status(block, status):
             return "unchanged"
-        if outcomes is not None and outcomes != counted:
+        if outcomes is not None and not counted:
             metrics.suggestions_total.labels(outcomes.suggestion, outcomes.retrieval).inc()
         if previous is None or previous.get("reason") != outcome.learned[1]:
             # Counted when the decision changes, not each time a resync confirms it.
@@ -275,7 +306,7 @@ class Reconcilers:
         since = decided_at(block)
         if ttl <= 0 or since is None:
             return None
-        key = _key(block)
+        key = key_of(block)
         left = since.timestamp() + ttl - self.clock.time()
         if left > 0:
             self.block_queue.add_at(key, since.timestamp() + ttl)
@@ -334,23 +365,46 @@ class Reconcilers:
             updated = await self.writer.write(
                 "PATCH", EXAMPLES, namespace, name, occurrence_patch(current, self.clock.time()), "status"
             )
+            if updated is None:
+                # Deleted meanwhile (an eviction, a person): the Block must not name it. Again at
+                # once, from a cache without it: the Block creates it anew.
+                self.examples.delete(key)
+                raise Requeue("Example gone while counting an occurrence; will create it again", delay=0.0)
+            self.examples.put(updated)
+            self._counted[key_of(block)] = (block["metadata"].get("uid", ""), name)
+            log.info(
+                "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
+                namespace,
+                name,
+                block_name,
+                occurrences(updated),
+            )
+
+    async def _refresh_seen(self, key: Key, block_name: str) -> None:
+        """A Block ran the answer of an Example it was shown (a Hit): the correction is in use, so its
+        `lastSeenAt` moves (not its occurrences: it taught nothing new), at most once an hour, so
+        that eviction (least recently seen first) keeps it and this costs at most one write per
+        Example per hour however many Blocks hit it."""
+        async with self._example_locks.hold(key):
+            example = self.examples.get(key)
+            if example is None or example["metadata"].get("deletionTimestamp"):
+                return
+            now = self.clock.time()
+            if now - last_seen(example, now).timestamp() < SEEN_REFRESH_SECONDS:
+                return
+            updated = await self.writer.write(
+                "PATCH", EXAMPLES, key[0], key[1], seen_patch(example, now), "status"
+            )
             if updated is not None:
                 self.examples.put(updated)
-                self._counted[_key(block)] = (block["metadata"].get("uid", ""), name)
-                log.info(
-                    "Counted Example occurrence: namespace=%s name=%s block=%s occurrences=%d",
-                    namespace,
-                    name,
-                    block_name,
-                    occurrences(updated),
-                )
+                log.info("Refreshed Example: namespace=%s name=%s block=%s", key[0], key[1], block_name)
 
     def _was_counted(self, block: Obj, name: str) -> bool:
         """Whether this Block is already counted in the Example: its status says so, or this process
         counted it and has not written the status yet."""
         if (block.get("status") or {}).get("exampleRef") == name:
             return True
-        return self._counted.get(_key(block)) == (block["metadata"].get("uid", ""), name)
+        return self._counted.get(key_of(block)) == (block["metadata"].get("uid", ""), name)
 
     async def _collect_strays(self, key: Key, block: Obj | None, keep: str | None = None) -> None:
         """The Examples created by the Block of this name that it no longer teaches (all of them once
@@ -365,10 +419,11 @@ class Reconcilers:
             if block is not None and owned_by(current, block) and occurrences(current) > 1:
                 await self._release(current, block, "untaught")
             elif block is not None and owned_by(current, block):
-                await self._delete_example(current)
-                log.info("Deleted Example: namespace=%s name=%s block=%s", key[0], example_key[1], key[1])
-            elif block is None or owner.get("uid") != block["metadata"].get("uid"):
-                await self._delete_example(current)
+                if await self._delete_example(current):
+                    log.info("Deleted Example: namespace=%s name=%s block=%s", key[0], example_key[1], key[1])
+            elif (
+                block is None or owner.get("uid") != block["metadata"].get("uid")
+            ) and await self._delete_example(current):
                 log.info(
                     "Deleted Example of a deleted Block: namespace=%s name=%s block=%s",
                     key[0],
@@ -401,10 +456,12 @@ class Reconcilers:
             "propagationPolicy": "Background",
             "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
         }
-        await self.writer.write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
+        deleted = await self.writer.write("DELETE", BLOCKS, meta["namespace"], meta["name"], options)
         self.blocks.delete((meta["namespace"], meta["name"]))
         self._counted.pop((meta["namespace"], meta["name"]), None)
         self.evict_soon(meta["namespace"])
+        if deleted is None:
+            return  # deleted meanwhile, by someone else: not an expiry
         metrics.blocks_expired_total.inc()
         log.info(
             "Expired Block: namespace=%s name=%s decided_at=%s example=%s",
@@ -414,13 +471,15 @@ class Reconcilers:
             (block.get("status") or {}).get("exampleRef"),
         )
 
-    async def _delete_example(self, example: Obj) -> None:
+    async def _delete_example(self, example: Obj) -> bool:
+        """Delete the Example; whether this did (False: it was gone already)."""
         meta = example["metadata"]
         # Preconditions: delete the Example the decision was about, not one made meanwhile.
         options = {"preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
-        await self.writer.write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
+        deleted = await self.writer.write("DELETE", EXAMPLES, meta["namespace"], meta["name"], options)
         self.examples.delete((meta["namespace"], meta["name"]))
         self.forget_example((meta["namespace"], meta["name"]))
+        return deleted is not None
 
     # -- namespace -> eviction ----------------------------------------------------------------------
 
@@ -450,24 +509,35 @@ class Reconcilers:
         if plan.next_due is not None:  # the next Example to age out comes back to this queue on time
             self.namespace_queue.add_at(namespace, plan.next_due)
         for example, reason in plan.evictions:
-            await self._delete_example(example)
+            key = key_of(example)
+            # A Block may be counting an occurrence in it meanwhile: it holds the Example's lock
+            # until the count is in `_counted`, which `_taught` reads.
+            async with self._example_locks.hold(key):
+                if self._taught(key) or not await self._delete_example(example):
+                    continue  # a Block counted in it meanwhile, or it was gone already
             metrics.examples_evicted_total.labels(reason).inc()
             log.info(
                 "Evicted Example: namespace=%s name=%s reason=%s last_seen=%s occurrences=%d",
                 namespace,
                 example["metadata"]["name"],
                 reason,
-                last_seen(example, self.clock.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                now_rfc3339(last_seen(example, self.clock.time()).timestamp()),
                 occurrences(example),
             )
         return "success" if plan.evictions else "unchanged"
 
     def _taught(self, key: Key) -> bool:
-        """Whether a Block in the cache teaches the Example: its creator, or one counted in it (from
-        the caches' indexes, without reading the Example)."""
+        """Whether a Block in the cache teaches the Example: its creator, one counted in it (from
+        the caches' indexes, without reading the Example), or one this process counted in it whose
+        status does not say so yet."""
         namespace, name = key
         teachers = self.blocks.by_index(TEACHES, f"{namespace}/{name}")
         teachers += [(namespace, v.split("/", 1)[1]) for v in self.examples.index_values(key, OWNER)]
+        teachers += [
+            block
+            for block, (_, counted) in self._counted.items()
+            if block[0] == namespace and counted == name
+        ]
         return any(self.blocks.version(block) is not None for block in teachers)
 
     # -- Example -> embedding -----------------------------------------------------------------------
@@ -660,10 +730,6 @@ def _text_chars(spec: BlockSpec) -> int:
     """How much text the learning rule (and its redaction) reads in a Block."""
     cells = [*spec.doc.cells, spec.generated_cell, spec.executed_cell]
     return sum(len(c.contents) + sum(map(len, c.outputs)) for c in cells if c is not None)
-
-
-def _key(obj: Mapping[str, Any]) -> Key:
-    return str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"])
 
 
 def _asks_anew(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

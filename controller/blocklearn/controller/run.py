@@ -75,6 +75,7 @@ class Controller:
         for informer in self.informers:
             await informer.synced.wait()
         r = self.reconcilers
+        r.export_store_use()
         self._tasks = [
             asyncio.create_task(r.block_queue.run(r.reconcile_block, WORKERS)),
             asyncio.create_task(r.example_queue.run(r.reconcile_example, WORKERS)),
@@ -94,6 +95,8 @@ class Controller:
         )
 
     def stop(self) -> None:
+        if self.started:
+            self.reconcilers.unexport_store_use()
         self.resync.stop()
         for informer in self.informers:
             informer.stop()

@@ -2,7 +2,8 @@
 
 Derived per Block, pure and level-triggered like the learning rule, from the Block's spec and the
 answers of the Examples it names (`spec.retrievedExamples`) as the controller's cache holds them.
-Two values, both in the Block's status and counted in `blocklearn_suggestions_total{outcome,retrieval}`:
+Two values, both in the Block's status and counted in `blocklearn_suggestions_total{outcome,retrieval}`
+once per generation of the Block (`is_counted`):
 
 - the suggestion's outcome, from the same facts the learning rule decides on, but independent of
   its policy (learning from failures or from unsuggested cells changes what is learned, not what
@@ -75,18 +76,24 @@ def retrieval_outcome(spec: BlockSpec, answers: Mapping[str, str | None]) -> Ret
         return "NotRecorded"
     if spec.executed_cell is None:
         return "Unknown"
-    shown = [a for n in names if (a := answers.get(n)) is not None]
-    if _ran_one_of(spec.executed_cell.contents, shown):
+    if matched_example(spec, answers) is not None:
         return "Hit"
     return "Unknown" if any(n not in answers for n in names) else "Miss"
 
 
-def _ran_one_of(executed: str, shown: Iterable[str]) -> bool:
-    answers = [normalise_command(a) for a in shown]
-    if normalise_command(executed) in answers:
-        return True
-    # An Example's answer is the executed cell redacted: compare like with like, only where needed.
-    return any(PLACED.search(a) for a in answers) and normalise_command(redact(executed)[0]) in answers
+def matched_example(spec: BlockSpec, answers: Mapping[str, str | None]) -> str | None:
+    """The first Example shown (in rank order) whose answer is the executed cell, whitespace-normalised:
+    the one a Hit was for; None when none is."""
+    if spec.executed_cell is None:
+        return None
+    shown = {n: normalise_command(a) for n in spec.retrieved_examples if (a := answers.get(n)) is not None}
+    executed = normalise_command(spec.executed_cell.contents)
+    found = next((n for n, a in shown.items() if a == executed), None)
+    if found is None and any(PLACED.search(a) for a in shown.values()):
+        # An Example's answer is the executed cell redacted: compare like with like, only where needed.
+        redacted = normalise_command(redact(spec.executed_cell.contents)[0])
+        found = next((n for n, a in shown.items() if a == redacted), None)
+    return found
 
 
 def assess(
@@ -124,9 +131,12 @@ def decided_retrieval(block: Mapping[str, Any]) -> RetrievalOutcome | None:
     return next((d for d in _DECIDED if d == value), None)
 
 
-def recorded(block: Mapping[str, Any]) -> Outcomes | None:
-    """The pair the Block's status holds now (what was last counted), if any."""
-    status = block.get("status") or {}
-    suggestion = next((s for s in SUGGESTION_OUTCOMES if s == status.get("suggestionOutcome")), None)
-    retrieval = next((r for r in RETRIEVAL_OUTCOMES if r == status.get("retrievalOutcome")), None)
-    return Outcomes(suggestion, retrieval) if suggestion and retrieval else None
+def is_counted(block: Mapping[str, Any]) -> bool:
+    """Whether the Block's current generation is already counted in `blocklearn_suggestions_total`:
+    its status records a decision for that generation. Each generation is counted once, under the
+    first pair decided for it; a later retrieval outcome (an `Unknown` that becomes a `Hit` when its
+    Example comes back) is written to the status, not counted again. A status written by the release
+    before the outcomes existed holds the decision without them: an upgrade writes them, uncounted,
+    rather than counting every Block there is at once."""
+    status, generation = block.get("status") or {}, block.get("metadata", {}).get("generation")
+    return generation is not None and status.get("observedGeneration") == generation

@@ -7,7 +7,6 @@ Every outcome carries a CamelCase reason so that "why did it not learn?" is answ
 
 from __future__ import annotations
 
-import datetime
 import enum
 import sys
 from collections import Counter
@@ -20,6 +19,7 @@ from blocklearn.embed.text import normalise_command, query_cells, query_text
 from blocklearn.learn.redaction import redact
 from blocklearn.resources.models import BlockRef, BlockSpec, Cell, Doc, ExampleSpec
 from blocklearn.resources.names import hashed_name
+from blocklearn.runtime.objects import now_rfc3339
 
 
 class Reason(enum.StrEnum):
@@ -110,7 +110,7 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded
         update={
             "gen_trace_id": spec.gen_trace_id,
             "exec_trace_ids": spec.exec_trace_ids or None,
-            "learned_at": _rfc3339(spec.executed_at) if spec.executed_at else block.learned_at,
+            "learned_at": now_rfc3339(spec.executed_at.timestamp()) if spec.executed_at else block.learned_at,
         }
     )
     example = ExampleSpec(query=Doc(cells=cells), answer=[answer], block_ref=provenance)
@@ -122,10 +122,6 @@ def decide(spec: BlockSpec, block: BlockRef, policy: Policy = Policy(), excluded
 def ran_as_suggested(generated: Cell, executed: Cell) -> bool:
     """Whether the person ran the suggestion unchanged (surrounding whitespace aside)."""
     return generated.contents.strip() == executed.contents.strip()
-
-
-def _rfc3339(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _redacted(cell: Cell, found: Counter[str]) -> Cell:

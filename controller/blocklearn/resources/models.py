@@ -301,7 +301,8 @@ class ExampleStatus(Resource):
         default=None,
         alias="lastSeenAt",
         max_length=MAX_TIME_CHARS,
-        description="When a Block last taught this correction (RFC 3339); absent: when it was created."
+        description="When a Block last taught this correction, or ran it as one of the examples it was"
+        " shown (a retrieval Hit; refreshed at most hourly), in RFC 3339; absent: when it was created."
         " Eviction takes the least recently seen first.",
     )
     conditions: list[Condition] = Field(
