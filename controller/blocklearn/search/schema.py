@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import MAX_K
@@ -63,6 +63,15 @@ class SearchRequest(BaseModel):
         if isinstance(self.query, str):
             return query_text([Cell(kind="markup", contents=self.query)])[0]
         return query_text(self.query.cells)[0]
+
+
+def describe(exc: ValidationError) -> str:
+    """A request's first errors in one line, each with the field it is in (never the input)."""
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
 
 
 class SearchResult(BaseModel):
