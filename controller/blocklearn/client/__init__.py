@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
 from blocklearn.embed.text import render_cell
-from blocklearn.resources.models import MAX_RETRIEVED, BlockSpec, Cell, Doc
+from blocklearn.resources.models import MAX_CELLS, MAX_RETRIEVED, BlockSpec, Cell, Doc
 from blocklearn.resources.names import hashed_name
 from blocklearn.runtime import retry
 from blocklearn.runtime.kubeclient import api_client
@@ -169,12 +169,15 @@ class Client:
         min_score: float = -1.0,
     ) -> SearchResponse:
         """The k past corrections nearest to a request, given as text or as notebook cells (a str
-        cell is markup), best first. Distinct answers unless `distinct=False`."""
+        cell is markup; only the last 32 are sent, as a Block keeps no more), best first. Distinct
+        answers unless `distinct=False`. BadRequestError (status 0) for what the index would refuse."""
         if (query is None) == (cells is None):
             raise ValueError("give either query or cells")
         try:
             request = SearchRequest(
-                query=query if query is not None else CellsQuery(cells=[_markup(c) for c in cells or []]),
+                query=query
+                if query is not None
+                else CellsQuery(cells=[_markup(c) for c in (cells or [])[-MAX_CELLS:]]),
                 k=k,
                 namespace=None if all_namespaces else namespace or self.namespace,
                 min_score=min_score,
