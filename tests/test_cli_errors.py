@@ -51,6 +51,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "garbage.jsonl").write_text("this is not json\n")
     (tmp / "a-file").write_text("")
+    (tmp / "binary.kubeconfig").write_bytes(b"\xff\xfe\x00a\x00p\x00i\x00")
     unreachable = free_port()
     (tmp / "unreachable.kubeconfig").write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
@@ -152,13 +153,23 @@ CASES = [
         {},
         "garbage.jsonl:1: not JSON",
     ),
+    (
+        ["backfill", "--since", SINCE, "--kubeconfig", "{tmp}/binary.kubeconfig"],
+        {},
+        "a file it read is not UTF-8 text (invalid start byte at byte 0)",
+    ),
+    (
+        ["search", "x" * 5000, "--url", "{unreachable}"],
+        {},
+        "not a valid search: query.text: String should have at most 4096 characters",
+    ),
     (["crds", "--out", "{tmp}/a-file"], {}, "File exists: {tmp}/a-file"),
     (["openapi", "--out", "{tmp}/missing/openapi.json"], {}, "No such file or directory"),
     (["dashboard", "--out", "{tmp}/missing/dashboard.json"], {}, "No such file or directory"),
 ]
 
 
-@pytest.mark.parametrize(("argv", "env", "fragment"), CASES, ids=[" ".join(a) for a, _, _ in CASES])
+@pytest.mark.parametrize(("argv", "env", "fragment"), CASES, ids=[" ".join(a)[:80] for a, _, _ in CASES])
 def test_without_a_cluster_or_with_bad_files_an_error_is_one_line_and_exit_code_1(
     place: dict[str, str], argv: list[str], env: dict[str, str], fragment: str
 ) -> None:
@@ -167,6 +178,55 @@ def test_without_a_cluster_or_with_bad_files_an_error_is_one_line_and_exit_code_
     code, output = run(argv, environment(place, **env))
     assert code == 1, output
     assert_one_line(output, f"blocklearn {argv[0]}: ", fragment.format(**place))
+
+
+def test_a_query_that_is_not_utf8_is_one_line(place: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "blocklearn", "search", b"list \xff pods", "--url", place["unreachable"]],
+        capture_output=True,
+        text=True,
+        env=environment(place),
+        timeout=120,
+        cwd=place["tmp"],
+    )
+    assert out.returncode == 1, out.stderr
+    assert_one_line(out.stdout + out.stderr, "blocklearn search: not a valid search: query.text:", "unicode")
+
+
+SECRET = "s3cret-do-not-print"
+BAD_TOKENS = {
+    "line break": (SECRET + "\nsecond-line").encode(),
+    "control character": (SECRET + "\x1b[31m").encode(),
+    "non-ASCII": (SECRET + "é").encode(),
+    "binary": b"\xff\xfe" + SECRET.encode(),
+}
+
+
+# An environment variable cannot hold the binary one: the shell decodes it.
+SOURCES = [(kind, "--token-file") for kind in BAD_TOKENS] + [
+    (kind, "BLOCKLEARN_TOKEN") for kind in BAD_TOKENS if kind != "binary"
+]
+
+
+@pytest.mark.parametrize(("kind", "source"), SOURCES, ids=[f"{k} in {s}" for k, s in SOURCES])
+def test_a_token_that_cannot_be_sent_is_refused_in_one_line_that_never_repeats_it(
+    place: dict[str, str], kind: str, source: str
+) -> None:
+    token = BAD_TOKENS[kind]
+    argv = ["search", "pods", "--url", place["unreachable"]]
+    why = "holds a line break, a control character or a non-ASCII character"
+    if source == "--token-file":
+        path = os.path.join(place["tmp"], "token")
+        with open(path, "wb") as f:
+            f.write(token)
+        code, output = run([*argv, "--token-file", path], environment(place))
+        why = f"the token file {path} is not UTF-8 text" if kind == "binary" else f"the token in {path} {why}"
+    else:
+        code, output = run(argv, environment(place, BLOCKLEARN_TOKEN=token.decode()))
+        why = f"the token {why}"
+    assert code == 1, output
+    assert_one_line(output, "blocklearn search: ", why)
+    assert SECRET not in output and "s3cret" not in output
 
 
 def test_every_subcommand_is_covered() -> None:

@@ -8,9 +8,17 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from blocklearn.client import TRACE_ANNOTATION, block_name, build_block, few_shot_messages, retrieved_names
+from blocklearn.client import (
+    TRACE_ANNOTATION,
+    BadRequestError,
+    Client,
+    block_name,
+    build_block,
+    few_shot_messages,
+    retrieved_names,
+)
 from blocklearn.learn.rule import Reason, decide
-from blocklearn.resources.models import BlockRef, BlockSpec, Cell
+from blocklearn.resources.models import MAX_CELLS, BlockRef, BlockSpec, Cell
 from blocklearn.search.schema import SearchResponse, SearchResult
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -129,3 +137,22 @@ def test_a_block_records_the_examples_shown_in_rank_order() -> None:
         retrieved_names("best")
     with pytest.raises(ValidationError):
         build_block(context=["x"], executed="y", gen_trace_id="t", retrieved=["Not_A_Name"])
+
+
+def test_search_sends_only_the_last_32_cells_and_refuses_what_the_index_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict] = []
+
+    def call(method: str, path: str, body: dict) -> dict:
+        sent.append(body)
+        return {"results": [], "model": "m", "indexSize": 0}
+
+    with Client("http://127.0.0.1:9") as client:
+        monkeypatch.setattr(client, "_call", call)
+        client.search(cells=[f"cell {i}" for i in range(MAX_CELLS + 8)])
+        with pytest.raises(BadRequestError, match=r"query\.text: String should have at most 4096") as refused:
+            client.search("x" * 5000)
+    cells = [c["contents"] for c in sent[0]["query"]["cells"]]
+    assert cells == [f"cell {i}" for i in range(8, MAX_CELLS + 8)]
+    assert len(sent) == 1 and refused.value.status == 0  # the refused one was never sent

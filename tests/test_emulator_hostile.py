@@ -1,11 +1,13 @@
 """Hostile requests at the emulator: whatever arrives, a 4xx Status in the API server's shape, never a
-5xx or a traceback. The one 5xx kube-apiserver gives for what a client sends is etcd's refusal of a
-value over 1.5 MiB (`etcdserver: request is too large`, kubernetes/kubernetes#112152), and so does
+5xx or a traceback, in the status or in a watch's events. The 5xx kube-apiserver gives for what a
+client sends are etcd's refusal of a value over 1.5 MiB (`etcdserver: request is too large`,
+kubernetes/kubernetes#112152) and a watch from a resourceVersion it never reached (504), and so does
 the emulator."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -21,6 +23,14 @@ JSON = {"Content-Type": "application/json"}
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 PROTOBUF = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+TOKEN = f"{CORE}/serviceaccounts/sa/token"
+# What kube-apiserver itself answers with a 5xx: etcd's refusal of a value over 1.5 MiB, and a watch
+# from a resourceVersion it never reached (the watch cache's "Too large resource version", 504).
+SERVER_ERRORS = {
+    "etcd-too-large": (500, "etcdserver: request is too large"),
+    "watch-version-future": (504, "Timeout: Too large resource version: 999999, current: "),
+}
 
 
 def block(**meta: Any) -> bytes:
@@ -121,8 +131,22 @@ CORPUS: dict[str, Case] = {
         JSON,
         b'{"metadata":{"name":"q"},"spec":{"hard":[1]}}',
     ),
-    "token-review-junk": ("POST", "/apis/authentication.k8s.io/v1/tokenreviews", JSON, b'{"spec": "x"}'),
-    "token-request-junk": ("POST", f"{CORE}/serviceaccounts/sa/token", JSON, b'{"spec": 5}'),
+    "token-review-junk": ("POST", REVIEWS, JSON, b'{"spec": "x"}'),
+    "token-review-token-number": ("POST", REVIEWS, JSON, b'{"spec": {"token": 5}}'),
+    "token-review-audiences-number": ("POST", REVIEWS, JSON, b'{"spec": {"token": "t", "audiences": 5}}'),
+    "token-request-junk": ("POST", TOKEN, JSON, b'{"spec": 5}'),
+    "token-request-seconds-text": ("POST", TOKEN, JSON, b'{"spec": {"expirationSeconds": "x"}}'),
+    "token-request-seconds-huge": ("POST", TOKEN, JSON, b'{"spec": {"expirationSeconds": 1e300}}'),
+    "token-request-seconds-fraction": ("POST", TOKEN, JSON, b'{"spec": {"expirationSeconds": 700.5}}'),
+    "token-request-seconds-int64": (
+        "POST",
+        TOKEN,
+        JSON,
+        b'{"spec": {"expirationSeconds": 1000000000000000000}}',
+    ),
+    "token-request-seconds-short": ("POST", TOKEN, JSON, b'{"spec": {"expirationSeconds": 5}}'),
+    "token-request-audiences-number": ("POST", TOKEN, JSON, b'{"spec": {"audiences": 5}}'),
+    "token-request-audiences-numbers": ("POST", TOKEN, JSON, b'{"spec": {"audiences": [5]}}'),
     # media types
     "text-plain": ("POST", BLOCKS, {"Content-Type": "text/plain"}, block()),
     "yaml": ("POST", BLOCKS, {"Content-Type": "application/yaml"}, b"metadata: {name: x}"),
@@ -147,6 +171,37 @@ CORPUS: dict[str, Case] = {
         b'[{"op": "replace", "path": "/spec/doc/cells/x/y", "value": 1}]',
     ),
     "patch-json-index": ("PATCH", B1, JSON_PATCH, b'[{"op": "remove", "path": "/spec/doc/cells/99"}]'),
+    "patch-json-index-negative": (
+        "PATCH",
+        B1,
+        JSON_PATCH,
+        b'[{"op": "remove", "path": "/spec/doc/cells/-9"}]',
+    ),
+    "patch-json-add-far": (
+        "PATCH",
+        B1,
+        JSON_PATCH,
+        b'[{"op": "add", "path": "/spec/doc/cells/-9", "value": 1}]',
+    ),
+    "patch-json-add-past-end": (
+        "PATCH",
+        B1,
+        JSON_PATCH,
+        b'[{"op": "add", "path": "/spec/doc/cells/9", "value": 1}]',
+    ),
+    "patch-json-index-superscript": (
+        "PATCH",
+        B1,
+        JSON_PATCH,
+        b'[{"op": "remove", "path": "/spec/doc/cells/\xc2\xb2"}]',
+    ),
+    # A path whose parents do not exist: no parent is made, so it cannot nest past the depth limit.
+    "patch-json-missing-parents": (
+        "PATCH",
+        B1,
+        JSON_PATCH,
+        json.dumps([{"op": "add", "path": "/spec" + "/a" * 3000, "value": 1}]).encode(),
+    ),
     "patch-json-root": ("PATCH", B1, JSON_PATCH, b'[{"op": "replace", "path": "", "value": 5}]'),
     "patch-json-metadata": ("PATCH", B1, JSON_PATCH, b'[{"op": "replace", "path": "/metadata", "value": 5}]'),
     "patch-json-test-fails": (
@@ -203,11 +258,28 @@ CORPUS: dict[str, Case] = {
     "limit-huge": ("GET", f"{BLOCKS}?limit=99999999999999999999999", {}, b""),
     "continue-text": ("GET", f"{BLOCKS}?limit=1&continue=abc", {}, b""),
     "continue-far": ("GET", f"{BLOCKS}?limit=1&continue=99999", {}, b""),
+    "continue-superscript": ("GET", f"{BLOCKS}?limit=1&continue=%C2%B2", {}, b""),
+    "continue-4301-digits": ("GET", f"{BLOCKS}?limit=1&continue={'9' * 4301}", {}, b""),
+    "limit-4301-digits": ("GET", f"{BLOCKS}?limit={'9' * 4301}", {}, b""),
+    "limit-superscript": ("GET", f"{BLOCKS}?limit=%C2%B2", {}, b""),
     "selector-garbage": ("GET", f"{BLOCKS}?labelSelector=%21%21%2C%3D%3D&fieldSelector=%3D%3D%3D", {}, b""),
     "watch-maybe": ("GET", f"{BLOCKS}?watch=maybe", {}, b""),
     "watch-timeout-text": ("GET", f"{BLOCKS}?watch=true&timeoutSeconds=abc", {}, b""),
     "watch-version-text": ("GET", f"{BLOCKS}?watch=true&resourceVersion=abc&timeoutSeconds=1", {}, b""),
     "watch-version-future": ("GET", f"{BLOCKS}?watch=true&resourceVersion=999999&timeoutSeconds=1", {}, b""),
+    "watch-timeout-superscript": ("GET", f"{BLOCKS}?watch=true&timeoutSeconds=%C2%B2", {}, b""),
+    "watch-version-superscript": (
+        "GET",
+        f"{BLOCKS}?watch=true&resourceVersion=%C2%B2&timeoutSeconds=1",
+        {},
+        b"",
+    ),
+    "watch-version-4301-digits": (
+        "GET",
+        f"{BLOCKS}?watch=true&resourceVersion={'9' * 4301}&timeoutSeconds=1",
+        {},
+        b"",
+    ),
     "field-validation-odd": ("POST", f"{BLOCKS}?fieldValidation=Odd", JSON, block(name="odd")),
     "dry-run": ("POST", f"{BLOCKS}?dryRun=All", JSON, block(name="dry")),
     "table-for-watch": (
@@ -246,6 +318,8 @@ CORPUS: dict[str, Case] = {
 @pytest.mark.parametrize("case", list(CORPUS), ids=list(CORPUS))
 async def test_no_hostile_request_gets_a_5xx(api: Api, emulator: Emulator, case: str) -> None:
     assert (await api.call("POST", api.path("blocks"), block_body("b1")))[0] == 201
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}
+    assert (await api.call("POST", f"{api.base}{CORE}/serviceaccounts", account))[0] == 201
     method, path, headers, body = CORPUS[case]
     url = yarl.URL(api.base + path, encoded=True)
     async with api.session.request(
@@ -253,10 +327,11 @@ async def test_no_hostile_request_gets_a_5xx(api: Api, emulator: Emulator, case:
     ) as resp:
         code, text = resp.status, (await resp.read()).decode(errors="replace")
     assert "Traceback" not in text and 'File "' not in text, text[:500]
-    if code >= 500 or case == "etcd-too-large":
-        # The one 5xx a client can cause: etcd's refusal of a value over 1.5 MiB.
-        assert case == "etcd-too-large" and code == 500
-        assert json.loads(text)["message"] == "etcdserver: request is too large"
+    if code >= 500 or case in SERVER_ERRORS:
+        assert case in SERVER_ERRORS and code == SERVER_ERRORS[case][0], text[:500]
+        assert json.loads(text)["message"].startswith(SERVER_ERRORS[case][1])
+    # Nor inside a body: a watch's ERROR event, sent after its 200.
+    assert not re.search(r'"code":\s*5\d\d', text) or case in SERVER_ERRORS, text[:500]
     if code >= 400 and path.startswith(("/api", "/apis")) and method not in ("HEAD", "BREW"):
         status = json.loads(text)
         assert status["kind"] == "Status" and status["code"] == code and status["message"], status
@@ -270,3 +345,55 @@ async def test_a_deep_patch_does_not_reach_the_store(api: Api, emulator: Emulato
     async with api.session.patch(api.path("blocks", name="b1"), data=nested(5_000), headers=MERGE) as resp:
         assert resp.status == 400
     assert emulator.revision == before
+
+
+@pytest.mark.parametrize(
+    ("path", "op"),
+    [
+        ("/spec/doc/nothing/here", "add"),  # a missing parent is not made
+        ("/metadata/labels/a/b", "add"),
+        ("/spec/doc/cells/-9", "add"),  # before the first element
+        ("/spec/doc/cells/9", "add"),  # past the end
+        ("/spec/doc/cells/-9", "replace"),
+        ("/spec/doc/cells/1_0", "remove"),  # not an index Go's strconv takes
+    ],
+)
+async def test_a_json_patch_outside_the_document_is_422_and_changes_nothing(
+    api: Api, emulator: Emulator, path: str, op: str
+) -> None:
+    await api.call("POST", api.path("blocks"), block_body("b1"))
+    before = emulator.revision
+    cell = {"kind": "markup", "contents": "x"}
+    patch = [{"op": op, "path": path, "value": cell}]
+    code, answer = await api.call(
+        "PATCH", api.path("blocks", name="b1"), patch, ctype="application/json-patch+json"
+    )
+    assert code == 422 and "doc is missing path" in answer["message"], answer
+    assert emulator.revision == before
+
+
+async def test_a_negative_json_patch_index_counts_from_the_end_as_kube_apiservers(api: Api) -> None:
+    body = block_body("b1")
+    body["spec"]["doc"]["cells"] = [{"kind": "markup", "contents": c} for c in ("a", "b")]
+    await api.call("POST", api.path("blocks"), body)
+    patch = [{"op": "replace", "path": "/spec/doc/cells/-1/contents", "value": "z"}]
+    code, obj = await api.call(
+        "PATCH", api.path("blocks", name="b1"), patch, ctype="application/json-patch+json"
+    )
+    assert code == 200, obj
+    assert [c["contents"] for c in obj["spec"]["doc"]["cells"]] == ["a", "z"]
+
+
+async def test_a_watch_from_a_version_never_reached_is_504_too_large(api: Api, emulator: Emulator) -> None:
+    await api.call("POST", api.path("blocks"), block_body("b1"))
+    current = emulator.revision
+    async with api.session.get(f"{api.path('blocks')}?watch=true&resourceVersion={current + 5}") as resp:
+        assert resp.status == 504
+        answer = await resp.json()
+    assert answer["reason"] == "Timeout"
+    assert answer["message"] == f"Timeout: Too large resource version: {current + 5}, current: {current}"
+    assert answer["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    async with api.session.get(
+        f"{api.path('blocks')}?watch=true&resourceVersion={current}&timeoutSeconds=1"
+    ) as resp:
+        assert resp.status == 200  # the current version itself is a watch like any other

@@ -80,6 +80,13 @@ async def test_cells_queries_and_k(client: TestClient) -> None:
         (b'{"k": 3}', 400, "query"),
         (b'{"query": "x", "bogus": 1}', 400, "bogus"),
         (b'{"query": {"cells": []}}', 400, "cells"),
+        (
+            json.dumps(
+                {"query": {"cells": [{"kind": "markup", "contents": "x"}] * (MAX_CELLS + 1)}}
+            ).encode(),
+            400,
+            f"query.cells.cells: List should have at most {MAX_CELLS} items",
+        ),
         (b"[1, 2]", 400, "Input should be"),
         (b'{"query": "' + b"x" * (2 * 1024 * 1024) + b'"}', 413, "over"),
         # Strict types: no string or boolean taken for a number.

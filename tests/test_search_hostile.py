@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import subprocess
@@ -15,11 +16,13 @@ import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import blocklearn
 from blocklearn.index.core import MAX_K
 from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS, MAX_OUTPUT_CHARS, MAX_OUTPUTS
 from blocklearn.search.api import MAX_BODY_BYTES
@@ -33,6 +36,10 @@ BLOCKS = "/apis/blocklearn.dev/v1alpha1/namespaces/{ns}/blocks"
 # Learned text that would act on a terminal: colour, BEL, a right-to-left override, a title change.
 EVIL = "\x1b[31mred\x1b[0m \x07 \u202eevil"
 EVIL_ANSWER = "echo \x1b]0;owned\x07 \u202egnp"
+TOKEN = "s3cret-token"
+INDEXES = ("index", "index-auth")  # open, and with authentication
+# Our own frames in a traceback, wherever the checkout is (its path may hold "blocklearn" too).
+OUR_FRAMES = f'File "{Path(blocklearn.__file__).parent}{os.sep}'
 
 
 def call(url: str, body: object = None, method: str = "POST") -> tuple[int, dict]:
@@ -78,6 +85,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return status == 200 and len(found["results"]) == 4
 
         wait(learned, "four Examples searchable", stack)
+        # A second index that requires a bearer token (the shared one, or a ServiceAccount's): what
+        # a client sends must also reach authentication without a 5xx.
+        token = stack.directory / "token"
+        token.write_text(TOKEN)
+        auth = {"BLOCKLEARN_INDEX_TOKEN_FILE": str(token), "BLOCKLEARN_INDEX_TOKEN_REVIEW": "true"}
+        stack.wait_ready(stack.index("index-auth", env=auth))
         yield stack
 
 
@@ -127,8 +140,8 @@ def send(port: int, sent: Sent) -> tuple[int | None, bytes]:
         conn.close()
 
 
-def alive(stack: Stack) -> bool:
-    with urllib.request.urlopen(f"{stack.child('index').url}/healthz", timeout=10) as resp:
+def alive(stack: Stack, name: str = "index") -> bool:
+    with urllib.request.urlopen(f"{stack.child(name).url}/healthz", timeout=10) as resp:
         return resp.status == 200
 
 
@@ -238,7 +251,22 @@ extra_headers = st.dictionaries(
     st.sampled_from(
         ["Authorization", "Accept", "Content-Encoding", "Accept-Charset", "X-Forwarded-For", "Expect"]
     ),
-    st.sampled_from(["Bearer x", "gzip", "deflate", "br", "*/*", "100-continue", "\u00e9", "a" * 8000]),
+    st.sampled_from(
+        [
+            "Bearer x",
+            f"Bearer {TOKEN}",
+            "Bearer \xff",  # http.client sends it as the byte 0xff
+            "bearer \u00e9t\u00e9",
+            "Bearer a\x7fb",
+            "gzip",
+            "deflate",
+            "br",
+            "*/*",
+            "100-continue",
+            "\u00e9",
+            "a" * 8000,
+        ]
+    ),
     max_size=3,
 )
 
@@ -252,13 +280,26 @@ def test_anything_a_client_sends_gets_a_4xx_at_worst_and_the_server_stays_up(
     sent.headers = {"Content-Type": ctype, **headers}
     if data.draw(st.booleans()):
         sent.chunked, sent.length = False, data.draw(st.integers(0, len(body) + 100))
-    status, answer = send(stack.child("index").port, sent)
+    index = stack.child(data.draw(st.sampled_from(INDEXES)))
+    status, answer = send(index.port, sent)
     assert status is None or status < 500, answer[:300]
     lying = sent.length is not None and sent.length != len(body)
     assert status is not None or lying, "no answer to a well-framed request"
     if status == 200:
         SearchResponse.model_validate_json(answer)
-    assert alive(stack)
+    assert alive(stack, index.name)
+
+
+# Sent as latin-1, so these are the bytes on the wire. (Control characters never reach the
+# handler: aiohttp's parser answers 400 to them.)
+@pytest.mark.parametrize("token", ["\xff", "\xe9t\xe9", "\xc3\xa9"], ids=["0xff", "latin-1", "utf-8"])
+def test_a_token_that_is_not_printable_ascii_is_refused_with_401(stack: Stack, token: str) -> None:
+    body = json.dumps({"query": "list every pod", "namespace": "default"}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    status, answer = send(stack.child("index-auth").port, Sent(body, headers))
+    assert status == 401, answer[:300]
+    headers["Authorization"] = f"Bearer {TOKEN}"
+    assert send(stack.child("index-auth").port, Sent(body, headers))[0] == 200
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -277,10 +318,11 @@ def test_no_request_raised_inside_the_search_handler(stack: Stack) -> None:
     # handling request" with the handler's frames (and answered 500, when the client is still there).
     # aiohttp also logs malformed HTTP (bad framing, an unknown Content-Encoding), with tracebacks of
     # its own parser, and its draining of a broken body after our 400; those are not ours.
-    log = stack.child("index").log.read_text(errors="replace")
-    records = re.split(r"\n(?=\d{4}-\d\d-\d\d )", log)
-    ours = [r for r in records if "Error handling request" in r and "/blocklearn/" in r]
-    assert not ours, ours[0][-3000:]
+    for name in INDEXES:
+        log = stack.child(name).log.read_text(errors="replace")
+        records = re.split(r"\n(?=\d{4}-\d\d-\d\d )", log)
+        ours = [r for r in records if "Error handling request" in r and OUR_FRAMES in r]
+        assert not ours, ours[0][-3000:]
 
 
 def blocklearn_search(stack: Stack, *args: str) -> str:

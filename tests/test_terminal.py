@@ -77,3 +77,13 @@ def test_a_text_log_line_stays_one_line_and_shows_hostile_text_escaped() -> None
         record = logging.LogRecord("t", logging.ERROR, __file__, 1, "Failed: %s", ("a\nb",), sys.exc_info())
     text = formatter.format(record)
     assert text.startswith("ERROR Failed: a\\nb\nTraceback")  # the message escaped, the traceback intact
+    try:
+        raise ValueError(f"no such Block: {HOSTILE}")  # an exception quoting text from the cluster
+    except ValueError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "Failed", (), sys.exc_info())
+    text = formatter.format(record)
+    assert not acted_on(text.replace("\n", "")), text  # its lines kept, nothing else acted on
+    assert (
+        text.splitlines()[0] == "ERROR Failed"
+        and text.splitlines()[1] == "Traceback (most recent call last):"
+    )

@@ -278,11 +278,11 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from blocklearn.client.terminal import format_table, search
 
-    token = (
-        Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
-    )
+    token = None if args.token_file else os.environ.get("BLOCKLEARN_TOKEN")
     namespace = None if args.all_namespaces else args.namespace
-    result = search(args.url, args.query, args.k, namespace, token, distinct=not args.raw)
+    result = search(
+        args.url, args.query, args.k, namespace, token, distinct=not args.raw, token_file=args.token_file
+    )
     dumped = result.model_dump(mode="json", by_alias=True)
     print(json.dumps(dumped, indent=2) if args.output == "json" else format_table(result))
 
@@ -568,6 +568,8 @@ def _user_error(exc: Exception) -> str | None:
 
     if isinstance(exc, ModelUnavailable):  # a setup step is missing: the message says which
         return str(exc)
+    if isinstance(exc, UnicodeDecodeError):  # a binary or mis-encoded file (a kubeconfig, a token)
+        return f"a file it read is not UTF-8 text ({exc.reason} at byte {exc.start}): is it the right file?"
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return f"{exc}: choose another port"
     if isinstance(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from types import TracebackType
 
 from blocklearn.printable import printable
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +31,14 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return printable(super().formatMessage(record))
+
+    # A traceback quotes values too (an exception's message, a name from the cluster): escaped, but
+    # its own line breaks and indentation kept.
+    def formatException(self, ei: ExcInfo) -> str:
+        return printable(super().formatException(ei), keep="\n\t")
+
+    def formatStack(self, stack_info: str) -> str:
+        return printable(super().formatStack(stack_info), keep="\n\t")
 
 
 def setup(fmt: str = "text", level: int = logging.INFO) -> None:

@@ -29,14 +29,22 @@ import requests
 import tenacity
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from blocklearn import API_VERSION, BLOCKS, GROUP, VERSION
 from blocklearn.embed.text import render_cell
-from blocklearn.resources.models import MAX_RETRIEVED, BlockSpec, Cell, Doc
+from blocklearn.resources.models import MAX_CELLS, MAX_RETRIEVED, BlockSpec, Cell, Doc
 from blocklearn.resources.names import hashed_name
 from blocklearn.runtime import retry
 from blocklearn.runtime.kubeclient import api_client
-from blocklearn.search.schema import DEFAULT_K, CellsQuery, SearchRequest, SearchResponse, SearchResult
+from blocklearn.search.schema import (
+    DEFAULT_K,
+    CellsQuery,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    describe,
+)
 
 __all__ = [
     "TRACE_ANNOTATION",
@@ -73,7 +81,8 @@ class BlocklearnError(Exception):
 
 
 class BadRequestError(BlocklearnError):
-    """400, 413 or 415: the request is wrong (the message names the field); retrying will not help."""
+    """400, 413 or 415: the request is wrong (the message names the field); retrying will not help.
+    Status 0: the client found it wrong itself and sent nothing."""
 
 
 class UnauthorizedError(BlocklearnError):
@@ -160,16 +169,22 @@ class Client:
         min_score: float = -1.0,
     ) -> SearchResponse:
         """The k past corrections nearest to a request, given as text or as notebook cells (a str
-        cell is markup), best first. Distinct answers unless `distinct=False`."""
+        cell is markup; only the last 32 are sent, as a Block keeps no more), best first. Distinct
+        answers unless `distinct=False`. BadRequestError (status 0) for what the index would refuse."""
         if (query is None) == (cells is None):
             raise ValueError("give either query or cells")
-        request = SearchRequest(
-            query=query if query is not None else CellsQuery(cells=[_markup(c) for c in cells or []]),
-            k=k,
-            namespace=None if all_namespaces else namespace or self.namespace,
-            min_score=min_score,
-            distinct=distinct,
-        )
+        try:
+            request = SearchRequest(
+                query=query
+                if query is not None
+                else CellsQuery(cells=[_markup(c) for c in (cells or [])[-MAX_CELLS:]]),
+                k=k,
+                namespace=None if all_namespaces else namespace or self.namespace,
+                min_score=min_score,
+                distinct=distinct,
+            )
+        except ValidationError as exc:  # what the index would answer 400 to: the same words
+            raise BadRequestError(0, f"not a valid search: {describe(exc)}") from None
         body = request.model_dump(mode="json", by_alias=True, exclude_none=True)
         answer = self._retrying(self._call, "POST", "/v1/search", body)
         return SearchResponse.model_validate(answer)
@@ -206,9 +221,23 @@ class Client:
         raise _ERRORS.get(resp.status_code, BlocklearnError)(resp.status_code, message)
 
     def _read_token(self) -> str | None:
+        """The token to send; refused, never repeated, when it cannot be a bearer token (a line
+        break or a control character would also make `requests` quote it in its error)."""
+        source = "the token"
+        token = self._token
         if self._token_file is not None:
-            return self._token_file.read_text().strip()
-        return self._token
+            source = f"the token in {self._token_file}"
+            try:
+                token = self._token_file.read_bytes().decode().strip()
+            except UnicodeDecodeError:
+                raise BlocklearnError(0, f"the token file {self._token_file} is not UTF-8 text") from None
+        if token and not (token.isascii() and token.isprintable()):
+            raise BlocklearnError(
+                0,
+                f"{source} holds a line break, a control character or a non-ASCII character, which"
+                " a bearer token cannot: it was not sent",
+            )
+        return token
 
     # -- record ----------------------------------------------------------------------------------
 

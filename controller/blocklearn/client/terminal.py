@@ -16,10 +16,11 @@ def search(
     token: str | None = None,
     timeout: float = 30,
     distinct: bool = True,
+    token_file: str | None = None,
 ) -> SearchResponse:
     """Search one namespace, or all of them with namespace=None (if the index allows it)."""
     try:
-        with Client(url, token, timeout=timeout, retries=2) as client:
+        with Client(url, token, token_file=token_file, timeout=timeout, retries=2) as client:
             return client.search(
                 query, k=k, namespace=namespace, all_namespaces=namespace is None, distinct=distinct
             )

@@ -11,6 +11,7 @@ order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -21,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -77,11 +78,16 @@ class Child:
             self._handle = None
 
     def tail(self, lines: int = 20) -> str:
-        """The last lines this run logged (not an earlier run's), escaped for a terminal."""
-        with self.log.open("rb") as log:
-            size = log.seek(0, os.SEEK_END)
-            log.seek(max(self.offset, size - TAIL_BYTES))
-            text = log.read().decode(errors="replace")
+        """The last lines this run logged (not an earlier run's), escaped for a terminal; none when
+        its log was removed meanwhile."""
+        try:
+            with self.log.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                start = self.offset if self.offset <= size else 0  # a new file in its place
+                log.seek(max(start, size - TAIL_BYTES))
+                text = log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
         return printable("\n".join(text.splitlines()[-lines:]), keep="\n\t")
 
 
@@ -182,12 +188,32 @@ class Stack:
             "index": f"{self.index_url}/readyz",
         }
         self.started: list[Child] = []
+        self._starting = self._stop_pending = False
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT or SIGTERM: Stop, but never while a child is being started. Raised inside Popen,
+        or before the new process is recorded, it would leave that process running unstopped."""
+        if self._starting:
+            self._stop_pending = True
+        else:
+            raise Stop()
+
+    @contextlib.contextmanager
+    def _starting_child(self) -> Iterator[None]:
+        self._starting = True
+        try:
+            yield
+        finally:
+            self._starting = False
+        if self._stop_pending:
+            raise Stop()
 
     def start(self, on_started: Callable[[Child], None] = lambda child: None) -> None:
         self.kubeconfig.unlink(missing_ok=True)
         for child in self.children:
-            child.start()
-            self.started.append(child)
+            with self._starting_child():
+                child.start()
+                self.started.append(child)
             deadline = time.monotonic() + READY_TIMEOUT
             while not _answers(self._ready[child.name]):
                 if child.exited() is not None or time.monotonic() > deadline:
@@ -217,7 +243,8 @@ class Stack:
                 )
             elif now >= child.restart_at:
                 child.stop()  # closes the log handle of the dead run
-                child.start()
+                with self._starting_child():
+                    child.start()
                 child.restarts += 1
                 child.restart_at = None
                 report(f"restarted {child.name} (restart {child.restarts}) log: {child.log}")
@@ -231,14 +258,11 @@ class Stack:
 def run(directory: Path, ports: Ports, persist: bool = True) -> int:
     stack = Stack(directory, ports, persist)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise Stop()
-
     def report(message: str) -> None:
         print(f"blocklearn dev: {message}", file=sys.stderr, flush=True)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, stack.on_signal)
+    signal.signal(signal.SIGTERM, stack.on_signal)
     code = 0
     try:
         stack.start(lambda child: print(f"started {child.name:<10} log: {child.log}", flush=True))

@@ -17,7 +17,7 @@ from blocklearn.runtime.probes import probe_app
 from blocklearn.search.auth import Authenticator, AuthUnavailableError, Caller, authenticate
 from blocklearn.search.distinct import Grouped, candidates, distinct
 from blocklearn.search.openapi import render as render_openapi
-from blocklearn.search.schema import SearchRequest
+from blocklearn.search.schema import SearchRequest, describe
 
 # The largest valid request written with every character escaped (32 cells of 4,096 astral
 # characters as \ud83d\ude00 pairs, their outputs and languages too) is 1.98 MB: any request the
@@ -29,14 +29,6 @@ OPENAPI_JSON = render_openapi()  # built once: the models do not change while th
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    return "; ".join(parts)
 
 
 async def _read_request(request: web.Request) -> SearchRequest | web.Response:
@@ -65,7 +57,7 @@ async def _read_request(request: web.Request) -> SearchRequest | web.Response:
         invalid = next((e["msg"] for e in exc.errors() if e["type"] == "json_invalid"), None)
         if invalid is not None:
             return _error(400, f"request body is not valid JSON: {invalid.removeprefix('Invalid JSON: ')}")
-        return _error(400, _describe(exc))
+        return _error(400, describe(exc))
 
 
 async def _expect(request: web.Request) -> web.Response | None:

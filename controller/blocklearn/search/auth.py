@@ -128,7 +128,9 @@ async def authenticate(authenticators: list[Authenticator], header: str) -> Call
     knows the token; None when none does."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    # aiohttp decodes header bytes with surrogateescape: a byte over 0x7f arrives as a lone
+    # surrogate, which no authenticator could even encode. No valid token holds one.
+    if scheme.lower() != "bearer" or not token or not (token.isascii() and token.isprintable()):
         return None
     for authenticator in authenticators:
         caller = await authenticator.authenticate(token)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from blocklearn.embed.text import query_text
 from blocklearn.index.core import MAX_K
-from blocklearn.resources.models import MAX_CELL_CHARS, BlockRef, Cell, plain_text
+from blocklearn.resources.models import MAX_CELL_CHARS, MAX_CELLS, BlockRef, Cell, plain_text
 
 DEFAULT_K = 3  # Foyle's number of few-shot examples
 # A text query is one markup cell: the same limits as a cell's contents.
@@ -27,7 +27,11 @@ class CellsQuery(BaseModel):
     """A query given as notebook cells, as in a Block's `spec.doc`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    cells: list[Cell] = Field(min_length=1, description="The notebook context, oldest cell first.")
+    cells: list[Cell] = Field(
+        min_length=1,
+        max_length=MAX_CELLS,
+        description=f"The notebook context, oldest cell first; at most {MAX_CELLS}, as in a Block's doc.",
+    )
 
 
 class SearchRequest(BaseModel):
@@ -63,6 +67,15 @@ class SearchRequest(BaseModel):
         if isinstance(self.query, str):
             return query_text([Cell(kind="markup", contents=self.query)])[0]
         return query_text(self.query.cells)[0]
+
+
+def describe(exc: ValidationError) -> str:
+    """A request's first errors in one line, each with the field it is in (never the input)."""
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
 
 
 class SearchResult(BaseModel):
@@ -104,6 +117,6 @@ class SearchResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error status (400, 401, 403, 413, 415, 502, 503) carries a message that says what is wrong."""
+    """Every error status (400, 401, 403, 413, 415, 417, 502, 503) carries a message saying what is wrong."""
 
     error: str = Field(description="What went wrong, for a person.")

@@ -63,7 +63,7 @@ from blocklearn.devtools.emulator.patches import apply_json_patch, merge_patch
 from blocklearn.devtools.emulator.selectors import fields_match, labels_match
 from blocklearn.devtools.emulator.statuses import FieldError, bad_request, status
 from blocklearn.devtools.emulator.tables import render_table
-from blocklearn.devtools.emulator.tokens import TokenIssuer
+from blocklearn.devtools.emulator.tokens import TokenIssuer, decode_spec
 from blocklearn.devtools.emulator.wire import MAX_REQUEST_BYTES as MAX_REQUEST_BYTES  # with the other limits
 
 Obj = dict[str, Any]
@@ -85,15 +85,25 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _NOT_FOUND = "the server could not find the requested resource"
 
 
+# What Go's strconv takes as a number: ASCII digits only (str.isdigit and int() take "²" and "1_0").
+_INT = re.compile(r"[+-]?[0-9]+")
+# A resourceVersion or continue token this emulator can have issued (etcd's revisions are uint64).
+_VERSION = re.compile(r"[0-9]{1,19}")
+
+
 def _int_param(request: kmock.Request, name: str) -> int | None:
-    """An integer query parameter; 400 for one that is not, as the API server's parameter codec."""
+    """An int64 query parameter; 400 for one that is not, as the API server's parameter codec."""
     text = request.params.get(name)
     if text in (None, ""):
         return None
-    try:
-        return int(str(text))
-    except ValueError:
-        raise bad_request(f"strconv.ParseInt: parsing {names.go_quote(str(text))}: invalid syntax") from None
+    quoted = names.go_quote(str(text))
+    if not _INT.fullmatch(str(text)):
+        raise bad_request(f"strconv.ParseInt: parsing {quoted}: invalid syntax")
+    digits = str(text).lstrip("+-")
+    value = int(str(text)) if len(digits) <= 19 else None  # int() refuses over 4,300 digits
+    if value is None or not -(1 << 63) <= value < 1 << 63:
+        raise bad_request(f"strconv.ParseInt: parsing {quoted}: value out of range")
+    return value
 
 
 @attrs.define(kw_only=True)
@@ -785,7 +795,7 @@ class Emulator(kmock.KubernetesEmulator):
         fields = request.params.get("fieldSelector")
         limit = _int_param(request, "limit") or 0
         token = request.params.get("continue") or ""
-        if token and not token.isdigit():
+        if token and not _VERSION.fullmatch(token):
             raise status(
                 410,
                 "Expired",
@@ -827,15 +837,13 @@ class Emulator(kmock.KubernetesEmulator):
     async def _serve_create(self, request: kmock.Request) -> Any:
         rtype = self._rtype(request)
         if rtype.plural == "serviceaccounts" and request.subresource == "token":
+            spec = decode_spec("TokenRequest", request.data)  # the body first, as the handler does
             _, _, account = self._existing(request)
-            spec = request.data.get("spec") if isinstance(request.data, dict) else None
-            payload = self.tokens.request(
-                account["metadata"]["namespace"], account, spec if isinstance(spec, dict) else {}
-            )
+            payload = self.tokens.request(account["metadata"]["namespace"], account, spec)
             return Response(status=201, payload=payload)
         if rtype.key == "authentication.k8s.io/v1/tokenreviews":
-            spec = request.data.get("spec") if isinstance(request.data, dict) else None
-            review = self.tokens.review(spec if isinstance(spec, dict) else {}, self._account_uid)
+            spec = decode_spec("TokenReview", request.data)
+            review = self.tokens.review(spec, self._account_uid)
             return Response(status=201, payload=review)
         obj = validation.read_object(rtype, request.namespace, request.data)
         validation.builtin_errors(rtype, obj)
@@ -1074,11 +1082,20 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:  # type: ignore[override]
         # A coroutine that returns a stream, so that an unknown resource is a plain 404 response.
+        # Parameters are checked before the stream starts: once its 200 is sent, an error can only
+        # be an event in it.
         rtype = self._rtype(request)
+        timeout = _int_param(request, "timeoutSeconds")
         since = request.params.get("resourceVersion") or ""
-        if since not in ("", "0") and (not since.isdigit() or int(since) < self._compacted_rv):
+        if since in ("", "0"):
+            pass
+        elif not _VERSION.fullmatch(since) or int(since) < self._compacted_rv:
             return self._gone(since)
-        return self._watch(rtype, request, since)
+        elif int(since) > self._rv:
+            # A version this API never reached (an emulator restarted without its state, and a
+            # client that still watches from before): the watch cache's answer, so that it relists.
+            raise statuses.too_large_resource_version(int(since), self._rv)
+        return self._watch(rtype, request, since, timeout)
 
     async def _gone(self, since: str) -> AsyncIterator[Any]:
         yield {
@@ -1093,11 +1110,12 @@ class Emulator(kmock.KubernetesEmulator):
             },
         }
 
-    async def _watch(self, rtype: ResourceType, request: kmock.Request, since: str) -> AsyncIterator[Any]:
+    async def _watch(
+        self, rtype: ResourceType, request: kmock.Request, since: str, timeout: int | None
+    ) -> AsyncIterator[Any]:
         yield b""  # send the headers now, even if nothing happens for a while
         selector = request.params.get("labelSelector")
-        timeout = float(request.params.get("timeoutSeconds") or 0) or None
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        deadline = None if not timeout else asyncio.get_running_loop().time() + timeout
 
         def visible(obj: Obj) -> bool:
             meta = obj["metadata"]

@@ -18,6 +18,18 @@ def bad_request(message: str) -> kmock.KubernetesError:
     return status(400, "BadRequest", message)
 
 
+def too_large_resource_version(wanted: int, current: int) -> kmock.KubernetesError:
+    """storage.NewTooLargeResourceVersionError: a Timeout (504) the client retries after a second, or
+    relists (client-go's reflector knows it by its cause)."""
+    return status(
+        504,
+        "Timeout",
+        f"Timeout: Too large resource version: {wanted}, current: {current}",
+        retryAfterSeconds=1,
+        causes=[{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+    )
+
+
 def not_found(resource: str, name: str, group: str = "") -> kmock.KubernetesError:
     """NewNotFound: `resource` is the plural, `group` its API group."""
     qualified = f"{resource}.{group}" if group else resource

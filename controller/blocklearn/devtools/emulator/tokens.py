@@ -16,8 +16,57 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import kmock
+
+from blocklearn.devtools.emulator.statuses import FieldError, bad_request, invalid
+from blocklearn.devtools.emulator.wire import json_type
+
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 MIN_SECONDS, DEFAULT_SECONDS = 600, 3600  # the API server's floor and kubectl's default
+MAX_SECONDS = 1 << 32  # ValidateTokenRequest's ceiling
+INT64 = range(-(1 << 63), 1 << 63)
+GROUP = "authentication.k8s.io"
+# The Go types of the spec fields each kind decodes (TokenRequestSpec, TokenReviewSpec).
+SPEC_FIELDS = {
+    "TokenRequest": {"audiences": "[]string", "expirationSeconds": "int64", "boundObjectRef": "object"},
+    "TokenReview": {"token": "string", "audiences": "[]string"},
+}
+
+
+def decode_spec(kind: str, body: Any) -> dict[str, Any]:
+    """The body's spec as the API server decodes it into the kind's Go struct: 400 for a value of
+    another JSON type, as `json: cannot unmarshal ...` (a number that is not an int64 too)."""
+    spec = body.get("spec") if isinstance(body, dict) else None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise _undecodable(kind, json_type(spec), f"{kind}.spec", f"v1.{kind}Spec")
+    for name, go_type in SPEC_FIELDS[kind].items():
+        value = spec.get(name)
+        if value is None:
+            continue
+        field = f"{kind}Spec.spec.{name}"
+        if go_type == "[]string":
+            if not isinstance(value, list):
+                raise _undecodable(kind, json_type(value), field, go_type)
+            if wrong := [v for v in value if not isinstance(v, str)]:
+                raise _undecodable(kind, json_type(wrong[0]), field, "string")
+        elif go_type == "int64" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _undecodable(kind, json_type(value), field, go_type)
+        elif go_type == "int64" and not (isinstance(value, int) and value in INT64):
+            raise _undecodable(kind, f"number {value}", field, go_type)
+        elif go_type == "string" and not isinstance(value, str):
+            raise _undecodable(kind, json_type(value), field, go_type)
+        elif go_type == "object" and not isinstance(value, dict):
+            raise _undecodable(kind, json_type(value), field, "v1.BoundObjectReference")
+    return spec
+
+
+def _undecodable(kind: str, what: str, field: str, go_type: str) -> kmock.KubernetesError:
+    return bad_request(
+        f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {what} into Go'
+        f" struct field {field} of type {go_type}"
+    )
 
 
 @dataclass(frozen=True)
@@ -35,8 +84,16 @@ class TokenIssuer:
         self._issued: dict[str, Issued] = {}
 
     def request(self, namespace: str, account: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        """Answer a TokenRequest for `account` (the stored ServiceAccount)."""
-        seconds = max(MIN_SECONDS, int(spec.get("expirationSeconds") or DEFAULT_SECONDS))
+        """Answer a TokenRequest for `account` (the stored ServiceAccount), its spec decoded."""
+        seconds = int(spec.get("expirationSeconds") or DEFAULT_SECONDS)
+        if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+            why = "less than 10 minutes" if seconds < MIN_SECONDS else "larger than 2^32 seconds"
+            error = FieldError(
+                "spec.expirationSeconds",
+                "FieldValueInvalid",
+                f"Invalid value: {seconds}: may not specify a duration {why}",
+            )
+            raise invalid("TokenRequest", GROUP, account["metadata"]["name"], [error])
         audiences = tuple(spec.get("audiences") or [API_AUDIENCE])
         expires = self._now().replace(microsecond=0) + datetime.timedelta(seconds=seconds)
         token = secrets.token_urlsafe(32)

@@ -62,7 +62,7 @@ def media_type(header: str | None) -> str:
 def parse_path(path: str) -> parsing.ParsedPath:
     """kmock's parse_path, with namespaces as the resource they are: `/api/v1/namespaces/x` is the
     Namespace `x`, `/api/v1/namespaces/x/status` its status; `/api/v1/namespaces/x/pods` are pods."""
-    parts = [p for p in path.strip("/").split("/")]
+    parts = path.strip("/").split("/")
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":
