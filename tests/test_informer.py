@@ -8,6 +8,7 @@ from typing import Any
 
 from blocklearn.runtime.informer import Informer, Store
 from blocklearn.runtime.objects import Obj
+from blocklearn.runtime.rest import ApiError
 
 
 def obj(name: str, rv: int, ns: str = "one", **spec: Any) -> Obj:
@@ -107,6 +108,44 @@ async def test_a_watch_that_ends_is_resumed_and_everything_is_listed_again_every
         assert lister.lists == 2
     finally:
         inf.stop()
+
+
+class Restored(Lister):
+    """An API server restored from a backup: its versions are below those the informer saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watches = 0
+
+    async def watch(self, path: str, version: str, timeout: int) -> AsyncIterator[Obj]:
+        self.watches += 1
+        if self.watches == 1:
+            self.items = {"one": [obj("a", 1)]}  # b was made after the backup
+            raise ApiError(504, "Timeout", f"Timeout: Too large resource version: {version}, current: 7")
+        await asyncio.sleep(0.01)
+        for _ in ():
+            yield {}
+
+
+async def test_a_watch_from_a_version_the_server_never_reached_relists_at_once() -> None:
+    """As client-go: a "Too large resource version" is not retried three times first (the watch can
+    never resume), and the objects the restored server no longer has are reported deleted."""
+    lister, events = Restored(), []
+    inf = informer(lister, events)
+    inf.scopes = ["one"]
+    lister.items = {"one": [obj("a", 1), obj("b", 2)]}
+    inf.start()
+    try:
+        await asyncio.wait_for(inf.synced.wait(), 10)
+        for _ in range(200):
+            if len(events) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert lister.lists == 2 and lister.watches >= 2
+        assert events == [("ADDED", "a"), ("ADDED", "b"), ("DELETED", "b")]
+    finally:
+        inf.stop()
+        await inf.join()
 
 
 def _running(done: bool = False) -> Any:

@@ -293,11 +293,15 @@ class Informer:
                     try:
                         version = await self._watch(scope, version)
                     except ApiError as exc:
-                        if exc.status != 410:
+                        if not _must_relist(exc):
                             raise
                         metrics.watch_restarts_total.inc()
                         log.info(
-                            "Watch expired (410 Gone): plural=%s scope=%s; relisting", self.plural, scope
+                            "Watch cannot resume (%s %s): plural=%s scope=%s; relisting",
+                            exc.status,
+                            exc.reason,
+                            self.plural,
+                            scope,
                         )
                         version = ""
 
@@ -312,3 +316,10 @@ class Informer:
                 self._apply(event["type"], obj)
         self._heartbeats[scope] = self.clock()
         return version
+
+
+def _must_relist(exc: ApiError) -> bool:
+    """410 Gone: the version was compacted. A version the server has not reached (it was restored
+    from a backup, or restarted empty) is 504 with "Too large resource version": client-go relists
+    at once for both, rather than retrying a watch that can never resume."""
+    return exc.status == 410 or (exc.status == 504 and "Too large resource version" in exc.message)
