@@ -91,6 +91,8 @@ def test_a_kubeconfigs_inline_certificates_become_files_and_a_plugin_goes_to_the
     files = (credentials.ssl_ca_cert, credentials.cert_file, credentials.key_file)
     assert [Path(str(f)).read_text() for f in files] == ["ca PEM", "cert PEM", "key PEM"]
     assert credentials.verify_ssl and credentials.auth_settings() == {}
+    again = kubeclient.configuration(str(path))  # read again (Rest, kopf's login): no new key file
+    assert (again.ssl_ca_cert, again.cert_file, again.key_file) == files
     # An exec plugin (EKS, GKE): the official client's loader runs it.
     answer = '{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",'
     answer += ' "status": {"token": "from-the-plugin"}}'

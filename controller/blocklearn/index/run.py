@@ -28,6 +28,7 @@ from blocklearn.index.sync import IndexSync, publish
 from blocklearn.runtime import retry
 from blocklearn.runtime.informer import Informer, Store
 from blocklearn.runtime.objects import Obj, resource_path
+from blocklearn.runtime.probes import serve
 from blocklearn.runtime.rest import Rest
 from blocklearn.search.api import build_app, build_probe_app, build_waiting_app, vector_detail
 from blocklearn.search.auth import Authenticator, AuthUnavailableError, SharedToken, TokenReviewer
@@ -84,14 +85,9 @@ async def _serve(
     app: web.Application, host: str, port: int, probe_port: int | None, probes: web.Application
 ) -> list[web.AppRunner]:
     """Serve `app` on host:port, and `probes` on every address of probe_port if there is one."""
-    runners = []
-    for served, address, number in ((app, host, port), (probes, "0.0.0.0", probe_port)):
-        if number is None:
-            continue
-        runner = web.AppRunner(served, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, address, number).start()
-        runners.append(runner)
+    runners = [await serve(app, host, port)]
+    if probe_port is not None:
+        runners.append(await serve(probes, "0.0.0.0", probe_port))
     return runners
 
 

@@ -10,7 +10,9 @@ about 37 MB, which the index would otherwise carry for nothing.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import errno
 import json
 import os
@@ -109,11 +111,25 @@ def _file(directory: Path, section: dict[str, Any], key: str) -> str | None:
     """A file the kubeconfig names (relative to it), or one written from its inline `-data`."""
     if section.get(key):
         return str(directory / section[key])
-    if section.get(f"{key}-data"):
-        with tempfile.NamedTemporaryFile(prefix="blocklearn-", delete=False) as f:  # mode 0600
-            f.write(base64.b64decode(section[f"{key}-data"]))
-        return f.name
+    data = section.get(f"{key}-data")
+    if data:
+        # One file per distinct value and process (credentials are read more than once), gone at
+        # exit: a private key must not pile up in /tmp.
+        if data not in _WRITTEN:
+            with tempfile.NamedTemporaryFile(prefix="blocklearn-", delete=False) as f:  # mode 0600
+                f.write(base64.b64decode(data))
+            _WRITTEN[data] = f.name
+            atexit.register(_remove, f.name)
+        return _WRITTEN[data]
     return None
+
+
+_WRITTEN: dict[str, str] = {}
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def keep_official_client_out() -> bool:
