@@ -47,3 +47,29 @@ def test_the_store_counts_the_bytes_the_api_holds_and_finds_objects_by_index() -
     assert store.by_index("owner", "b1") == [] and store.nbytes() == size(a2)
     store.delete(("ns", "a"))
     assert store.nbytes() == 0 and len(store) == 0 and store.index_values(("ns", "a"), "owner") == ()
+
+
+def test_index_values_filing_one_key_or_many_keep_both_ways_under_several_indexers() -> None:
+    """A value files one key as itself and a set only once there are more: both read the same."""
+    first = lambda o: owners(o)[:1]  # noqa: E731
+    store = Store(indexers={"owner": owners, "first": first})
+    store.put(obj("a", 1, owner="b1"))
+    assert store._indices["owner"]["b1"] == ("ns", "a")  # one key: no set of one
+    store.put(obj("b", 2, owner="b1"))
+    store.put(obj("c", 3, owner="b1"))
+    assert sorted(store.by_index("owner", "b1")) == [("ns", "a"), ("ns", "b"), ("ns", "c")]
+    assert sorted(store.by_index("first", "b1")) == [("ns", "a"), ("ns", "b"), ("ns", "c")]
+    store.delete(("ns", "a"))
+    store.delete(("ns", "c"))
+    assert store.by_index("owner", "b1") == [("ns", "b")] and store._indices["owner"]["b1"] == ("ns", "b")
+    doubled = obj("b", 4, owner="b2")
+    doubled["metadata"]["ownerReferences"] += [{"name": "b2"}, {"name": "b3"}]  # a value named twice
+    store.put(doubled)
+    assert store.index_values(("ns", "b"), "owner") == ("b2", "b2", "b3")
+    assert store.index_values(("ns", "b"), "first") == ("b2",)
+    assert store.by_index("owner", "b2") == [("ns", "b")] and store.by_index("owner", "b1") == []
+    store.put(obj("d", 5, owner="b2"))
+    store.delete(("ns", "b"))
+    assert store.by_index("owner", "b2") == [("ns", "d")] and store.by_index("owner", "b3") == []
+    store.delete(("ns", "d"))
+    assert store._indices == {"owner": {}, "first": {}} and store._indexed == {}

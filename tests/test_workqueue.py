@@ -140,3 +140,53 @@ async def test_a_key_waits_for_a_moment_of_its_clock_once_at_the_earliest_moment
     queue.add_at("j", clock.time() - 1)  # already past: at once
     await asyncio.sleep(0)
     assert len(queue) == 2
+
+
+async def test_moments_wait_in_one_heap_under_one_timer_for_the_earliest() -> None:
+    """Every decided Block waits for its expiry: many keys share one timer, an earlier moment
+    replaces a later one, and a key queued at its moment can wait again."""
+    clock = ManualClock()
+    queue: WorkQueue[str] = WorkQueue("test", clock=clock)
+    start = clock.time()
+    for i in range(100):
+        queue.add_at(f"k{i}", start + 100 + i)
+    assert clock.waiting() == [start + 100]  # one timer, for the earliest
+    queue.add_at("k50", start + 10)  # earlier: replaces its later moment, and the timer
+    assert clock.waiting() == [start + 10]
+    queue.add_at("k0", start + 500)  # later than what it waits for: nothing changes
+    clock.advance(10)
+    assert len(queue) == 1 and "k50" not in queue._at
+    assert clock.waiting() == [start + 100]
+    clock.advance(140)  # its replaced moment (start + 150) queues nothing more
+    assert len(queue) == 1 + 50 and len(queue._at) == 49
+    assert clock.waiting() == [start + 151]
+    queue.add_at("k0", start + 160)  # queued at its moment, it may wait again
+    clock.advance(10)
+    assert len(queue) == 51 + 10  # k51..k60 came; k0 is still queued once
+    assert "k0" not in queue._at and clock.waiting() == [start + 161]
+    clock.advance(100)
+    assert not queue._at and not queue._moments and not clock.waiting()
+
+
+async def test_a_key_waits_again_after_its_moment_was_processed() -> None:
+    clock = ManualClock()
+    queue: WorkQueue[str] = WorkQueue("test", clock=clock)
+    seen: list[str] = []
+
+    async def worker(key: str) -> None:
+        seen.append(key)
+
+    runner = asyncio.create_task(queue.run(worker, 1))
+    queue.add_at("k", clock.time() + 60)
+    clock.advance(60)
+    await queue.drained()
+    assert seen == ["k"]
+    queue.add_at("k", clock.time() + 60)  # asked again, after it ran: waits again
+    assert clock.waiting() == [clock.time() + 60]
+    clock.advance(59)
+    await asyncio.sleep(0)
+    assert seen == ["k"]
+    clock.advance(1)
+    await queue.drained()
+    assert seen == ["k", "k"]
+    runner.cancel()

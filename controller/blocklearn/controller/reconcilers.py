@@ -255,7 +255,7 @@ class Reconcilers:
         status = block_status(block, outcome, name, outcomes, self.clock.time())
         # Past its TTL, a Block desires its Example without itself as owner, then its own deletion:
         # a controller stopped between the two finishes both on its next reconcile.
-        expiring = status_patch(block, status) is None and self._time_left(block, name) == 0.0
+        expiring = status_patch(block, status) is None and self._time_left(key, block, name) == 0.0
         await self._converge_example(block, outcome.example, name, expiring)
         if expiring:
             await self._expire(block)
@@ -264,7 +264,7 @@ class Reconcilers:
             await self._refresh_seen((key[0], hit), key[1])
         previous = find((block.get("status") or {}).get("conditions") or [], "Learned")
         counted = is_counted(block)
-        if not await self._write_block_status(block, status):
+        if not await self._write_block_status(key, block, status):
             return "unchanged"
         if outcomes is not None and not counted:
             metrics.suggestions_total.labels(outcomes.suggestion, outcomes.retrieval).inc()
@@ -280,11 +280,10 @@ class Reconcilers:
             await events.post(self.rest, block, "Warning", Reason.INVALID.value, outcome.ready[2])
         return "success"
 
-    async def _write_block_status(self, block: Obj, status: BlockStatus) -> bool:
+    async def _write_block_status(self, key: Key, block: Obj, status: BlockStatus) -> bool:
         """Write the status if it changed; then the Block's TTL runs from its `decidedAt`."""
         patch = status_patch(block, status)
         meta = block["metadata"]
-        key = (meta["namespace"], meta["name"])
         if patch is None:
             if status.example_ref is not None and self._counted.get(key, ("", ""))[1] == status.example_ref:
                 self._counted.pop(key, None)  # its status records that it was counted
@@ -293,20 +292,21 @@ class Reconcilers:
         if updated is not None:
             self.blocks.put(updated)
             self._counted.pop(key, None)
-            if self._time_left(updated, status.example_ref) == 0.0:  # else queued for its expiry
+            if self._time_left(key, updated, status.example_ref) == 0.0:  # else queued for its expiry
                 self.block_queue.add(key)  # already due (a TTL shorter than deciding took): again
         return updated is not None
 
-    def _time_left(self, block: Obj, name: str | None) -> float | None:
+    def _time_left(self, key: Key, block: Obj, name: str | None) -> float | None:
         """Seconds until the Block's TTL is up (0.0: now), and its expiry queued; None without a TTL.
 
         A Block that teaches waits, past its TTL, for its Example to be embedded: a Block is a
-        record of a correction until the correction is learned."""
+        record of a correction until the correction is learned. `key` is the queue's, not one made
+        again from `block`: every Block waits for its expiry, and a key of its own would keep a second
+        copy of its name (~0.1 KB a Block)."""
         ttl = self.settings.block_ttl_seconds
         since = decided_at(block)
         if ttl <= 0 or since is None:
             return None
-        key = key_of(block)
         left = since.timestamp() + ttl - self.clock.time()
         if left > 0:
             self.block_queue.add_at(key, since.timestamp() + ttl)

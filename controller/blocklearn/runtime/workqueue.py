@@ -2,14 +2,19 @@
 by two workers at once (a key added while it is processed runs again after), and failed keys come
 back after a per-key exponential backoff that resets on success. A key waits for a later time at
 most once, for the earliest time asked (client-go's delaying queue), so a reconcile that asks again
-at each resync for the same moment (a Block's expiry) keeps one timer, not one per pass. Moments of
+at each resync for the same moment (a Block's expiry) waits once, not once per pass. Moments of
 the wall clock (`add_at`) wait on the queue's clock, which a test may replace; backoffs
-(`add_after`) wait real time."""
+(`add_after`) wait real time. Every decided Block waits for its expiry, so the moments are kept in
+one heap under a single timer for the earliest: a timer, a callback and a closure per key cost
+~0.4 KB each, 40 MB at 100k Blocks."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -37,7 +42,11 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._failures: dict[K, int] = {}
         self._later: dict[K, asyncio.TimerHandle] = {}
-        self._at: dict[K, tuple[float, Timer]] = {}
+        self._at: dict[K, float] = {}  # the moment each key waits for
+        self._moments: list[tuple[float, int, K]] = []  # a heap; an entry another moment replaced stays
+        self._order = itertools.count()  # ties in order of asking, and keys need not be ordered
+        self._alarm: Timer | None = None  # the one timer, for the earliest moment
+        self._alarm_at = math.inf
         self._depth = metrics.workqueue_depth.labels(name)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -81,15 +90,37 @@ class WorkQueue(Generic[K]):
         """Queue the key once the clock reads `when` (seconds since the epoch), unless it already
         waits for that moment or an earlier one."""
         waiting = self._at.get(key)
-        if waiting is not None:
-            if waiting[0] <= when:
-                return
-            waiting[1].cancel()
-        self._at[key] = (when, self.clock.call_at(when, lambda: self._reached(key)))
+        if waiting is not None and waiting <= when:
+            return
+        self._at[key] = when
+        heapq.heappush(self._moments, (when, next(self._order), key))
+        if len(self._moments) > 2 * len(self._at) + 64:  # mostly replaced moments: drop them
+            self._moments = [(at, order, k) for at, order, k in self._moments if self._at.get(k) == at]
+            heapq.heapify(self._moments)
+        if when < self._alarm_at:
+            self._arm(when)
 
-    def _reached(self, key: K) -> None:
-        self._at.pop(key, None)
-        self.add(key)
+    def _arm(self, when: float) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm_at = when
+        self._alarm = self.clock.call_at(when, self._ring)
+
+    def _ring(self) -> None:
+        """Queue the keys whose moment has come (the alarm's own, at least), then wait for the next."""
+        due = max(self._alarm_at, self.clock.time())
+        self._alarm, self._alarm_at = None, math.inf
+        while self._moments:
+            when, _, key = self._moments[0]
+            if self._at.get(key) != when:  # replaced by an earlier moment, or already queued
+                heapq.heappop(self._moments)
+            elif when <= due:
+                heapq.heappop(self._moments)
+                del self._at[key]
+                self.add(key)
+            else:
+                self._arm(when)
+                break
 
     def backoff(self, key: K) -> float:
         """The next delay for a failing key: base, 2·base, ... up to cap."""
