@@ -198,7 +198,7 @@ async def test_the_images_controller_and_index_learn_a_block_and_answer_a_search
             return answer if answer["results"] else None
 
         answer = await eventually(found, timeout=60, what="the learned Block to be found")
-        assert answer["results"][0]["name"] == "from-image"
+        assert answer["results"][0]["blockRef"]["name"] == "from-image"  # Examples are named from content
         assert answer["results"][0]["answer"][0]["contents"] == "kubectl get pods -A"
         assert answer["model"].startswith("semantic-"), answer["model"]
         for p in procs:  # the model comes from the image's read-only cache, never rebuilt at start
