@@ -75,6 +75,7 @@ from blocklearn.resources.models import (
 )
 from blocklearn.runtime.clock import SYSTEM_CLOCK, Clock
 from blocklearn.runtime.keyedlocks import KeyedLocks
+from blocklearn.runtime.memory import release_free_memory
 from blocklearn.runtime.objects import Key, Obj, key_of, now_rfc3339
 from blocklearn.runtime.rest import Rest
 from blocklearn.runtime.workqueue import Requeue, WorkQueue
@@ -595,6 +596,7 @@ class Reconcilers:
         metrics.resync_passes_total.inc()
         metrics.resync_duration_seconds.set(time.monotonic() - started)
         metrics.resync_last_success_timestamp_seconds.set(time.time())
+        release_free_memory()  # after the first pass above all: reconciling every Block is a burst
         log.info(
             "Resynced: blocks=%d examples=%d queued=%d current=%d seconds=%.2f cpu_seconds=%.2f",
             len(self.blocks),

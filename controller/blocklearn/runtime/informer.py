@@ -28,6 +28,7 @@ import tenacity
 
 from blocklearn import metrics
 from blocklearn.runtime import retry
+from blocklearn.runtime.memory import release_free_memory
 from blocklearn.runtime.objects import Key, Obj, key_of, resource_path, version_of
 from blocklearn.runtime.rest import ApiError, Rest
 
@@ -253,6 +254,7 @@ class Informer:
                 if self.store.delete(key, listed_at):
                     self._handle("DELETED", old, None)
         metrics.relists_total.inc()
+        release_free_memory()  # the list's pages of JSON are applied: their memory need not stay
         self._listed_at[scope] = self.clock()
         if set(self._listed_at).issuperset(self.scopes):
             self.synced.set()
