@@ -9,21 +9,27 @@ macOS) there is nothing to call and nothing is done.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import logging
+import functools
+from collections.abc import Callable
 
-log = logging.getLogger("blocklearn.memory")
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, looked up once among the symbols the process already has (no search for
+    the library, which runs ldconfig in a subprocess); None where there is none."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
 
 
 def release_free_memory() -> bool:
     """Return the allocator's free pages to the system; whether anything could be asked."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
+    trim = _malloc_trim()
+    if trim is None:
         return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
     trim(0)
     return True
